@@ -1,0 +1,40 @@
+import { existsSync } from 'node:fs';
+
+// Two projects: "unit" (pure logic, in-process services, real models; no cluster) and
+// "e2e" (needs the real local control plane started by test/cluster's global setup).
+const tsJest = [
+  'ts-jest',
+  { useESM: true, tsconfig: 'tsconfig.json', diagnostics: false },
+];
+const common = {
+  extensionsToTreatAsEsm: ['.ts'],
+  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  transform: { '^.+\\.ts$': tsJest },
+  testEnvironment: 'node',
+};
+
+export default {
+  projects: [
+    {
+      ...common,
+      displayName: 'unit',
+      testMatch: ['<rootDir>/**/*.test.ts'],
+      testPathIgnorePatterns: ['/node_modules/', '/dist/', '\\.e2e\\.test\\.ts$', '/trainer-image/'],
+    },
+    {
+      ...common,
+      displayName: 'e2e',
+      testMatch: ['<rootDir>/**/*.e2e.test.ts'],
+      testPathIgnorePatterns: ['/node_modules/', '/dist/', '/trainer-image/'],
+      // The harness lives in test/cluster; jest validates these paths for every project, so they are
+      // only named once the files exist.
+      ...(existsSync('test/cluster/jest-global-setup.ts')
+        ? {
+            globalSetup: '<rootDir>/test/cluster/jest-global-setup.ts',
+            globalTeardown: '<rootDir>/test/cluster/jest-global-teardown.ts',
+          }
+        : {}),
+      testTimeout: 300_000,
+    },
+  ],
+};

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Debian packages the demo and the tests need: espeak-ng (real speech for tests), sox (audio checks),
+# prometheus (the real server scraping agents), openssl (cluster certificates). Installs only what is
+# missing; `apt-get update` runs only when something must be installed.
+set -euo pipefail
+need=()
+for pkg in espeak-ng sox prometheus openssl ca-certificates; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
+done
+if ((${#need[@]})); then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  echo "installing Debian packages: ${need[*]}" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
