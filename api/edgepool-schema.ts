@@ -1,0 +1,76 @@
+// EdgePool: a fleet of edge devices and the inference agents on them.
+import type { Schema } from './schema-dsl.js';
+import { ARTIFACT_URI, arr, enumOf, int, num, obj, str } from './schema-dsl.js';
+import { conditions, nodeSelector, observedGeneration, podMetadata, resources, tolerations } from './common-schemas.js';
+
+export function edgePoolSpec(): Schema {
+  return obj('Desired state: which devices form the pool, and how the agents on them run and scale.', {
+    nodeSelector: nodeSelector('Labels that select the pool\'s devices (nodes), e.g. whisperops.dev/device: jetson-agx-xavier.'),
+    tolerations: tolerations(),
+    agent: obj('The edge agent (inference server) run on each device.', {
+      image: str('Edge agent image; defaults to the operator\'s configured agent image.', { maxLength: 512 }),
+      resources: resources('CPU and memory of each agent.'),
+      maxConcurrentStreams: int('Transcriptions one agent runs at once; more are queued, then refused with 429.', { minimum: 1, maximum: 1024, default: 16 }),
+      queueLength: int('Requests one agent queues beyond its concurrent streams.', { minimum: 0, maximum: 4096, default: 32 }),
+      threads: int('Inference threads per agent (ONNX Runtime intra-op threads per worker × workers).', { minimum: 1, maximum: 256, default: 4 }),
+      executionProviders: arr('ONNX Runtime execution providers in order of preference; cpu is always the fallback.', enumOf('An execution provider.', ['cpu', 'cuda', 'tensorrt']), 3, {
+        default: ['cpu'], 'x-kubernetes-list-type': 'set',
+      }),
+      port: int('HTTP port of the agent.', { minimum: 1024, maximum: 65535, default: 8080 }),
+      maxUploadBytes: int('Largest accepted audio upload.', { minimum: 1024, maximum: 1_073_741_824, default: 26_214_400 }),
+      podMetadata: podMetadata(),
+    }, { default: {} }),
+    placement: obj('How agents are placed on devices.', {
+      maxAgentsPerDevice: int('Agents one device may run (1 = at most one agent per device).', { minimum: 1, maximum: 16, default: 1 }),
+    }, { default: {} }),
+    autoscaling: obj('Scaling of the number of agents with the number of concurrent streams.', {
+      mode: enumOf('builtin: the operator scales from Prometheus metrics (its decision lives in status); external: spec.replicas is driven through the scale subresource (HPA, KEDA, kubectl scale); off: spec.replicas as written.', ['builtin', 'external', 'off'], 'builtin'),
+      minReplicas: int('Fewest agents.', { minimum: 0, maximum: 10_000, default: 1 }),
+      maxReplicas: int('Most agents.', { minimum: 1, maximum: 10_000, default: 10 }),
+      targetStreamsPerReplica: num('Concurrent streams per agent the scaler aims at.', { minimum: 0.1, maximum: 1024, default: 12 }),
+      tolerance: num('Relative change in load ignored (HPA tolerance).', { minimum: 0, maximum: 1, default: 0.1 }),
+      scaleUpStabilizationSeconds: int('Scale up to the lowest recommendation of this window.', { minimum: 0, maximum: 3600, default: 0 }),
+      scaleDownStabilizationSeconds: int('Scale down to the highest recommendation of this window.', { minimum: 0, maximum: 3600, default: 300 }),
+      prometheus: obj('Where the built-in scaler reads load.', {
+        url: str('Prometheus base URL; defaults to the operator\'s configured Prometheus.', { maxLength: 2048, pattern: '^https?://.+$' }),
+      }),
+    }, {
+      default: {},
+      rules: [{ rule: 'self.minReplicas <= self.maxReplicas', message: 'autoscaling.minReplicas must be less than or equal to autoscaling.maxReplicas' }],
+    }),
+    replicas: int('Number of agents when autoscaling.mode is external or off: the target of the scale subresource.', { minimum: 0, maximum: 10_000, default: 1 }),
+    datasetStore: obj('Where feedback turns recent request audio into labelled training samples (off when absent).', {
+      uri: str('URI of the folder samples and their manifest.jsonl are written to.', { pattern: ARTIFACT_URI, maxLength: 2048 }),
+      retentionSeconds: int('How long request audio is kept waiting for feedback.', { minimum: 1, maximum: 604_800, default: 600 }),
+      maxBytes: int('Most bytes of request audio kept per agent.', { minimum: 1024, maximum: 68_719_476_736, default: 268_435_456, format: 'int64' }),
+    }, { required: ['uri'] }),
+  }, {
+    required: ['nodeSelector'],
+    rules: [{
+      rule: 'self.autoscaling.targetStreamsPerReplica <= double(self.agent.maxConcurrentStreams)',
+      message: 'autoscaling.targetStreamsPerReplica must not exceed agent.maxConcurrentStreams',
+      fieldPath: '.autoscaling.targetStreamsPerReplica',
+    }],
+  });
+}
+
+export function edgePoolStatus(): Schema {
+  return obj('Observed state of the pool.', {
+    observedGeneration: observedGeneration(),
+    conditions: conditions(),
+    replicas: int('Agents that exist (the scale subresource\'s status replicas).', { minimum: 0 }),
+    readyReplicas: int('Agents that are ready.', { minimum: 0 }),
+    desiredReplicas: int('Agents wanted now: the built-in scaler\'s decision, or spec.replicas.', { minimum: 0 }),
+    selector: str('Label selector of the agent pods, for the scale subresource (HPA).', { maxLength: 1024 }),
+    eligibleNodes: int('Devices that match nodeSelector and are ready.', { minimum: 0 }),
+    readyNodes: int('Eligible devices running a ready agent.', { minimum: 0 }),
+    lastScaleTime: str('When the built-in scaler last changed the size.', { format: 'date-time', maxLength: 64 }),
+    lastScaleReason: str('Why the size last changed.', { maxLength: 1024 }),
+    models: arr('Models the agents report.', obj('A model version served in the pool.', {
+      deployment: str('InferenceDeployment name.', { maxLength: 253 }),
+      version: str('Model version.', { maxLength: 128 }),
+      role: enumOf('stable or candidate.', ['stable', 'candidate']),
+      agents: int('Agents that loaded it.', { minimum: 0 }),
+    }, { required: ['deployment', 'version'] }), 64),
+  });
+}

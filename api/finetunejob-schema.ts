@@ -1,0 +1,216 @@
+// FineTuneJob: one fine-tuning run of a Whisper-family model on GPU nodes, with export and compression.
+import type { Rule, Schema } from './schema-dsl.js';
+import { ARTIFACT_URI, arr, bool, enumOf, int, map, num, obj, range, SHA256, str } from './schema-dsl.js';
+import { conditions, nodeSelector, observedGeneration, podMetadata, tolerations } from './common-schemas.js';
+import { quantity } from './schema-dsl.js';
+
+export const DEFAULT_GPU_PRODUCTS = ['NVIDIA-A100-SXM4-80GB', 'NVIDIA-A100-SXM4-40GB'];
+export const DEFAULT_VOICES = ['en-us', 'en-gb', 'en-gb-x-rp', 'en-gb-scotland', 'en-us-nyc', 'en-gb-x-gbclan'];
+
+const uri = (description: string) => str(description, { pattern: ARTIFACT_URI, maxLength: 2048 });
+const scenarioName = (description: string) => str(description, { maxLength: 63, pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$' });
+
+const immutable = (what: string): Rule[] => [
+  { rule: 'self == oldSelf', message: `${what} is immutable: create a new FineTuneJob to train with other settings` },
+];
+
+function modelRef(): Schema {
+  return obj('The model to start from: a model artifact folder (HF layout + model-manifest.json).', {
+    uri: uri('URI of the model artifact; file:// (PVC or host path) and http(s):// are supported.'),
+    version: str('Version of the base model, recorded as the parent of the result.', { maxLength: 128 }),
+    sha256: str('sha256 of the artifact\'s model-manifest.json; when set, the trainer refuses an artifact that does not match.', { pattern: SHA256, maxLength: 64 }),
+  }, { required: ['uri'] });
+}
+
+function dataset(): Schema {
+  return obj('Training and evaluation data.', {
+    uri: uri('URI of a JSONL manifest of {"audio": path or URI, "text": transcript, "scenario": name} lines.'),
+    scenario: scenarioName('The scenario (domain) this job improves, e.g. medical; used to label synthesized data and to pick the headline WER.'),
+    synthesize: obj('Text-to-speech augmentation (espeak-ng) that covers rare domain terms.', {
+      corpusUri: uri('URI of a text corpus, one sentence per line, to synthesize.'),
+      scenario: scenarioName('Scenario label given to the synthesized samples.'),
+      voices: arr('espeak-ng voices to speak with (variants +m1…+f5 are added at random).', str('An espeak-ng voice name.', { maxLength: 64 }), 32, { default: DEFAULT_VOICES }),
+      wordsPerMinute: range('Speaking rate range in words per minute.', 80, 400, { min: 130, max: 200 }),
+      pitch: range('Pitch range (espeak-ng 0–99).', 0, 99, { min: 25, max: 75 }),
+      maxUtterances: int('At most this many sentences are synthesized.', { minimum: 1, maximum: 1_000_000, default: 2000 }),
+    }, { required: ['corpusUri', 'scenario'] }),
+    selection: obj('TF-IDF selection of the samples of the pool most similar to a reference domain text.', {
+      referenceUri: uri('URI of the reference domain text.'),
+      topK: int('Number of samples kept.', { minimum: 1, maximum: 10_000_000 }),
+    }, { required: ['referenceUri', 'topK'] }),
+    replay: obj('Replay of general data against catastrophic forgetting.', {
+      uri: uri('URI of a general-speech JSONL manifest, or a text corpus to synthesize.'),
+      fraction: num('Fraction of each training batch drawn from general data.', { minimum: 0, maximum: 0.9, default: 0.2 }),
+    }, { required: ['uri'] }),
+    evaluation: arr('Held-out sets, one per scenario; "general" is the regression check against forgetting.', obj('An evaluation set.', {
+      scenario: scenarioName('Scenario the set measures.'),
+      uri: uri('URI of a JSONL manifest (or a text corpus to synthesize with voices not used for training).'),
+    }, { required: ['scenario', 'uri'] }), 16, { 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['scenario'] }),
+  }, {
+    rules: [{ rule: 'has(self.uri) || has(self.synthesize)', message: 'dataset needs a manifest uri, synthesize, or both' }],
+  });
+}
+
+function augmentation(): Schema {
+  return obj('Data augmentation applied while training.', {
+    speedPerturbation: range('Speed factor range; {min: 1, max: 1} turns it off.', 0.5, 2.0, { min: 0.9, max: 1.1 }),
+    noise: obj('Background noise mixed in at a random signal-to-noise ratio.', {
+      snrDb: range('Signal-to-noise ratio range in dB.', -10, 60, { min: 5, max: 15 }),
+      probability: num('Probability that a sample gets noise; 0 turns it off.', { minimum: 0, maximum: 1, default: 0.5 }),
+      sourceUri: uri('URI of a folder of noise recordings; white and pink noise are used when absent.'),
+    }, { default: {} }),
+    specAugment: obj('SpecAugment masks on the log-mel features.', {
+      maskTimeProb: num('Probability of masking each time step (Whisper: mask_time_prob).', { minimum: 0, maximum: 1, default: 0.05 }),
+      maskTimeLength: int('Length of each time mask in frames.', { minimum: 1, maximum: 1000, default: 10 }),
+      maskFeatureProb: num('Probability of masking each feature bin (mask_feature_prob); 0 turns it off.', { minimum: 0, maximum: 1, default: 0 }),
+      maskFeatureLength: int('Length of each feature mask in bins.', { minimum: 1, maximum: 128, default: 10 }),
+    }, { default: {} }),
+  }, { default: {}, 'x-kubernetes-validations': immutable('augmentation') });
+}
+
+function curriculum(): Schema {
+  return obj('Curriculum: stages trained in order, each with its share of in-domain data.', {
+    stages: arr('The stages, in order.', obj('A curriculum stage.', {
+      name: str('Name of the stage, for logs.', { maxLength: 63 }),
+      domainFraction: num('Fraction of in-domain samples in this stage (the rest is replay).', { minimum: 0, maximum: 1 }),
+      epochs: num('Epochs of this stage.', { minimum: 0.01, maximum: 1000 }),
+    }, { required: ['domainFraction', 'epochs'] }), 8, { minItems: 1 }),
+  }, { required: ['stages'], 'x-kubernetes-validations': immutable('curriculum') });
+}
+
+function method(): Schema {
+  return obj('What is trained.', {
+    type: enumOf('lora: low-rank adapters (peft), merged into the model at export; freezeEncoder: the decoder only; full: every weight.', ['lora', 'freezeEncoder', 'full'], 'lora'),
+    lora: obj('LoRA settings (type lora only).', {
+      rank: int('Rank r of the adapters.', { minimum: 1, maximum: 256, default: 16 }),
+      alpha: int('Scaling alpha (effective scale alpha/r).', { minimum: 1, maximum: 1024, default: 32 }),
+      dropout: num('Dropout on the adapter input.', { minimum: 0, maximum: 0.9, default: 0.05 }),
+      targetModules: arr('Module names that get adapters.', str('A module name, e.g. q_proj.', { maxLength: 128 }), 16, {
+        minItems: 1, default: ['q_proj', 'v_proj'],
+      }),
+    }),
+  }, {
+    default: {},
+    'x-kubernetes-validations': [
+      ...immutable('method'),
+      { rule: "!has(self.lora) || self.type == 'lora'", message: 'method.lora is only allowed with method.type lora', fieldPath: '.lora' },
+    ],
+  });
+}
+
+function training(): Schema {
+  return obj('Optimisation settings.', {
+    epochs: num('Epochs over the training set (ignored where curriculum stages set their own).', { minimum: 0.01, maximum: 1000, default: 1 }),
+    maxSteps: int('Stop after this many optimizer steps, whatever the epochs say.', { minimum: 1, maximum: 100_000_000 }),
+    learningRate: num('Peak learning rate; the default depends on the method (lora 1e-3, freezeEncoder 1e-4, full 1e-5).', { minimum: 0, maximum: 1, exclusiveMinimum: true }),
+    batchSize: int('Samples per optimizer step per GPU (or per process on CPU).', { minimum: 1, maximum: 4096, default: 16 }),
+    gradientAccumulationSteps: int('Micro-batches accumulated per optimizer step.', { minimum: 1, maximum: 1024, default: 1 }),
+    precision: enumOf('Numeric precision; auto is bf16 on GPUs that support it and fp32 on CPU.', ['auto', 'bf16', 'fp16', 'fp32'], 'auto'),
+    seed: int('Random seed, for reproducible runs.', { minimum: 0, maximum: 2_147_483_647, default: 42 }),
+  }, { default: {}, 'x-kubernetes-validations': immutable('training') });
+}
+
+function resourcesSpec(): Schema {
+  return obj('Where and on what the training pods run.', {
+    gpusPerNode: int('GPUs per pod (one pod per node); 0 trains on CPU.', { minimum: 0, maximum: 16, default: 4 }),
+    nodes: int('Number of nodes; above 1 the operator runs an indexed Job with a headless Service for torchrun rendezvous.', { minimum: 1, maximum: 64, default: 1 }),
+    gpuProducts: arr('Accepted values of the node label nvidia.com/gpu.product.', str('A GPU product label value.', { maxLength: 63 }), 16, {
+      minItems: 1, default: DEFAULT_GPU_PRODUCTS,
+    }),
+    cpu: quantity('CPU request and limit per pod.'),
+    memory: quantity('Memory request and limit per pod.'),
+    nodeSelector: nodeSelector('Extra node labels the pods require.'),
+    tolerations: tolerations(),
+    priorityClassName: str('PriorityClass of the training pods.', { maxLength: 253 }),
+  }, { default: {}, 'x-kubernetes-validations': immutable('resources') });
+}
+
+function exportSpec(): Schema {
+  return obj('Export and compression of the trained model.', {
+    onnx: bool('Export to ONNX (encoder_model.onnx and decoder_model_merged.onnx, the optimum / transformers.js layout).', true),
+    quantization: enumOf('Compression of the ONNX model: int8 (dynamic quantization, *_quantized.onnx), fp16 or none. Default int8 when onnx is on.', ['int8', 'fp16', 'none']),
+    maxWerIncrease: num('Quality gate: the export fails if the compressed model\'s WER exceeds the fp32 model\'s by more than this (absolute, 0.02 = 2 points). Default 0.02.', { minimum: 0, maximum: 1 }),
+  }, {
+    default: {},
+    'x-kubernetes-validations': [
+      ...immutable('export'),
+      { rule: "self.onnx || !has(self.quantization) || self.quantization == 'none'", message: 'export.quantization requires export.onnx: true', fieldPath: '.quantization' },
+      { rule: 'self.onnx || !has(self.maxWerIncrease)', message: 'export.maxWerIncrease (the quantization quality gate) requires export.onnx: true', fieldPath: '.maxWerIncrease' },
+    ],
+  });
+}
+
+/** Properties shared by a FineTuneJob's spec and an InferenceDeployment's retraining template. */
+function trainingProperties(): Record<string, Schema> {
+  return {
+    dataset: { ...dataset(), 'x-kubernetes-validations': [...(dataset()['x-kubernetes-validations'] ?? []), ...immutable('dataset')] },
+    augmentation: augmentation(),
+    curriculum: curriculum(),
+    method: method(),
+    training: training(),
+    resources: resourcesSpec(),
+    export: exportSpec(),
+    output: obj('Where the model artifact is written.', {
+      uri: uri('URI of the folder the artifact is written to (file:// on a shared volume, or http(s):// with PUT).'),
+    }, { required: ['uri'], 'x-kubernetes-validations': immutable('output') }),
+    image: str('Trainer image; defaults to the operator\'s configured trainer image.', { maxLength: 512, 'x-kubernetes-validations': immutable('image') }),
+    backoffLimit: int('Retries of a failed trainer before the job is Failed (invalid input is never retried).', { minimum: 0, maximum: 20, default: 2 }),
+    activeDeadlineSeconds: int('Time limit of the whole job, retries included.', { minimum: 1, format: 'int64' }),
+    ttlSecondsAfterFinished: int('Delete the finished Job (not this FineTuneJob) after this many seconds.', { minimum: 0, maximum: 31_536_000 }),
+    podMetadata: { ...podMetadata(), 'x-kubernetes-validations': immutable('podMetadata') },
+  };
+}
+
+export function fineTuneJobSpec(): Schema {
+  return obj('Desired state: one fine-tuning run.', {
+    baseModel: { ...modelRef(), 'x-kubernetes-validations': immutable('baseModel') },
+    ...trainingProperties(),
+    suspend: bool('Suspend the run: its Job is suspended (pods deleted) until this is false again.', false),
+  }, {
+    required: ['baseModel', 'dataset', 'output'],
+    rules: [
+      {
+        rule: 'has(self.curriculum) == has(oldSelf.curriculum) && has(self.image) == has(oldSelf.image) && has(self.podMetadata) == has(oldSelf.podMetadata)',
+        message: 'curriculum, image and podMetadata cannot be added or removed after creation',
+      },
+    ],
+  });
+}
+
+/** A FineTuneJob spec without baseModel: the operator fills in the current stable model when it retrains. */
+export function fineTuneJobTemplate(): Schema {
+  const { output, ...rest } = trainingProperties();
+  return obj('FineTuneJob spec used for automatic retraining; baseModel is the deployment\'s current stable model and output.uri gets a per-run suffix.', {
+    ...rest,
+    output: obj('Where retrained artifacts are written: a folder per run under this URI.', {
+      uri: uri('Base URI; each run writes to <uri>/<FineTuneJob name>.'),
+    }, { required: ['uri'] }),
+  }, { required: ['dataset', 'output'] });
+}
+
+export function fineTuneJobStatus(): Schema {
+  const wer = (what: string) => map(what, num('Word error rate, 0 = perfect.', { minimum: 0 }), 32);
+  return obj('Observed state, rebuilt from the Job and its pods at every reconcile.', {
+    observedGeneration: observedGeneration(),
+    phase: enumOf('Pending, Running, Succeeded, Failed or Suspended.', ['Pending', 'Running', 'Succeeded', 'Failed', 'Suspended']),
+    conditions: conditions(),
+    jobName: str('Name of the batch/v1 Job that runs the trainer.', { maxLength: 253 }),
+    attempts: int('Trainer pods started so far.', { minimum: 0 }),
+    failedAttempts: int('Trainer pods that failed.', { minimum: 0 }),
+    startTime: str('When the Job started.', { format: 'date-time', maxLength: 64 }),
+    completionTime: str('When the run succeeded or failed.', { format: 'date-time', maxLength: 64 }),
+    result: obj('What the trainer reported (its termination message).', {
+      modelUri: str('URI of the model artifact.', { maxLength: 2048 }),
+      version: str('Version of the new model.', { maxLength: 128 }),
+      parentVersion: str('Version of the base model.', { maxLength: 128 }),
+      sha256: str('sha256 of the artifact\'s model-manifest.json.', { pattern: SHA256, maxLength: 64 }),
+      wer: wer('WER of the new model per scenario.'),
+      baseWer: wer('WER of the base model per scenario, on the same sets.'),
+      werSummary: str('WER per scenario as text, for printer columns.', { maxLength: 512 }),
+      trainableParams: int('Parameters trained.', { minimum: 0, format: 'int64' }),
+      totalParams: int('Parameters of the model.', { minimum: 0, format: 'int64' }),
+      quantization: enumOf('Compression of the exported model.', ['int8', 'fp16', 'none']),
+      durationSeconds: num('Training wall time.', { minimum: 0 }),
+    }, { required: ['modelUri', 'version', 'sha256'] }),
+  });
+}
