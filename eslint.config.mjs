@@ -3,7 +3,7 @@ import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
   {
-    ignores: ['dist/**', 'node_modules/**', 'trainer-image/**', 'coverage/**', '**/*.mjs', '**/*.cjs', '**/*.js'],
+    ignores: ['dist/**', 'node_modules/**', 'api/generated/**', 'trainer-image/**', 'coverage/**', '**/*.mjs', '**/*.cjs', '**/*.js'],
   },
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -179,9 +179,8 @@ export function fineTuneJobSpec(): Schema {
 
 /** A FineTuneJob spec without baseModel: the operator fills in the current stable model when it retrains. */
 export function fineTuneJobTemplate(): Schema {
-  const { output, ...rest } = trainingProperties();
   return obj('FineTuneJob spec used for automatic retraining; baseModel is the deployment\'s current stable model and output.uri gets a per-run suffix.', {
-    ...rest,
+    ...trainingProperties(),
     output: obj('Where retrained artifacts are written: a folder per run under this URI.', {
       uri: uri('Base URI; each run writes to <uri>/<FineTuneJob name>.'),
     }, { required: ['uri'] }),
