@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# Builds (or finds cached) the binaries of the local control plane from their Go modules:
+#   kubernetes: kube-apiserver kube-controller-manager kube-scheduler kubectl (k8s.io/kubernetes)
+#   etcd:       etcd (go.etcd.io/etcd/server/v3)
+#   kwok:       kwok (sigs.k8s.io/kwok/cmd/kwok)
+#   helm:       helm (helm.sh/helm/v3/cmd/helm)
+# Each component is cached under $WHISPEROPS_CACHE/k8s/<component>-<version>/bin; the set the
+# harness uses is assembled (hard links) in $WHISPEROPS_CACHE/k8s/<version-key>/bin, whose path is
+# printed on the last line of stdout.
+#
+# Usage: build.sh [component...]   (default: all). Env: WHISPEROPS_CACHE, WHISPEROPS_GO_PARALLEL (-p, default 2).
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cluster_dir="$(cd "${here}/.." && pwd)"
+# shellcheck source=../versions.env
+source "${cluster_dir}/versions.env"
+
+cache_root="${WHISPEROPS_CACHE:-${HOME}/.cache/whisperops}/k8s"
+go_parallel="${WHISPEROPS_GO_PARALLEL:-2}"
+go_version="$(go env GOVERSION)"
+export CGO_ENABLED=0 GOFLAGS="-buildvcs=false"
+
+log() { printf '[cluster-build] %s\n' "$*" >&2; }
+
+# Runs go build for one main package; records the seconds it took in <dir>/build-seconds.txt.
+go_build() {
+  local out="$1" pkg="$2" tags="$3" ldflags="$4" times="$5"
+  local start end
+  start="$(date +%s)"
+  log "go build ${pkg} -> ${out}"
+  go build -p "${go_parallel}" -trimpath ${tags:+-tags "${tags}"} -ldflags "${ldflags}" -o "${out}.tmp" "${pkg}"
+  mv -f "${out}.tmp" "${out}"
+  end="$(date +%s)"
+  printf '%s %s\n' "$(basename "${out}")" "$((end - start))" >> "${times}"
+  log "built $(basename "${out}") in $((end - start)) s"
+}
+
+# component_dir <name> <version>
+component_dir() { printf '%s/%s-%s' "${cache_root}" "$1" "$2"; }
+
+is_complete() { [[ -f "$1/.complete" ]]; }
+
+finish() {
+  local dir="$1"
+  printf 'go=%s\nbuilt=%s\n' "${go_version}" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > "${dir}/.complete"
+  if [[ -f "${dir}/build-seconds.txt" ]]; then
+    log "$(basename "${dir}") build times (s): $(tr '\n' ' ' < "${dir}/build-seconds.txt")"
+  fi
+}
+
+build_kubernetes() {
+  local dir; dir="$(component_dir kubernetes "${KUBERNETES_VERSION}")"
+  is_complete "${dir}" && return 0
+  local mod_dir="${cluster_dir}/modules/kubernetes"
+  if ! grep -q "^require k8s.io/kubernetes ${KUBERNETES_VERSION}\$" "${mod_dir}/go.mod"; then
+    log "modules/kubernetes/go.mod is not for ${KUBERNETES_VERSION}: regenerating it"
+    bash "${here}/gen-kubernetes-mod.sh"
+  fi
+  mkdir -p "${dir}/bin"; rm -f "${dir}/build-seconds.txt"
+  local v="${KUBERNETES_VERSION#v}" info build_date major minor
+  major="${v%%.*}"; minor="${v#*.}"; minor="${minor%%.*}"
+  # Reproducible build date: the module's publication time from the proxy.
+  info="$(cd "${mod_dir}" && go mod download -json "k8s.io/kubernetes@${KUBERNETES_VERSION}" | sed -n 's/^[[:space:]]*"Info": "\(.*\)",$/\1/p')"
+  build_date="$(sed -n 's/.*"Time":"\([^"]*\)".*/\1/p' "${info}")"
+  local ldflags="-s -w" key
+  for key in "gitVersion=${KUBERNETES_VERSION}" "gitMajor=${major}" "gitMinor=${minor}" \
+             "gitTreeState=clean" "buildDate=${build_date}"; do
+    ldflags+=" -X k8s.io/client-go/pkg/version.${key} -X k8s.io/component-base/version.${key}"
+  done
+  # Tags and flags as upstream's hack/lib/golang.sh uses for non-debug builds.
+  local tags="selinux,notest,grpcnotrace" cmd
+  for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+    (cd "${mod_dir}" && go_build "${dir}/bin/${cmd}" "k8s.io/kubernetes/cmd/${cmd}" "${tags}" "${ldflags}" "${dir}/build-seconds.txt")
+  done
+  finish "${dir}"
+}
+
+build_etcd() {
+  local dir; dir="$(component_dir etcd "${ETCD_VERSION}")"
+  is_complete "${dir}" && return 0
+  local mod_dir="${cluster_dir}/modules/etcd"
+  if ! grep -q "go.etcd.io/etcd/server/v3 ${ETCD_VERSION}\$" "${mod_dir}/go.mod"; then
+    log "modules/etcd/go.mod is not for ${ETCD_VERSION}: updating it"
+    (cd "${mod_dir}" && go get "go.etcd.io/etcd/server/v3@${ETCD_VERSION}" && go mod tidy)
+  fi
+  mkdir -p "${dir}/bin"; rm -f "${dir}/build-seconds.txt"
+  # etcd's own build (scripts/build_lib.sh) stamps the git SHA; the version is compiled in.
+  (cd "${mod_dir}" && go_build "${dir}/bin/etcd" "go.etcd.io/etcd/server/v3" "" \
+    "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=${ETCD_VERSION}" "${dir}/build-seconds.txt")
+  finish "${dir}"
+}
+
+build_kwok() {
+  local dir; dir="$(component_dir kwok "${KWOK_VERSION}")"
+  is_complete "${dir}" && return 0
+  local mod_dir="${cluster_dir}/modules/kwok"
+  if ! grep -q "sigs.k8s.io/kwok ${KWOK_VERSION}\$" "${mod_dir}/go.mod"; then
+    log "modules/kwok/go.mod is not for ${KWOK_VERSION}: updating it"
+    (cd "${mod_dir}" && go get "sigs.k8s.io/kwok@${KWOK_VERSION}" && go mod tidy)
+  fi
+  mkdir -p "${dir}/bin"; rm -f "${dir}/build-seconds.txt"
+  (cd "${mod_dir}" && go_build "${dir}/bin/kwok" "sigs.k8s.io/kwok/cmd/kwok" "" \
+    "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v}" "${dir}/build-seconds.txt")
+  finish "${dir}"
+}
+
+build_helm() {
+  local dir; dir="$(component_dir helm "${HELM_VERSION}")"
+  is_complete "${dir}" && return 0
+  local mod_dir="${cluster_dir}/modules/helm"
+  if ! grep -q "helm.sh/helm/v3 ${HELM_VERSION}\$" "${mod_dir}/go.mod"; then
+    log "modules/helm/go.mod is not for ${HELM_VERSION}: updating it"
+    (cd "${mod_dir}" && go get "helm.sh/helm/v3@${HELM_VERSION}" && go mod tidy)
+  fi
+  mkdir -p "${dir}/bin"; rm -f "${dir}/build-seconds.txt"
+  # Without these, helm believes the cluster is Kubernetes 1.20 (pkg/chartutil/capabilities.go).
+  local kv="${KUBERNETES_VERSION#v}" kmaj kmin
+  kmaj="${kv%%.*}"; kmin="${kv#*.}"; kmin="${kmin%%.*}"
+  local ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=${HELM_VERSION}"
+  ldflags+=" -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+  ldflags+=" -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=${kmaj} -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=${kmin}"
+  ldflags+=" -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=${kmaj} -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=${kmin}"
+  (cd "${mod_dir}" && go_build "${dir}/bin/helm" "helm.sh/helm/v3/cmd/helm" "" "${ldflags}" "${dir}/build-seconds.txt")
+  finish "${dir}"
+}
+
+components=("$@")
+((${#components[@]})) || components=(kubernetes etcd kwok helm)
+for c in "${components[@]}"; do
+  case "${c}" in
+    kubernetes|etcd|kwok|helm) "build_${c}" ;;
+    *) echo "unknown component ${c}" >&2; exit 2 ;;
+  esac
+done
+
+# Assemble the versioned bin dir the harness uses, once every component exists.
+key="kube-${KUBERNETES_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_helm-${HELM_VERSION}"
+set_dir="${cache_root}/${key}"
+all_present=1
+for pair in "kubernetes ${KUBERNETES_VERSION}" "etcd ${ETCD_VERSION}" "kwok ${KWOK_VERSION}" "helm ${HELM_VERSION}"; do
+  # shellcheck disable=SC2086
+  is_complete "$(component_dir ${pair})" || all_present=0
+done
+if ((all_present)); then
+  if [[ ! -f "${set_dir}/.complete" ]]; then
+    rm -rf "${set_dir}"; mkdir -p "${set_dir}/bin"
+    for pair in "kubernetes ${KUBERNETES_VERSION}" "etcd ${ETCD_VERSION}" "kwok ${KWOK_VERSION}" "helm ${HELM_VERSION}"; do
+      # shellcheck disable=SC2086
+      src="$(component_dir ${pair})"
+      ln -f "${src}"/bin/* "${set_dir}/bin/" 2>/dev/null || cp -f "${src}"/bin/* "${set_dir}/bin/"
+      [[ -f "${src}/build-seconds.txt" ]] && cat "${src}/build-seconds.txt" >> "${set_dir}/build-seconds.txt"
+    done
+    date -u +%Y-%m-%dT%H:%M:%SZ > "${set_dir}/.complete"
+  fi
+  echo "${set_dir}/bin"
+fi

@@ -1,0 +1,94 @@
+// npm run cluster:up [-- --edge-nodes N | --scale] / npm run cluster:down / tsx test/cluster/cli.ts status
+//
+//   up      builds missing binaries (scripts in test/cluster/build), starts the control plane and the
+//           fake nodes, or reuses a healthy cluster that is already running. --json prints the
+//           cluster's state as one JSON line on stdout (used by the jest global setup).
+//   down    stops the cluster and removes its state dir. --if-owner jest: only when the jest global
+//           setup started it (a cluster started by `cluster:up` survives the e2e run).
+//   status  prints the state of the running cluster.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { inspect } from 'node:util';
+import { parseArgs } from './cli-args.js';
+import { binDir, buildScript, clusterDir } from './config.js';
+import { isHealthy, log, readState, startCluster, stopCluster, type ClusterState } from './control-plane.js';
+
+function ensureBinaries(): void {
+  const bin = binDir();
+  if (existsSync(join(bin, 'kube-apiserver')) && existsSync(join(bin, 'kwok')) && existsSync(join(bin, 'helm'))) return;
+  log(`binaries missing in ${bin}: building them (first build takes tens of minutes)`);
+  const t0 = Date.now();
+  const res = spawnSync('bash', [buildScript], { stdio: ['ignore', 'ignore', 'inherit'] });
+  if (res.status !== 0) throw new Error(`${buildScript} failed with status ${String(res.status)}`);
+  log(`binaries built in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+}
+
+function print(state: ClusterState, reused: boolean, json: boolean): void {
+  if (json) {
+    process.stdout.write(JSON.stringify({ reused, ...state }) + '\n');
+    return;
+  }
+  process.stdout.write(
+    [
+      `cluster ${reused ? 'already running' : `started in ${state.startSeconds.toFixed(1)} s`} (owner ${state.owner})`,
+      `  API server:       ${state.server}`,
+      `  admin kubeconfig: ${state.adminKubeconfig}`,
+      `  nodes:            2 A100 + ${state.edgeNodes} Jetson (kwok)`,
+      `  logs:             ${join(state.dir, 'logs')}`,
+      `  kubectl:          KUBECONFIG=${state.adminKubeconfig} ${join(state.binDir, 'kubectl')} get nodes`,
+      '',
+    ].join('\n'),
+  );
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  switch (args.command) {
+    case 'up': {
+      const existing = await readState();
+      if (existing !== undefined && (await isHealthy(existing))) {
+        print(existing, true, args.json);
+        return;
+      }
+      ensureBinaries();
+      const state = await startCluster({ edgeNodes: args.edgeNodes, owner: args.owner });
+      print(state, false, args.json);
+      return;
+    }
+    case 'down': {
+      const existing = await readState();
+      if (args.ifOwner !== undefined && existing !== undefined && existing.owner !== args.ifOwner) {
+        log(`leaving the cluster running: it was started by ${existing.owner}, not ${args.ifOwner}`);
+        return;
+      }
+      const stopped = await stopCluster();
+      log(stopped ? `cluster stopped; removed ${clusterDir()}` : 'no cluster was running');
+      return;
+    }
+    case 'status': {
+      const existing = await readState();
+      if (existing === undefined) {
+        process.stdout.write('no cluster\n');
+        process.exitCode = 1;
+        return;
+      }
+      const healthy = await isHealthy(existing);
+      print(existing, true, args.json);
+      if (!healthy) {
+        process.stdout.write('cluster is NOT healthy (a process died or the API server is not ready)\n');
+        process.exitCode = 1;
+      }
+      return;
+    }
+    default:
+      process.stdout.write('usage: cli.ts up [--edge-nodes N | --scale] [--owner cli|jest] [--json] | down [--if-owner cli|jest] | status [--json]\n');
+      process.exitCode = args.command === 'help' ? 0 : 2;
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`[cluster] ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  if (err instanceof Error && err.cause !== undefined) process.stderr.write(`[cluster] cause: ${inspect(err.cause)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,549 @@
+// Starts, checks and stops the local control plane: etcd, kube-apiserver, kube-controller-manager,
+// kube-scheduler and the kwok controller, all bound to 127.0.0.1, as detached processes whose ids
+// are kept in <cluster dir>/state.json so that another process (`cluster:down`, jest teardown) can
+// stop exactly them.
+import { spawn } from 'node:child_process';
+import { existsSync, openSync, closeSync } from 'node:fs';
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import {
+  adminKubeconfigPath,
+  binDir as defaultBinDir,
+  clusterDir as defaultClusterDir,
+  stagesDir,
+  stateFile as defaultStateFile,
+  versionKey,
+  versions,
+} from './config.js';
+import { kubeconfigDocument } from './kubeconfig.js';
+import { createNodes, desiredNodes, kwokNodeAnnotation } from './nodes.js';
+import { createPki, type ClientIdentity, type Pki } from './pki.js';
+
+export const components = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok'] as const;
+export type Component = (typeof components)[number];
+
+export interface Ports {
+  etcdClient: number;
+  etcdPeer: number;
+  apiserver: number;
+  controllerManager: number;
+  scheduler: number;
+  kwok: number;
+}
+
+export type Owner = 'cli' | 'jest';
+
+export interface ClusterState {
+  versionKey: string;
+  binDir: string;
+  dir: string;
+  owner: Owner;
+  server: string;
+  ports: Ports;
+  pids: Record<Component, number>;
+  edgeNodes: number;
+  adminKubeconfig: string;
+  startedAt: string;
+  startSeconds: number;
+}
+
+/** Everything the service CIDR and kwok invent is documentation/private space that nothing here contacts. */
+export const serviceCidr = '10.96.0.0/16';
+export const kubernetesServiceIp = '10.96.0.1';
+export const podCidr = '10.244.0.0/16';
+export const serviceAccountIssuer = 'https://kubernetes.default.svc.cluster.local';
+
+const clients: ClientIdentity[] = [
+  { file: 'admin', commonName: 'whisperops-admin', organizations: ['system:masters'] },
+  { file: 'controller-manager', commonName: 'system:kube-controller-manager', organizations: [] },
+  { file: 'scheduler', commonName: 'system:kube-scheduler', organizations: [] },
+  // kwok writes node and pod status and leases of every fake node; it runs as a cluster admin like kwokctl's.
+  { file: 'kwok', commonName: 'kwok-controller', organizations: ['system:masters'] },
+];
+
+export function log(message: string): void {
+  process.stderr.write(`[cluster] ${message}\n`);
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Reserves `count` distinct free TCP ports on 127.0.0.1 (all held open at once, then released). */
+export async function freePorts(count: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: count },
+      () =>
+        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
+          const server = createServer();
+          server.once('error', reject);
+          server.listen(0, '127.0.0.1', () => resolve(server));
+        }),
+    ),
+  );
+  const ports = servers.map((s) => {
+    const address = s.address();
+    if (address === null || typeof address === 'string') throw new Error('unexpected server address');
+    return address.port;
+  });
+  await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+  return ports;
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** True when `pid` runs a binary from `bin` (guards against a reused process id after a reboot). */
+async function isOurProcess(pid: number, bin: string): Promise<boolean> {
+  try {
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8');
+    return cmdline.startsWith(bin + '/');
+  } catch {
+    return false;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Flags of each component (pure: they only depend on paths and ports).
+
+export interface Layout {
+  dir: string;
+  bin: string;
+  pki: Pki;
+  ports: Ports;
+  kubeconfigs: Record<'admin' | 'controller-manager' | 'scheduler' | 'kwok', string>;
+  stageFiles: string[];
+}
+
+export function etcdArgs(l: Layout): string[] {
+  const client = `http://127.0.0.1:${l.ports.etcdClient}`;
+  const peer = `http://127.0.0.1:${l.ports.etcdPeer}`;
+  return [
+    '--name=whisperops',
+    `--data-dir=${join(l.dir, 'etcd')}`,
+    `--listen-client-urls=${client}`,
+    `--advertise-client-urls=${client}`,
+    `--listen-peer-urls=${peer}`,
+    `--initial-advertise-peer-urls=${peer}`,
+    `--initial-cluster=whisperops=${peer}`,
+    '--initial-cluster-state=new',
+    // A throw-away test store: no fsync keeps it fast on a shared disk.
+    '--unsafe-no-fsync=true',
+    '--quota-backend-bytes=8589934592',
+    '--log-level=warn',
+  ];
+}
+
+export function apiserverArgs(l: Layout): string[] {
+  return [
+    '--bind-address=127.0.0.1',
+    '--advertise-address=127.0.0.1',
+    `--secure-port=${l.ports.apiserver}`,
+    `--etcd-servers=http://127.0.0.1:${l.ports.etcdClient}`,
+    `--tls-cert-file=${l.pki.servingCert}`,
+    `--tls-private-key-file=${l.pki.servingKey}`,
+    `--client-ca-file=${l.pki.caCert}`,
+    '--authorization-mode=Node,RBAC',
+    `--service-account-issuer=${serviceAccountIssuer}`,
+    `--service-account-key-file=${l.pki.serviceAccountPub}`,
+    `--service-account-signing-key-file=${l.pki.serviceAccountKey}`,
+    `--service-cluster-ip-range=${serviceCidr}`,
+    // The default admission plugins, ServiceAccount and NodeRestriction included.
+    '--enable-admission-plugins=NodeRestriction',
+    '--allow-privileged=true',
+    '--profiling=false',
+    '--v=1',
+  ];
+}
+
+function componentAuthArgs(kubeconfig: string): string[] {
+  return [
+    `--kubeconfig=${kubeconfig}`,
+    `--authentication-kubeconfig=${kubeconfig}`,
+    `--authorization-kubeconfig=${kubeconfig}`,
+    '--authorization-always-allow-paths=/healthz,/readyz,/livez,/metrics',
+    '--bind-address=127.0.0.1',
+    '--leader-elect=false',
+    '--profiling=false',
+    '--v=1',
+  ];
+}
+
+export function controllerManagerArgs(l: Layout): string[] {
+  return [
+    ...componentAuthArgs(l.kubeconfigs['controller-manager']),
+    `--secure-port=${l.ports.controllerManager}`,
+    `--cert-dir=${join(l.dir, 'kube-controller-manager')}`,
+    `--root-ca-file=${l.pki.caCert}`,
+    `--service-account-private-key-file=${l.pki.serviceAccountKey}`,
+    '--use-service-account-credentials=true',
+    `--cluster-signing-cert-file=${l.pki.caCert}`,
+    `--cluster-signing-key-file=${l.pki.caKey}`,
+    `--service-cluster-ip-range=${serviceCidr}`,
+    '--cluster-name=whisperops',
+    '--controllers=*',
+  ];
+}
+
+export function schedulerArgs(l: Layout): string[] {
+  return [
+    ...componentAuthArgs(l.kubeconfigs.scheduler),
+    `--secure-port=${l.ports.scheduler}`,
+    `--cert-dir=${join(l.dir, 'kube-scheduler')}`,
+  ];
+}
+
+export function kwokArgs(l: Layout): string[] {
+  return [
+    `--kubeconfig=${l.kubeconfigs.kwok}`,
+    ...l.stageFiles.map((f) => `--config=${f}`),
+    `--manage-nodes-with-annotation-selector=${kwokNodeAnnotation.key}=${kwokNodeAnnotation.value}`,
+    `--server-address=127.0.0.1:${l.ports.kwok}`,
+    // Fake nodes report 127.0.0.1 and kwok's own port as their address, so anything that follows a
+    // node address (kubectl logs/exec through the API server) stays on this machine.
+    '--node-ip=127.0.0.1',
+    `--node-port=${l.ports.kwok}`,
+    `--cidr=${podCidr}`,
+    '--node-lease-duration-seconds=40',
+  ];
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP probes
+
+interface ProbeTls {
+  ca?: string;
+  cert?: string;
+  key?: string;
+  /** for the self-signed serving certificates of KCM and the scheduler on 127.0.0.1 */
+  insecure?: boolean;
+}
+
+function httpGet(url: string, tls: ProbeTls = {}): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url);
+    if (u.hostname !== '127.0.0.1') {
+      reject(new Error(`refusing to probe ${url}: the harness only talks to 127.0.0.1`));
+      return;
+    }
+    const options = {
+      method: 'GET',
+      timeout: 5000,
+      ...(u.protocol === 'https:'
+        ? { ca: tls.ca, cert: tls.cert, key: tls.key, rejectUnauthorized: tls.insecure !== true }
+        : {}),
+    };
+    const req = (u.protocol === 'https:' ? httpsRequest : httpRequest)(u, options, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error(`timeout GET ${url}`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function waitFor(
+  what: string,
+  timeoutMs: number,
+  check: () => Promise<boolean>,
+  alive: () => string | undefined = () => undefined,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    const dead = alive();
+    if (dead !== undefined) throw new Error(`${what}: ${dead}`);
+    try {
+      if (await check()) return;
+      lastError = undefined;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`, { cause: lastError });
+    }
+    await sleep(250);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// State
+
+export async function readState(file = defaultStateFile()): Promise<ClusterState | undefined> {
+  if (!existsSync(file)) return undefined;
+  return JSON.parse(await readFile(file, 'utf8')) as ClusterState;
+}
+
+async function tail(file: string, lines = 30): Promise<string> {
+  try {
+    const text = await readFile(file, 'utf8');
+    return text.split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+/** Healthy = every process alive and the API server answers /readyz for the admin. */
+export async function isHealthy(state: ClusterState): Promise<boolean> {
+  for (const c of components) {
+    if (!isAlive(state.pids[c]) || !(await isOurProcess(state.pids[c], state.binDir))) return false;
+  }
+  const pki = join(state.dir, 'pki');
+  try {
+    const res = await httpGet(`${state.server}/readyz`, {
+      ca: await readFile(join(pki, 'ca.crt'), 'utf8'),
+      cert: await readFile(join(pki, 'admin.crt'), 'utf8'),
+      key: await readFile(join(pki, 'admin.key'), 'utf8'),
+    });
+    return res.status === 200;
+  } catch {
+    return false;
+  }
+}
+
+/** Stops the processes recorded in `state` (TERM, then KILL after 10 s), newest first. */
+export async function stopProcesses(state: ClusterState): Promise<void> {
+  for (const c of [...components].reverse()) {
+    const pid = state.pids[c];
+    if (!pid || !isAlive(pid) || !(await isOurProcess(pid, state.binDir))) continue;
+    process.kill(pid, 'SIGTERM');
+    const deadline = Date.now() + 10_000;
+    while (isAlive(pid) && Date.now() < deadline) await sleep(100);
+    if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+    log(`stopped ${c} (pid ${pid})`);
+  }
+}
+
+/** Stops the cluster whose state is in the cluster dir and removes that dir. */
+export async function stopCluster(dir = defaultClusterDir()): Promise<boolean> {
+  const state = await readState(join(dir, 'state.json'));
+  if (state !== undefined) await stopProcesses(state);
+  if (existsSync(dir)) {
+    // Only the harness's own files live here; refuse anything that does not look like it.
+    const entries = await readdir(dir);
+    if (entries.length > 0 && !entries.includes('state.json') && !entries.includes('pki')) {
+      throw new Error(`${dir} does not look like a whisperops cluster dir; not removing it`);
+    }
+    await rm(dir, { recursive: true, force: true });
+  }
+  return state !== undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Start
+
+export interface StartOptions {
+  edgeNodes: number;
+  owner: Owner;
+  dir?: string;
+  bin?: string;
+}
+
+function startProcess(bin: string, name: Component, args: string[], logFile: string, env: NodeJS.ProcessEnv): number {
+  const fd = openSync(logFile, 'a');
+  try {
+    const child = spawn(join(bin, name === 'kwok' ? 'kwok' : name), args, {
+      detached: true,
+      stdio: ['ignore', fd, fd],
+      env,
+    });
+    child.unref();
+    if (child.pid === undefined) throw new Error(`could not start ${name}`);
+    return child.pid;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export async function writeKubeconfig(
+  path: string,
+  server: string,
+  pki: Pki,
+  file: string,
+  userName: string,
+): Promise<void> {
+  const { cert, key } = pki.client(file);
+  const doc = kubeconfigDocument({
+    clusterName: 'whisperops-test',
+    server,
+    caData: await readFile(pki.caCert, 'utf8'),
+    userName,
+    user: { clientCertificateData: await readFile(cert, 'utf8'), clientKeyData: await readFile(key, 'utf8') },
+  });
+  await writeFile(path, doc, { mode: 0o600 });
+}
+
+export async function startCluster(opts: StartOptions): Promise<ClusterState> {
+  const t0 = Date.now();
+  const dir = opts.dir ?? defaultClusterDir();
+  const bin = opts.bin ?? defaultBinDir();
+  for (const b of ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok', 'kubectl']) {
+    if (!existsSync(join(bin, b))) {
+      throw new Error(`${join(bin, b)} is missing: run \`bash scripts/setup/cluster.sh\` to build the binaries`);
+    }
+  }
+  await stopCluster(dir);
+  await mkdir(join(dir, 'logs'), { recursive: true, mode: 0o700 });
+
+  const [etcdClient, etcdPeer, apiserver, controllerManager, scheduler, kwok] = await freePorts(6);
+  if (kwok === undefined || etcdClient === undefined || etcdPeer === undefined || apiserver === undefined) {
+    throw new Error('could not reserve ports');
+  }
+  const ports: Ports = {
+    etcdClient,
+    etcdPeer,
+    apiserver,
+    controllerManager: controllerManager ?? 0,
+    scheduler: scheduler ?? 0,
+    kwok,
+  };
+  const server = `https://127.0.0.1:${ports.apiserver}`;
+  const pki = await createPki(join(dir, 'pki'), kubernetesServiceIp, clients);
+  const kubeconfigs = {
+    admin: adminKubeconfigPath({ ...process.env, WHISPEROPS_CLUSTER_DIR: dir }),
+    'controller-manager': join(dir, 'controller-manager.kubeconfig'),
+    scheduler: join(dir, 'scheduler.kubeconfig'),
+    kwok: join(dir, 'kwok.kubeconfig'),
+  };
+  await Promise.all([
+    writeKubeconfig(kubeconfigs.admin, server, pki, 'admin', 'whisperops-admin'),
+    writeKubeconfig(kubeconfigs['controller-manager'], server, pki, 'controller-manager', 'system:kube-controller-manager'),
+    writeKubeconfig(kubeconfigs.scheduler, server, pki, 'scheduler', 'system:kube-scheduler'),
+    writeKubeconfig(kubeconfigs.kwok, server, pki, 'kwok', 'kwok-controller'),
+  ]);
+  const stageFiles = (await readdir(stagesDir)).filter((f) => f.endsWith('.yaml')).sort().map((f) => join(stagesDir, f));
+  const layout: Layout = { dir, bin, pki, ports, kubeconfigs, stageFiles };
+  log(`certificates and kubeconfigs ready in ${dir} (${Date.now() - t0} ms)`);
+
+  // A clean environment: no KUBECONFIG of the user's, and HOME inside the cluster dir so no
+  // component reads or writes ~/.kube or ~/.kwok.
+  const home = join(dir, 'home');
+  await mkdir(home, { recursive: true });
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, LANG: 'C.UTF-8' };
+
+  const pids: Partial<Record<Component, number>> = {};
+  const logFile = (c: Component): string => join(dir, 'logs', `${c}.log`);
+  const deadCheck = (c: Component) => (): string | undefined => {
+    const pid = pids[c];
+    return pid !== undefined && !isAlive(pid) ? `${c} exited; see ${logFile(c)}` : undefined;
+  };
+  const state = (): ClusterState => ({
+    versionKey: versionKey(versions()),
+    binDir: bin,
+    dir,
+    owner: opts.owner,
+    server,
+    ports,
+    pids: pids as Record<Component, number>,
+    edgeNodes: opts.edgeNodes,
+    adminKubeconfig: kubeconfigs.admin,
+    startedAt: new Date(t0).toISOString(),
+    startSeconds: (Date.now() - t0) / 1000,
+  });
+  const saveState = async (): Promise<void> => {
+    await writeFile(join(dir, 'state.json'), JSON.stringify(state(), null, 2) + '\n');
+  };
+  const withLogOnFailure = async (c: Component, p: Promise<void>): Promise<void> => {
+    try {
+      await p;
+    } catch (err) {
+      throw new Error(`${c} did not become ready; last lines of ${logFile(c)}:\n${await tail(logFile(c))}`, { cause: err });
+    }
+  };
+
+  try {
+    pids.etcd = startProcess(bin, 'etcd', etcdArgs(layout), logFile('etcd'), env);
+    await saveState();
+    await withLogOnFailure(
+      'etcd',
+      waitFor('etcd /health', 30_000, async () => {
+        const res = await httpGet(`http://127.0.0.1:${ports.etcdClient}/health`);
+        return res.status === 200 && res.body.includes('"health":"true"');
+      }, deadCheck('etcd')),
+    );
+    log(`etcd ready (${Date.now() - t0} ms)`);
+
+    pids['kube-apiserver'] = startProcess(bin, 'kube-apiserver', apiserverArgs(layout), logFile('kube-apiserver'), env);
+    await saveState();
+    const adminTls = {
+      ca: await readFile(pki.caCert, 'utf8'),
+      cert: await readFile(pki.client('admin').cert, 'utf8'),
+      key: await readFile(pki.client('admin').key, 'utf8'),
+    };
+    await withLogOnFailure(
+      'kube-apiserver',
+      waitFor('kube-apiserver /readyz', 90_000, async () => (await httpGet(`${server}/readyz`, adminTls)).status === 200, deadCheck('kube-apiserver')),
+    );
+    log(`kube-apiserver ready at ${server} (${Date.now() - t0} ms)`);
+
+    pids['kube-controller-manager'] = startProcess(bin, 'kube-controller-manager', controllerManagerArgs(layout), logFile('kube-controller-manager'), env);
+    pids['kube-scheduler'] = startProcess(bin, 'kube-scheduler', schedulerArgs(layout), logFile('kube-scheduler'), env);
+    pids.kwok = startProcess(bin, 'kwok', kwokArgs(layout), logFile('kwok'), env);
+    await saveState();
+
+    const kc = new KubeConfig();
+    kc.loadFromFile(kubeconfigs.admin);
+    const core = kc.makeApiClient(CoreV1Api);
+    const nodes = desiredNodes(opts.edgeNodes);
+    const tNodes = Date.now();
+    await createNodes(core, nodes, 64);
+    log(`created ${nodes.length} nodes in ${Date.now() - tNodes} ms`);
+
+    await Promise.all([
+      withLogOnFailure(
+        'kube-controller-manager',
+        waitFor('kube-controller-manager /healthz', 60_000, async () => {
+          return (await httpGet(`https://127.0.0.1:${ports.controllerManager}/healthz`, { insecure: true })).status === 200;
+        }, deadCheck('kube-controller-manager')),
+      ),
+      withLogOnFailure(
+        'kube-scheduler',
+        waitFor('kube-scheduler /healthz', 60_000, async () => {
+          return (await httpGet(`https://127.0.0.1:${ports.scheduler}/healthz`, { insecure: true })).status === 200;
+        }, deadCheck('kube-scheduler')),
+      ),
+      withLogOnFailure(
+        'kwok',
+        waitFor('kwok /healthz', 60_000, async () => (await httpGet(`http://127.0.0.1:${ports.kwok}/healthz`)).status === 200, deadCheck('kwok')),
+      ),
+    ]);
+    log(`controller-manager, scheduler and kwok healthy (${Date.now() - t0} ms)`);
+
+    await withLogOnFailure(
+      'kwok',
+      waitFor(`${nodes.length} nodes Ready`, 60_000 + nodes.length * 20, async () => {
+        const list = await core.listNode({ limit: 10_000 });
+        const ready = list.items.filter((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+        return ready.length >= nodes.length;
+      }, deadCheck('kwok')),
+    );
+    log(`${nodes.length} nodes Ready (${Date.now() - t0} ms)`);
+
+    await withLogOnFailure(
+      'kube-controller-manager',
+      waitFor('default ServiceAccount', 60_000, async () => {
+        await core.readNamespacedServiceAccount({ name: 'default', namespace: 'default' });
+        return true;
+      }, deadCheck('kube-controller-manager')),
+    );
+    await saveState();
+    const s = state();
+    log(`cluster ready in ${s.startSeconds.toFixed(1)} s; admin kubeconfig: ${kubeconfigs.admin}`);
+    return s;
+  } catch (err) {
+    await stopProcesses(state());
+    throw err;
+  }
+}

@@ -1,0 +1,204 @@
+// The harness's library for end-to-end tests: talk to the local control plane started by the jest
+// global setup (or by `npm run cluster:up`).
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { adminKubeconfigPath, binDir, clusterDir, repoRoot } from './config.js';
+import { kubeconfigDocument } from './kubeconfig.js';
+
+export { binDir } from './config.js';
+export { a100NodeNames, a100Products, edgeTaint, kwokNodeAnnotation } from './nodes.js';
+
+/** Pod annotations read by the kwok stages in test/cluster/stages (see README). */
+export const podOutcome = {
+  outcome: 'test.whisperops.dev/outcome',
+  exitCode: 'test.whisperops.dev/exit-code',
+  terminationMessage: 'test.whisperops.dev/termination-message',
+  reason: 'test.whisperops.dev/reason',
+  runSeconds: 'test.whisperops.dev/run-seconds',
+} as const;
+
+/** Path of the admin kubeconfig (system:masters) of the running test cluster. */
+export function testKubeconfigPath(): string {
+  const path = process.env.WHISPEROPS_TEST_KUBECONFIG ?? adminKubeconfigPath();
+  if (!existsSync(path)) {
+    throw new Error(`no test cluster kubeconfig at ${path}: run the e2e project (its global setup starts the cluster) or \`npm run cluster:up\``);
+  }
+  return path;
+}
+
+export function loadAdminKubeConfig(): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromFile(testKubeconfigPath());
+  return kc;
+}
+
+export function helmPath(): string {
+  return join(binDir(), 'helm');
+}
+
+export function kubectlPath(): string {
+  return join(binDir(), 'kubectl');
+}
+
+export interface KubectlOptions {
+  /** written to kubectl's stdin (for `-f -`) */
+  input?: string;
+  /** another kubeconfig (e.g. a ServiceAccount's); default: the admin one */
+  kubeconfig?: string;
+  timeoutMs?: number;
+}
+
+export class CommandError extends Error {
+  constructor(
+    message: string,
+    readonly stderr: string,
+    readonly stdout: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = 'CommandError';
+  }
+}
+
+/** Runs a binary with only the harness's kubeconfig in its environment; resolves with stdout. */
+export function runTool(binary: string, args: string[], kubeconfig: string, opts: KubectlOptions = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(
+      binary,
+      args,
+      {
+        env: {
+          PATH: process.env.PATH ?? '/usr/bin:/bin',
+          HOME: join(clusterDir(), 'home'),
+          KUBECONFIG: kubeconfig,
+          // helm keeps caches and repositories out of the user's home as well
+          HELM_CACHE_HOME: join(clusterDir(), 'home', '.cache', 'helm'),
+          HELM_CONFIG_HOME: join(clusterDir(), 'home', '.config', 'helm'),
+          HELM_DATA_HOME: join(clusterDir(), 'home', '.local', 'share', 'helm'),
+        },
+        maxBuffer: 64 * 1024 * 1024,
+        timeout: opts.timeoutMs ?? 120_000,
+      },
+      (err, stdout, stderr) => {
+        if (err) {
+          const name = binary.split('/').pop() ?? binary;
+          reject(new CommandError(`${name} ${args.join(' ')} failed: ${stderr.trim() || err.message}`, stderr, stdout, { cause: err }));
+        } else {
+          resolve(stdout);
+        }
+      },
+    );
+    if (opts.input !== undefined) child.stdin?.end(opts.input);
+    else child.stdin?.end();
+  });
+}
+
+/** Runs the cached kubectl against the test cluster; resolves with stdout, rejects with stderr. */
+export function kubectl(args: string[], opts: KubectlOptions = {}): Promise<string> {
+  return runTool(kubectlPath(), args, opts.kubeconfig ?? testKubeconfigPath(), opts);
+}
+
+/** Runs the cached helm against the test cluster. */
+export function helm(args: string[], opts: KubectlOptions = {}): Promise<string> {
+  return runTool(helmPath(), args, opts.kubeconfig ?? testKubeconfigPath(), opts);
+}
+
+/**
+ * Applies every crds/*.yaml of the repo (server-side) and waits until each CRD is Established.
+ * Returns the names of the CRDs (e.g. `finetunejobs.whisperops.dev`).
+ */
+export async function applyCrds(dir = join(repoRoot, 'crds')): Promise<string[]> {
+  const files = (await readdir(dir)).filter((f) => f.endsWith('.yaml') || f.endsWith('.yml')).sort();
+  if (files.length === 0) throw new Error(`no CRD files in ${dir}`);
+  const args = ['apply', '--server-side', '--force-conflicts', '--field-manager=whisperops-tests', '-o', 'name'];
+  for (const f of files) args.push('-f', join(dir, f));
+  const out = await kubectl(args);
+  const names = out
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l.startsWith('customresourcedefinition.apiextensions.k8s.io/'));
+  if (names.length === 0) throw new Error(`kubectl apply of ${dir} created no CustomResourceDefinition`);
+  await kubectl(['wait', '--for=condition=Established', '--timeout=60s', ...names]);
+  return names.map((n) => n.slice('customresourcedefinition.apiextensions.k8s.io/'.length));
+}
+
+/** Creates a namespace `<prefix>-<random>` labelled as a test namespace; returns its name. */
+export async function createTestNamespace(prefix: string): Promise<string> {
+  const clean = prefix.toLowerCase().replace(/[^a-z0-9-]/g, '-').replace(/^-+|-+$/g, '').slice(0, 50) || 'test';
+  const name = `${clean}-${randomBytes(4).toString('hex')}`;
+  const core = loadAdminKubeConfig().makeApiClient(CoreV1Api);
+  await core.createNamespace({
+    body: { metadata: { name, labels: { 'whisperops.dev/test': 'true', 'whisperops.dev/test-prefix': clean } } },
+  });
+  return name;
+}
+
+/** Deletes a namespace (without waiting for its finalization). */
+export async function deleteTestNamespace(name: string): Promise<void> {
+  const core = loadAdminKubeConfig().makeApiClient(CoreV1Api);
+  await core.deleteNamespace({ name });
+}
+
+/**
+ * Mints a token for a ServiceAccount (TokenRequest API) and writes a kubeconfig that authenticates
+ * as it, so a test can run the operator with exactly its RBAC. Returns the file's path.
+ */
+export async function serviceAccountKubeconfigFile(namespace: string, name: string, expirationSeconds = 3600): Promise<string> {
+  const admin = loadAdminKubeConfig();
+  const core = admin.makeApiClient(CoreV1Api);
+  const tr = await core.createNamespacedServiceAccountToken({
+    name,
+    namespace,
+    body: { spec: { audiences: [], expirationSeconds } },
+  });
+  const token = tr.status?.token;
+  if (!token) throw new Error(`TokenRequest for ${namespace}/${name} returned no token`);
+  const cluster = admin.getCurrentCluster();
+  if (cluster === null) throw new Error('admin kubeconfig has no current cluster');
+  const caData = cluster.caData !== undefined ? Buffer.from(cluster.caData, 'base64').toString('utf8') : await readFile(join(clusterDir(), 'pki', 'ca.crt'), 'utf8');
+  const dir = join(clusterDir(), 'serviceaccounts');
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const path = join(dir, `${namespace}.${name}.kubeconfig`);
+  await writeFile(
+    path,
+    kubeconfigDocument({
+      clusterName: 'whisperops-test',
+      server: cluster.server,
+      caData,
+      userName: `system:serviceaccount:${namespace}:${name}`,
+      user: { token },
+      namespace,
+    }),
+    { mode: 0o600 },
+  );
+  return path;
+}
+
+/** A KubeConfig that authenticates as the ServiceAccount `namespace/name` (see serviceAccountKubeconfigFile). */
+export async function serviceAccountKubeConfig(namespace: string, name: string, expirationSeconds = 3600): Promise<KubeConfig> {
+  const kc = new KubeConfig();
+  kc.loadFromFile(await serviceAccountKubeconfigFile(namespace, name, expirationSeconds));
+  return kc;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls `check` every `intervalMs` until it returns a value other than undefined, or throws on timeout. */
+export async function eventually<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 60_000, intervalMs = 250): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+    } catch (err) {
+      lastError = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`, { cause: lastError });
+    await sleep(intervalMs);
+  }
+}
