@@ -1,0 +1,142 @@
+// The API server itself enforces the whisperops API: every valid example is accepted, every file in
+// examples/invalid/ is rejected with the message it names, defaults and immutability hold, and the
+// CRDs teach `kubectl explain`, print their columns and serve the scale subresource.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import YAML from 'yaml';
+import { applyCrds, CommandError, createTestNamespace, deleteTestNamespace, kubectl } from '../cluster/index.js';
+
+const examples = join(process.cwd(), 'examples');
+const yamlFiles = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.yaml') && f !== 'namespace.yaml').sort();
+
+let ns = '';
+
+/** The example, moved into the test namespace. */
+function inNamespace(path: string): { text: string; obj: { kind: string; metadata: { name: string } } } {
+  const obj = YAML.parse(readFileSync(path, 'utf8')) as { kind: string; metadata: { name: string; namespace?: string } };
+  obj.metadata.namespace = ns;
+  return { text: YAML.stringify(obj), obj };
+}
+
+async function rejection(args: string[], input: string): Promise<string> {
+  try {
+    await kubectl(args, { input });
+  } catch (err) {
+    if (err instanceof CommandError) return err.stderr;
+    throw err;
+  }
+  throw new Error(`kubectl ${args.join(' ')} was accepted`);
+}
+
+const getJson = async <T>(resource: string): Promise<T> => JSON.parse(await kubectl(['get', '-n', ns, resource, '-o', 'json'])) as T;
+
+beforeAll(async () => {
+  const crds = await applyCrds();
+  expect(crds.sort()).toEqual(['edgepools.whisperops.dev', 'finetunejobs.whisperops.dev', 'inferencedeployments.whisperops.dev']);
+  ns = await createTestNamespace('crds');
+});
+
+afterAll(async () => {
+  if (ns) await deleteTestNamespace(ns);
+});
+
+describe('valid examples', () => {
+  it.each(yamlFiles(examples))('%s is accepted and stored', async (file) => {
+    const { text, obj } = inNamespace(join(examples, file));
+    await kubectl(['create', '-f', '-'], { input: text });
+    const stored = await getJson<{ metadata: { name: string } }>(`${obj.kind.toLowerCase()}/${obj.metadata.name}`);
+    expect(stored.metadata.name).toBe(obj.metadata.name);
+  });
+});
+
+describe('invalid examples', () => {
+  it.each(yamlFiles(join(examples, 'invalid')))('invalid/%s is rejected with the message it names', async (file) => {
+    const { text } = inNamespace(join(examples, 'invalid', file));
+    const expected = /^# expect: (.+)$/m.exec(readFileSync(join(examples, 'invalid', file), 'utf8'))?.[1];
+    expect(expected).toBeDefined();
+    const stderr = await rejection(['create', '--dry-run=server', '-f', '-'], text);
+    expect(stderr).toContain(expected);
+  });
+});
+
+describe('defaults', () => {
+  it('fills the documented defaults of a minimal FineTuneJob', async () => {
+    const minimal = {
+      apiVersion: 'whisperops.dev/v1alpha1', kind: 'FineTuneJob', metadata: { name: 'minimal', namespace: ns },
+      spec: { baseModel: { uri: 'file:///models/base' }, dataset: { uri: 'file:///data/m.jsonl' }, output: { uri: 'file:///models/out' }, method: { lora: {} } },
+    };
+    await kubectl(['create', '-f', '-'], { input: JSON.stringify(minimal) });
+    const { spec } = await getJson<{ spec: Record<string, Record<string, unknown>> }>('ftj/minimal');
+    expect(spec.method).toEqual({ type: 'lora', lora: { rank: 16, alpha: 32, dropout: 0.05, targetModules: ['q_proj', 'v_proj'] } });
+    expect(spec.resources).toEqual({ gpusPerNode: 4, nodes: 1, gpuProducts: ['NVIDIA-A100-SXM4-80GB', 'NVIDIA-A100-SXM4-40GB'] });
+    expect(spec.augmentation).toMatchObject({ speedPerturbation: { min: 0.9, max: 1.1 }, noise: { snrDb: { min: 5, max: 15 } } });
+    expect(spec.export).toEqual({ onnx: true });
+    expect(spec.training).toMatchObject({ batchSize: 16, precision: 'auto', seed: 42 });
+    expect(spec.suspend).toBe(false);
+  });
+
+  it('fills the documented defaults of a minimal EdgePool and InferenceDeployment', async () => {
+    const ep = { apiVersion: 'whisperops.dev/v1alpha1', kind: 'EdgePool', metadata: { name: 'minimal', namespace: ns }, spec: { nodeSelector: { 'whisperops.dev/device': 'jetson-agx-xavier' } } };
+    const infd = {
+      apiVersion: 'whisperops.dev/v1alpha1', kind: 'InferenceDeployment', metadata: { name: 'minimal', namespace: ns },
+      spec: { edgePoolRef: { name: 'minimal' }, model: { fineTuneJobRef: { name: 'minimal' } } },
+    };
+    await kubectl(['create', '-f', '-'], { input: `${JSON.stringify(ep)}\n${JSON.stringify(infd)}` });
+    const pool = await getJson<{ spec: Record<string, Record<string, unknown>> }>('ep/minimal');
+    expect(pool.spec.agent).toMatchObject({ maxConcurrentStreams: 16, queueLength: 32, port: 8080, executionProviders: ['cpu'] });
+    expect(pool.spec.autoscaling).toMatchObject({ mode: 'builtin', minReplicas: 1, maxReplicas: 10, scaleDownStabilizationSeconds: 300, scaleUpStabilizationSeconds: 0 });
+    expect(pool.spec.placement).toEqual({ maxAgentsPerDevice: 1 });
+    expect(pool.spec.replicas).toBe(1);
+    const dep = await getJson<{ spec: Record<string, Record<string, unknown>> }>('infd/minimal');
+    expect(dep.spec.rollout).toEqual({
+      steps: [{ weight: 10, pauseSeconds: 60 }, { weight: 50, pauseSeconds: 60 }],
+      analysis: { intervalSeconds: 60, maxWerIncrease: 0.02, maxP99LatencySeconds: 5, minSamples: 200, failureLimit: 2 },
+    });
+  });
+});
+
+describe('updates', () => {
+  it('keeps a FineTuneJob\'s training inputs immutable but lets suspend change', async () => {
+    await kubectl(['patch', '-n', ns, 'ftj/finance-lora', '--type=merge', '-p', '{"spec":{"suspend":true,"ttlSecondsAfterFinished":60}}']);
+    expect((await getJson<{ spec: { suspend: boolean } }>('ftj/finance-lora')).spec.suspend).toBe(true);
+    const base = await rejection(['patch', '-n', ns, 'ftj/finance-lora', '--type=merge', '-p', '{"spec":{"baseModel":{"uri":"file:///models/other"}}}'], '');
+    expect(base).toContain('baseModel is immutable');
+    const method = await rejection(['patch', '-n', ns, 'ftj/finance-lora', '--type=merge', '-p', '{"spec":{"method":{"lora":{"rank":8}}}}'], '');
+    expect(method).toContain('method is immutable');
+    const added = await rejection(['patch', '-n', ns, 'ftj/medical-decoder', '--type=merge', '-p', '{"spec":{"curriculum":{"stages":[{"domainFraction":0.5,"epochs":1}]}}}'], '');
+    expect(added).toContain('curriculum, image and podMetadata cannot be added or removed after creation');
+  });
+
+  it('serves the scale subresource of an EdgePool', async () => {
+    await kubectl(['scale', '-n', ns, 'ep/jetson-clinics', '--replicas=5']);
+    expect((await getJson<{ spec: { replicas: number } }>('ep/jetson-clinics')).spec.replicas).toBe(5);
+    const scale = JSON.parse(await kubectl(['get', '--raw', `/apis/whisperops.dev/v1alpha1/namespaces/${ns}/edgepools/jetson-clinics/scale`])) as { kind: string; spec: { replicas: number } };
+    expect(scale).toMatchObject({ kind: 'Scale', spec: { replicas: 5 } });
+  });
+
+  it('keeps status out of reach of a spec update (status subresource)', async () => {
+    await kubectl(['patch', '-n', ns, 'ftj/minimal', '--type=merge', '-p', '{"status":{"phase":"Succeeded"}}']);
+    expect((await getJson<{ status?: { phase?: string } }>('ftj/minimal')).status?.phase).toBeUndefined();
+    await kubectl(['patch', '-n', ns, 'ftj/minimal', '--subresource=status', '--type=merge', '-p', '{"status":{"phase":"Running"}}']);
+    expect((await getJson<{ status?: { phase?: string } }>('ftj/minimal')).status?.phase).toBe('Running');
+  });
+});
+
+describe('discoverability', () => {
+  it('teaches kubectl explain', async () => {
+    expect(await kubectl(['explain', 'ftj.spec.method.lora.rank'])).toContain('Rank r of the adapters');
+    expect(await kubectl(['explain', 'ep.spec.autoscaling.mode'])).toContain('scale subresource');
+    expect(await kubectl(['explain', 'infd.spec.rollout.steps'])).toContain('Canary steps');
+  });
+
+  it('lists all kinds under the whisperops category with their printer columns', async () => {
+    const out = await kubectl(['get', 'whisperops', '-n', ns]);
+    expect(out).toMatch(/finetunejob\.whisperops\.dev\/finance-lora/);
+    expect(out).toMatch(/edgepool\.whisperops\.dev\/jetson-clinics/);
+    expect(out).toMatch(/inferencedeployment\.whisperops\.dev\/clinical-asr/);
+    expect((await kubectl(['get', 'ftj', '-n', ns])).split('\n')[0]).toMatch(/^NAME\s+PHASE\s+READY\s+METHOD\s+VERSION\s+WER\s+AGE/);
+    expect((await kubectl(['get', 'ep', '-n', ns])).split('\n')[0]).toMatch(/^NAME\s+MODE\s+DESIRED\s+AGENTS\s+DEVICES\s+READY\s+AGE/);
+    expect((await kubectl(['get', 'infd', '-n', ns])).split('\n')[0]).toMatch(/^NAME\s+POOL\s+PHASE\s+STABLE\s+CANDIDATE\s+WEIGHT\s+READY\s+AGE/);
+  });
+});
