@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import YAML from 'yaml';
-import { crdPath, renderCrdYaml, renderTypes, TYPES_PATH } from './gen-types.js';
+import { CHART_CRDS_PATH, crdPath, renderChartCrds, renderCrdYaml, renderTypes, TYPES_PATH } from './gen-types.js';
 import { KINDS } from './crds.js';
 import type { Schema } from './schema-dsl.js';
 
@@ -16,6 +16,10 @@ function walk(path: string, s: Schema, visit: Walk): void {
 describe('CRDs and generated types', () => {
   it.each(KINDS.map((k) => [k.plural]))('crds/whisperops.dev_%s.yaml is up to date with api/*-schema.ts', (plural) => {
     expect(readFileSync(crdPath(plural), 'utf8')).toBe(renderCrdYaml(plural));
+  });
+
+  it('the Helm chart carries the same CRDs', () => {
+    expect(readFileSync(CHART_CRDS_PATH, 'utf8')).toBe(renderChartCrds());
   });
 
   it('api/generated/types.ts is generated from the CRD files on disk', async () => {
