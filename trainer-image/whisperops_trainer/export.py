@@ -1,0 +1,106 @@
+"""Export: merge LoRA, save the HF folder, ONNX via optimum (encoder + merged decoder, the layout
+transformers.js and optimum use), INT8 dynamic quantization (or fp16), and the quality gate."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from . import log
+
+HF_FILES = ["config.json", "generation_config.json", "preprocessor_config.json", "tokenizer.json",
+            "tokenizer_config.json", "vocab.json", "merges.txt", "special_tokens_map.json", "added_tokens.json"]
+
+
+class QualityGateFailed(RuntimeError):
+    """The quantized model is worse than the spec allows (exit code 3, not retried)."""
+
+
+def copy_hf_side_files(src: Path, dst: Path) -> None:
+    """Tokenizer and processor files that `save_pretrained` of the model alone does not write."""
+    for name in HF_FILES:
+        if (src / name).is_file() and not (dst / name).exists():
+            shutil.copy2(src / name, dst / name)
+
+
+def export_onnx(model_dir: Path, out_dir: Path) -> dict[str, float]:
+    """optimum: task automatic-speech-recognition-with-past, decoders merged into
+    decoder_model_merged.onnx (use_cache_branch input). Writes out_dir/onnx/{encoder_model,
+    decoder_model_merged}.onnx; returns timings. Input frames = 2 * max_source_positions."""
+    import json
+
+    from optimum.exporters.onnx import main_export
+
+    cfg = json.loads((model_dir / "config.json").read_text())
+    frames = 2 * int(cfg["max_source_positions"])
+    t0 = time.time()
+    with tempfile.TemporaryDirectory(prefix="onnx-export-") as tmp:
+        main_export(
+            model_name_or_path=str(model_dir),
+            output=tmp,
+            task="automatic-speech-recognition-with-past",
+            opset=None,
+            device="cpu",
+            do_validation=False,
+            nb_max_frames=frames,
+        )
+        dst = out_dir / "onnx"
+        dst.mkdir(parents=True, exist_ok=True)
+        for name in ("encoder_model.onnx", "decoder_model_merged.onnx"):
+            shutil.copy2(Path(tmp) / name, dst / name)
+    secs = time.time() - t0
+    log.info("Exported ONNX", dir=str(out_dir / "onnx"), seconds=secs, frames=frames)
+    return {"exportSeconds": secs}
+
+
+def _has_conv(path: Path) -> bool:
+    import onnx
+
+    m = onnx.load(str(path), load_external_data=False)
+    return any(n.op_type == "Conv" for n in m.graph.node)
+
+
+def quantize_int8(onnx_dir: Path, per_channel: bool = False) -> list[Path]:
+    """Dynamic INT8 quantization of MatMul/Gemm weights (onnxruntime.quantization.quantize_dynamic),
+    the recipe transformers.js uses for its q8 files (`*_quantized.onnx`): per-tensor, no reduced
+    range, QUInt8 weights for a graph with Conv (the encoder), QInt8 otherwise. Conv layers and the
+    token embedding (Gather) are kept in float: they are small and quantizing them costs accuracy.
+    EnableSubgraph reaches the MatMuls inside the merged decoder's If branches; MatMulConstBOnly keeps
+    activation x activation products (attention scores) in float.
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    out = []
+    for name in ("encoder_model", "decoder_model_merged"):
+        src = onnx_dir / f"{name}.onnx"
+        dst = onnx_dir / f"{name}_quantized.onnx"
+        wt = QuantType.QUInt8 if _has_conv(src) else QuantType.QInt8
+        quantize_dynamic(str(src), str(dst), per_channel=per_channel, reduce_range=False, weight_type=wt,
+                         op_types_to_quantize=["MatMul", "Gemm"],
+                         extra_options={"EnableSubgraph": True, "MatMulConstBOnly": True})
+        out.append(dst)
+        log.info("Quantized", file=dst.name, weight_type=str(wt), bytes=dst.stat().st_size)
+    return out
+
+
+def convert_fp16(onnx_dir: Path) -> list[Path]:
+    """fp16 weights and activations, float32 inputs/outputs (`*_fp16.onnx`), via onnxruntime's
+    float16 converter (which also converts the If-branches of the merged decoder)."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    out = []
+    for name in ("encoder_model", "decoder_model_merged"):
+        m = onnx.load(str(onnx_dir / f"{name}.onnx"))
+        m16 = convert_float_to_float16(m, keep_io_types=True, disable_shape_infer=True)
+        dst = onnx_dir / f"{name}_fp16.onnx"
+        onnx.save(m16, str(dst))
+        out.append(dst)
+    return out
+
+
+def quality_gate(base: dict[str, float], quant: dict[str, float], max_increase: float) -> list[str]:
+    """Scenarios whose quantized WER exceeds the float WER by more than max_increase (absolute)."""
+    return [s for s in base if s in quant and quant[s] - base[s] > max_increase + 1e-12]

@@ -1,0 +1,268 @@
+"""Fine-tuning: LoRA (peft), freeze-encoder or full; curriculum stages; bf16 on GPU, fp32 on CPU;
+several GPUs through accelerate (start the `train` command under torchrun / accelerate launch)."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import audio, log, params
+from .augment import AugmentConfig, WaveAugmenter, spec_augment
+from .data import Sample
+
+DEFAULT_LR = {"lora": 1e-3, "freezeEncoder": 1e-4, "full": 5e-5}
+
+
+@dataclass
+class TrainConfig:
+    method: str = "lora"
+    lora_rank: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    target_modules: Sequence[str] = ("q_proj", "v_proj")
+    learning_rate: float | None = None
+    batch_size: int = 16
+    grad_accum: int = 1
+    max_steps: int | None = None
+    precision: str = "auto"
+    seed: int = 42
+    warmup_fraction: float = 0.1
+    weight_decay: float = 0.0
+    log_every: int = 10
+    num_workers: int = 0
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def lr(self) -> float:
+        return self.learning_rate if self.learning_rate else DEFAULT_LR[self.method]
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["target_modules"] = list(self.target_modules)
+        return d
+
+    @staticmethod
+    def from_json(d: dict[str, Any]) -> "TrainConfig":
+        d = dict(d)
+        aug = d.pop("augment", {}) or {}
+        for k in ("speed", "snr_db", "gain"):
+            if k in aug:
+                aug[k] = tuple(aug[k])
+        return TrainConfig(augment=AugmentConfig(**aug), **d)
+
+
+def prompt_ids(model_dir: str) -> list[int]:
+    gen = json.loads((Path(model_dir) / "generation_config.json").read_text())
+    ids = [int(gen["decoder_start_token_id"])]
+    if "<|en|>" in gen.get("lang_to_id", {}):
+        ids.append(int(gen["lang_to_id"]["<|en|>"]))
+    if "transcribe" in gen.get("task_to_id", {}):
+        ids.append(int(gen["task_to_id"]["transcribe"]))
+    if gen.get("no_timestamps_token_id") is not None:
+        ids.append(int(gen["no_timestamps_token_id"]))
+    return ids
+
+
+class SpeechDataset:
+    """Samples -> (log-mel features with augmentation, decoder input ids, labels). The forced prompt
+    positions are masked out of the loss (-100): decoding always forces them."""
+
+    def __init__(self, samples: Sequence[Sample], model_dir: str, tokenizer, cfg: AugmentConfig | None,
+                 seed: int, max_label_len: int):
+        self.samples = list(samples)
+        self.model_dir = model_dir
+        self.tok = tokenizer
+        self.aug = WaveAugmenter(cfg) if cfg is not None else None
+        self.cfg = cfg
+        self.seed = seed
+        self.epoch = 0
+        self.prompt = prompt_ids(model_dir)
+        self.eos = int(tokenizer.eos_token_id)
+        self.max_label_len = max_label_len
+        self.max_samples = 2 * audio.SAMPLE_RATE * 5 - 1600  # stay inside the 10 s window
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> dict[str, np.ndarray]:
+        s = self.samples[i]
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        x = audio.read_audio(s.audio)
+        if self.aug is not None:
+            x = self.aug(x, rng)
+        x = x[: self.max_samples]
+        feat = audio.log_mel(self.model_dir, [x])[0]
+        if self.cfg is not None:
+            c = self.cfg
+            feat = spec_augment(feat, rng, c.mask_time_prob, c.mask_time_length, c.mask_feature_prob,
+                                c.mask_feature_length, valid_frames=len(x) // 160 + 1)
+        text = " " + s.text.strip()
+        ids = self.prompt + self.tok.encode(text, add_special_tokens=False)[: self.max_label_len] + [self.eos]
+        dec_in = np.array(ids[:-1], dtype=np.int64)
+        labels = np.array(ids[1:], dtype=np.int64)
+        labels[: len(self.prompt) - 1] = -100
+        return {"input_features": feat, "decoder_input_ids": dec_in, "labels": labels}
+
+
+def collate(batch: list[dict[str, np.ndarray]], pad_id: int):
+    import torch
+
+    n = max(len(b["labels"]) for b in batch)
+    dec = np.full((len(batch), n), pad_id, dtype=np.int64)
+    lab = np.full((len(batch), n), -100, dtype=np.int64)
+    for i, b in enumerate(batch):
+        dec[i, : len(b["decoder_input_ids"])] = b["decoder_input_ids"]
+        lab[i, : len(b["labels"])] = b["labels"]
+    return {
+        "input_features": torch.from_numpy(np.stack([b["input_features"] for b in batch])),
+        "decoder_input_ids": torch.from_numpy(dec),
+        "labels": torch.from_numpy(lab),
+    }
+
+
+def apply_method(model, cfg: TrainConfig):
+    """Set what is trained; returns the (possibly peft-wrapped) model."""
+    if cfg.method == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        lc = LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                        target_modules=list(cfg.target_modules), bias="none")
+        return get_peft_model(model, lc)
+    if cfg.method == "freezeEncoder":
+        model.model.encoder.requires_grad_(False)
+        return model
+    if cfg.method == "full":
+        return model
+    raise ValueError(f"unknown method {cfg.method}")
+
+
+def resolve_precision(precision: str) -> str:
+    """accelerate mixed_precision: bf16 on a GPU that has it ('auto'), fp32 ('no') on CPU."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return "no"
+    if precision == "auto":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[precision]
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    samples_seen: int
+    seconds: float
+    utt_per_sec: float
+    final_loss: float
+    trainable: int
+    total: int
+    precision: str
+    world_size: int
+    losses: list[float]
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["losses"] = [round(x, 4) for x in self.losses[-50:]]
+        return d
+
+
+def train(model_dir: str, stages: Sequence[tuple[str, Sequence[Sample]]], cfg: TrainConfig, out_dir: str) -> TrainResult:
+    """Train over the curriculum stages in order and save the (LoRA-merged) model to out_dir."""
+    import torch
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from transformers import AutoTokenizer, WhisperForConditionalGeneration, get_linear_schedule_with_warmup
+
+    mp = resolve_precision(cfg.precision)
+    acc = Accelerator(mixed_precision=mp, gradient_accumulation_steps=cfg.grad_accum)
+    set_seed(cfg.seed)
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = WhisperForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32)
+    saved_spec_aug = model.config.apply_spec_augment
+    model.config.apply_spec_augment = False  # SpecAugment is ours (augment.spec_augment), per spec
+    model.config.use_cache = False
+    model = apply_method(model, cfg)
+    trainable, total = params.count(model)
+    log.info("Model ready", method=cfg.method, trainable=trainable, total=total,
+             ratio=trainable / total, precision=mp, processes=acc.num_processes)
+
+    max_label = int(model.config.max_target_positions) - len(prompt_ids(model_dir)) - 1
+    per_step = cfg.batch_size * cfg.grad_accum * acc.num_processes
+    planned = sum(math.ceil(len(s) / per_step) for _, s in stages)
+    total_steps = min(planned, cfg.max_steps) if cfg.max_steps else planned
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr(),
+                            weight_decay=cfg.weight_decay)
+    sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup_fraction * total_steps), max(1, total_steps))
+    model, opt, sched = acc.prepare(model, opt, sched)
+    model.train()
+
+    step = 0
+    seen = 0
+    losses: list[float] = []
+    t0 = time.time()
+    pad = int(tok.eos_token_id)
+    for si, (name, samples) in enumerate(stages):
+        if step >= total_steps:
+            break
+        log.set_stage("train")
+        log.info("Curriculum stage", stage_name=name, index=si, samples=len(samples),
+                 domain=sum(1 for s in samples if s.scenario != "general"))
+        ds = SpeechDataset(samples, model_dir, tok, cfg.augment, cfg.seed + 1000 * si, max_label)
+        g = torch.Generator()
+        g.manual_seed(cfg.seed + si)
+        dl = torch.utils.data.DataLoader(ds, batch_size=cfg.batch_size, shuffle=True, generator=g,
+                                         collate_fn=lambda b: collate(b, pad), num_workers=cfg.num_workers,
+                                         persistent_workers=False, drop_last=False)
+        dl = acc.prepare(dl)
+        for batch in dl:
+            with acc.accumulate(model):
+                out = model(**batch)
+                acc.backward(out.loss)
+                if acc.sync_gradients:
+                    acc.clip_grad_norm_(model.parameters(), 1.0)
+                opt.step()
+                sched.step()
+                opt.zero_grad(set_to_none=True)
+            seen += batch["labels"].shape[0] * acc.num_processes
+            if acc.sync_gradients:
+                step += 1
+                losses.append(float(out.loss.detach().float().item()))
+                if step % cfg.log_every == 0 or step == total_steps:
+                    el = time.time() - t0
+                    log.info("Training", step=step, steps=total_steps, loss=float(np.mean(losses[-cfg.log_every:])),
+                             lr=float(sched.get_last_lr()[0]), utt_per_sec=seen / el if el else 0.0)
+                if step >= total_steps:
+                    break
+    acc.wait_for_everyone()
+    secs = time.time() - t0
+    res = TrainResult(steps=step, samples_seen=seen, seconds=secs, utt_per_sec=seen / secs if secs else 0.0,
+                      final_loss=float(np.mean(losses[-10:])) if losses else float("nan"),
+                      trainable=trainable, total=total, precision=mp, world_size=acc.num_processes, losses=losses)
+    if acc.is_main_process:
+        m = acc.unwrap_model(model)
+        if cfg.method == "lora":
+            m = m.merge_and_unload()
+        m.config.apply_spec_augment = saved_spec_aug
+        m.config.use_cache = True
+        m = m.to(torch.float32)
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        m.save_pretrained(out_dir, safe_serialization=True)
+        from .export import copy_hf_side_files
+
+        copy_hf_side_files(Path(model_dir), Path(out_dir))
+        (Path(out_dir) / "training_report.json").write_text(json.dumps(res.to_json(), indent=2))
+    log.info("Trained", steps=step, seconds=secs, utt_per_sec=res.utt_per_sec, final_loss=res.final_loss)
+    acc.wait_for_everyone()
+    return res
+
+
+def shuffle_copy(xs: Sequence[Sample], seed: int) -> list[Sample]:
+    out = list(xs)
+    random.Random(seed).shuffle(out)
+    return out
