@@ -8,6 +8,9 @@ export interface Args {
   owner: Owner;
   json: boolean;
   ifOwner: Owner | undefined;
+  /** the jest process that uses the cluster (registered by up, released by down) */
+  userPid: number | undefined;
+  force: boolean;
 }
 
 function parseOwner(value: string | undefined): Owner {
@@ -22,6 +25,8 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
     owner: 'cli',
     json: false,
     ifOwner: undefined,
+    userPid: undefined,
+    force: false,
   };
   for (let i = 1; i < argv.length; i++) {
     const a = argv[i];
@@ -37,6 +42,13 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
         break;
       case '--if-owner':
         args.ifOwner = parseOwner(argv[++i]);
+        break;
+      case '--user-pid':
+        args.userPid = Number(argv[++i]);
+        if (!Number.isInteger(args.userPid) || args.userPid <= 0) throw new Error('--user-pid must be a process id');
+        break;
+      case '--force':
+        args.force = true;
         break;
       case '--json':
         args.json = true;

@@ -3,8 +3,10 @@
 //   up      builds missing binaries (scripts in test/cluster/build), starts the control plane and the
 //           fake nodes, or reuses a healthy cluster that is already running. --json prints the
 //           cluster's state as one JSON line on stdout (used by the jest global setup).
+//           --edge-nodes more than the running cluster has adds the missing Jetson nodes.
 //   down    stops the cluster and removes its state dir. --if-owner jest: only when the jest global
-//           setup started it (a cluster started by `cluster:up` survives the e2e run).
+//           setup started it (a cluster started by `cluster:up` survives the e2e run). A cluster
+//           that other live test runs registered for (--user-pid) keeps running unless --force.
 //   status  prints the state of the running cluster.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -12,7 +14,8 @@ import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { parseArgs } from './cli-args.js';
 import { binDir, buildScript, clusterDir } from './config.js';
-import { isHealthy, log, readState, startCluster, stopCluster, type ClusterState } from './control-plane.js';
+import { addEdgeNodes, isHealthy, log, readState, startCluster, stopCluster, type ClusterState } from './control-plane.js';
+import { liveUsers, lockPathFor, registerUser, releaseUser, withLock } from './session.js';
 
 function ensureBinaries(): void {
   const bin = binDir();
@@ -46,24 +49,38 @@ async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   switch (args.command) {
     case 'up': {
-      const existing = await readState();
-      if (existing !== undefined && (await isHealthy(existing))) {
-        print(existing, true, args.json);
-        return;
-      }
-      ensureBinaries();
-      const state = await startCluster({ edgeNodes: args.edgeNodes, owner: args.owner });
-      print(state, false, args.json);
+      const dir = clusterDir();
+      await withLock(lockPathFor(dir), async () => {
+        let state = await readState();
+        let reused = state !== undefined && (await isHealthy(state));
+        if (state !== undefined && reused) {
+          if (args.edgeNodes > state.edgeNodes) state = await addEdgeNodes(state, args.edgeNodes);
+        } else {
+          ensureBinaries();
+          state = await startCluster({ edgeNodes: args.edgeNodes, owner: args.owner });
+          reused = false;
+        }
+        if (args.userPid !== undefined) await registerUser(dir, args.userPid);
+        print(state, reused, args.json);
+      });
       return;
     }
     case 'down': {
-      const existing = await readState();
-      if (args.ifOwner !== undefined && existing !== undefined && existing.owner !== args.ifOwner) {
-        log(`leaving the cluster running: it was started by ${existing.owner}, not ${args.ifOwner}`);
-        return;
-      }
-      const stopped = await stopCluster();
-      log(stopped ? `cluster stopped; removed ${clusterDir()}` : 'no cluster was running');
+      const dir = clusterDir();
+      await withLock(lockPathFor(dir), async () => {
+        const existing = await readState();
+        const users = args.userPid !== undefined ? await releaseUser(dir, args.userPid) : await liveUsers(dir);
+        if (args.ifOwner !== undefined && existing !== undefined && existing.owner !== args.ifOwner) {
+          log(`leaving the cluster running: it was started by ${existing.owner}, not ${args.ifOwner}`);
+          return;
+        }
+        if (users.length > 0 && !args.force) {
+          log(`leaving the cluster running: test runs with pids ${users.join(', ')} still use it (--force stops it anyway)`);
+          return;
+        }
+        const stopped = await stopCluster(dir);
+        log(stopped ? `cluster stopped; removed ${dir}` : 'no cluster was running');
+      });
       return;
     }
     case 'status': {
@@ -82,7 +99,9 @@ async function main(): Promise<void> {
       return;
     }
     default:
-      process.stdout.write('usage: cli.ts up [--edge-nodes N | --scale] [--owner cli|jest] [--json] | down [--if-owner cli|jest] | status [--json]\n');
+      process.stdout.write('usage: cli.ts up [--edge-nodes N | --scale] [--owner cli|jest] [--user-pid PID] [--json]\n' +
+          '       cli.ts down [--if-owner cli|jest] [--user-pid PID] [--force]\n' +
+          '       cli.ts status [--json]\n');
       process.exitCode = args.command === 'help' ? 0 : 2;
   }
 }

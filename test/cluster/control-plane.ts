@@ -21,7 +21,7 @@ import {
 } from './config.js';
 import { kubeconfigDocument } from './kubeconfig.js';
 import { createNodes, desiredNodes, kwokNodeAnnotation } from './nodes.js';
-import { createPki, type ClientIdentity, type Pki } from './pki.js';
+import { createPki, frontProxyClientName, type ClientIdentity, type Pki } from './pki.js';
 
 export const components = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok'] as const;
 export type Component = (typeof components)[number];
@@ -159,6 +159,17 @@ export function apiserverArgs(l: Layout): string[] {
     `--service-cluster-ip-range=${serviceCidr}`,
     // The default admission plugins, ServiceAccount and NodeRestriction included.
     '--enable-admission-plugins=NodeRestriction',
+    // Request-header authentication (for aggregated API servers), with its own CA as kubeadm sets it up.
+    `--requestheader-client-ca-file=${l.pki.frontProxyCaCert}`,
+    `--requestheader-allowed-names=${frontProxyClientName}`,
+    '--requestheader-username-headers=X-Remote-User',
+    '--requestheader-group-headers=X-Remote-Group',
+    '--requestheader-extra-headers-prefix=X-Remote-Extra-',
+    `--proxy-client-cert-file=${l.pki.frontProxyClientCert}`,
+    `--proxy-client-key-file=${l.pki.frontProxyClientKey}`,
+    // The API server would publish its advertise address (127.0.0.1) as the endpoint of the
+    // "kubernetes" Service, which Endpoints validation rejects as loopback; nothing in-cluster dials it.
+    '--endpoint-reconciler-type=none',
     '--allow-privileged=true',
     '--profiling=false',
     '--v=1',
@@ -214,6 +225,8 @@ export function kwokArgs(l: Layout): string[] {
     `--node-port=${l.ports.kwok}`,
     `--cidr=${podCidr}`,
     '--node-lease-duration-seconds=40',
+    // kwok logs every lease renewal at INFO: thousands of lines a minute with 5,000 nodes.
+    '--v=WARN',
   ];
 }
 
@@ -276,6 +289,13 @@ async function waitFor(
     }
     await sleep(250);
   }
+}
+
+/** True when at least `expected` nodes report Ready=True. */
+async function countReady(core: CoreV1Api, expected: number): Promise<boolean> {
+  const list = await core.listNode();
+  const ready = list.items.filter((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+  return ready.length >= expected;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -523,11 +543,7 @@ export async function startCluster(opts: StartOptions): Promise<ClusterState> {
 
     await withLogOnFailure(
       'kwok',
-      waitFor(`${nodes.length} nodes Ready`, 60_000 + nodes.length * 20, async () => {
-        const list = await core.listNode({ limit: 10_000 });
-        const ready = list.items.filter((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
-        return ready.length >= nodes.length;
-      }, deadCheck('kwok')),
+      waitFor(`${nodes.length} nodes Ready`, 60_000 + nodes.length * 20, () => countReady(core, nodes.length), deadCheck('kwok')),
     );
     log(`${nodes.length} nodes Ready (${Date.now() - t0} ms)`);
 
@@ -546,4 +562,19 @@ export async function startCluster(opts: StartOptions): Promise<ClusterState> {
     await stopProcesses(state());
     throw err;
   }
+}
+
+/** Adds Jetson nodes to a running cluster until it has `edgeNodes` of them; waits until they are Ready. */
+export async function addEdgeNodes(state: ClusterState, edgeNodes: number): Promise<ClusterState> {
+  const t0 = Date.now();
+  const kc = new KubeConfig();
+  kc.loadFromFile(state.adminKubeconfig);
+  const core = kc.makeApiClient(CoreV1Api);
+  const nodes = desiredNodes(edgeNodes);
+  await createNodes(core, nodes.slice(2 + state.edgeNodes), 64);
+  await waitFor(`${nodes.length} nodes Ready`, 60_000 + nodes.length * 20, async () => countReady(core, nodes.length));
+  const next = { ...state, edgeNodes };
+  await writeFile(join(state.dir, 'state.json'), JSON.stringify(next, null, 2) + '\n');
+  log(`added ${edgeNodes - state.edgeNodes} Jetson nodes in ${Date.now() - t0} ms`);
+  return next;
 }

@@ -16,7 +16,7 @@ interface UpResult {
 export default function globalSetup(_globalConfig: unknown, projectConfig?: { rootDir?: string }): void {
   const root = projectConfig?.rootDir ?? process.cwd();
   const t0 = Date.now();
-  const res = spawnSync(join(root, 'node_modules', '.bin', 'tsx'), [join(root, 'test', 'cluster', 'cli.ts'), 'up', '--owner', 'jest', '--json'], {
+  const res = spawnSync(join(root, 'node_modules', '.bin', 'tsx'), [join(root, 'test', 'cluster', 'cli.ts'), 'up', '--owner', 'jest', '--json', '--user-pid', String(process.pid)], {
     cwd: root,
     stdio: ['ignore', 'pipe', 'inherit'],
     encoding: 'utf8',

@@ -10,7 +10,7 @@ export default function globalTeardown(_globalConfig: unknown, projectConfig?: {
     return;
   }
   const root = projectConfig?.rootDir ?? process.cwd();
-  const res = spawnSync(join(root, 'node_modules', '.bin', 'tsx'), [join(root, 'test', 'cluster', 'cli.ts'), 'down', '--if-owner', 'jest'], {
+  const res = spawnSync(join(root, 'node_modules', '.bin', 'tsx'), [join(root, 'test', 'cluster', 'cli.ts'), 'down', '--if-owner', 'jest', '--user-pid', String(process.pid)], {
     cwd: root,
     stdio: ['ignore', 'inherit', 'inherit'],
   });

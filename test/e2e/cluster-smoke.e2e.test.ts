@@ -176,7 +176,9 @@ describe('local control plane', () => {
       const pod = await core.readNamespacedPod({ name: 'agent-intolerant', namespace: ns });
       return pod.status?.conditions?.find((x) => x.type === 'PodScheduled' && x.reason === 'Unschedulable')?.message;
     });
-    expect(message).toContain('whisperops.dev/edge');
+    // Every Jetson node is rejected for its taint, every other node for the selector.
+    const jetsons = (await core.listNode({ labelSelector: 'whisperops.dev/device=jetson-agx-xavier' })).items.length;
+    expect(message).toContain(`${jetsons} node(s) had untolerated taint`);
     // A pod without the outcome annotation and without a Job owner keeps running.
     await new Promise((resolve) => setTimeout(resolve, 1500));
     expect((await core.readNamespacedPod({ name: 'agent', namespace: ns })).status?.phase).toBe('Running');
