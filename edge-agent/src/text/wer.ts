@@ -1,14 +1,16 @@
-// Word error counting for feedback and golden probes. The normaliser is shared with the trainer's
-// evaluation (trainer-image): Unicode NFKC, lower-case, typographic apostrophes → ', every character
-// that is not a letter, digit, apostrophe or whitespace becomes a space, whitespace collapsed, trimmed.
+// Word error counting for feedback and golden probes. The normaliser is the trainer's
+// (trainer-image/whisperops_trainer/textnorm.py), rule for rule: Unicode NFKC, lower-case, curly
+// apostrophes → '; every character other than a-z, 0-9 and ' becomes a space; apostrophes not between
+// two letters are dropped; runs of spaces collapse; trimmed.
 // WER over many requests = Σ errors / Σ reference words (so it aggregates across agents).
 
 export function normalizeText(s: string): string {
   return s
     .normalize('NFKC')
     .toLowerCase()
-    .replace(/[\u2018\u2019\u02bc`]/g, "'")
-    .replace(/[^\p{L}\p{N}'\s]/gu, ' ')
+    .replace(/[\u2018\u2019]/g, "'")
+    .replace(/[^a-z0-9']+/g, ' ')
+    .replace(/(?<![a-z])'|'(?![a-z])/g, '')
     .replace(/\s+/g, ' ')
     .trim();
 }

@@ -1,0 +1,181 @@
+// Wires the agent: metrics, inference pool, artifact fetcher, model manager, admission, feedback memory,
+// dataset store, model-set watcher, golden probes, the HTTP app and server, and graceful shutdown.
+import { readFile } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { pino } from 'pino';
+import type { Logger } from 'pino';
+import { parseModelSet, ModelSetError } from '../../api/model-set.js';
+import type { ModelSet } from '../../api/model-set.js';
+import { Admission } from './admission.js';
+import { createApp } from './app.js';
+import { ConfigWatcher } from './config-watcher.js';
+import { DatasetStore, RecentRequests } from './feedback-store.js';
+import { InferencePool } from './inference/pool.js';
+import { createMetrics, ScenarioLabels } from './metrics.js';
+import type { Metrics } from './metrics.js';
+import { ArtifactFetcher, FileArtifactStore, HttpArtifactStore, MANIFEST, parseManifest, sha256 } from './models/artifact.js';
+import { ModelManager } from './models/model-manager.js';
+import type { AgentOptions } from './options.js';
+import { loadProbeSet, ProbeRunner } from './probes.js';
+
+/** The model set that serves one artifact folder (the embedded model) as deployment `<folder name>`. */
+export async function embeddedModelSet(modelDir: string, pool: string): Promise<ModelSet> {
+  const dir = resolve(modelDir);
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(join(dir, MANIFEST));
+  } catch (err) {
+    throw new Error(`${join(dir, MANIFEST)} is missing: the embedded model has not been exported to ONNX yet`, { cause: err });
+  }
+  const manifest = parseManifest(bytes);
+  const name = (dir.split('/').pop() ?? 'model').toLowerCase().replace(/[^a-z0-9.-]/g, '-');
+  return { pool, models: [{ name, stable: { version: manifest.version, uri: pathToFileURL(dir).href, sha256: sha256(bytes) } }] };
+}
+
+export interface Agent {
+  server: Server;
+  url: string;
+  metrics: Metrics;
+  manager: ModelManager;
+  pool: InferencePool;
+  admission: Admission;
+  log: Logger;
+  /** Re-reads the model-set file now (tests; the watcher does it on change). */
+  reloadConfig(): Promise<void>;
+  /** Graceful stop: fail readiness, wait, stop accepting, drain, stop workers. */
+  shutdown(): Promise<void>;
+}
+
+export async function startAgent(opts: AgentOptions, log: Logger = pino({ level: opts.logLevel, base: { component: 'edge-agent' } })): Promise<Agent> {
+  const initialSet = opts.config ? undefined : await embeddedModelSet(opts.modelDir, opts.pool);
+  let poolName = initialSet?.pool ?? opts.pool;
+  if (opts.config) {
+    try {
+      poolName = parseModelSet(await readFile(opts.config, 'utf8')).pool;
+    } catch (err) {
+      log.warn({ file: opts.config, err: (err as Error).message }, 'Model-set file not readable at start; waiting for a valid one');
+    }
+  }
+  const metrics = createMetrics(poolName);
+  metrics.capacityStreams.set(opts.maxConcurrentStreams);
+  metrics.queueCapacity.set(opts.maxQueue);
+  metrics.workers.set(opts.workers);
+  const pool = new InferencePool({
+    workers: opts.workers,
+    intraOpThreads: opts.threads,
+    executionProviders: opts.executionProviders,
+    maxBatch: opts.maxBatch,
+    onWorkerExit: (index, code, err) => {
+      metrics.workerRestarts.inc();
+      log.error({ worker: index, code, err: err?.message }, 'Inference worker exited; replacing it');
+    },
+  });
+  const fetcher = new ArtifactFetcher([new FileArtifactStore(), new HttpArtifactStore()], opts.cacheDir);
+  const manager = new ModelManager({ pool, fetcher, metrics, log, dtype: opts.dtype });
+  const admission = new Admission(opts.maxConcurrentStreams, opts.maxQueue, (active, queued) => {
+    metrics.activeStreams.set(active);
+    metrics.queueDepth.set(queued);
+  });
+  const datasetOpts = opts.datasetDir
+    ? { dir: opts.datasetDir, retentionSeconds: opts.datasetRetentionSeconds, maxRetainedBytes: opts.datasetMaxRetainedBytes, maxStoreBytes: opts.datasetMaxBytes }
+    : undefined;
+  const recent = new RecentRequests({ maxEntries: 10_000, maxAgeSeconds: opts.feedbackMaxAgeSeconds, dataset: datasetOpts }, (b) => metrics.retainedAudioBytes.set(b));
+  const dataset = datasetOpts ? new DatasetStore(datasetOpts, poolName) : undefined;
+  const scenarios = new ScenarioLabels(undefined);
+  let accepting = true;
+
+  const applySet = async (set: ModelSet, source: string): Promise<void> => {
+    if (set.pool !== poolName) log.warn({ pool: set.pool, serving: poolName }, 'Model set names another pool; the pool label stays as at start');
+    scenarios.setAllowList(set.scenarios);
+    const report = await manager.apply(set);
+    metrics.configReloads.inc({ result: report.ok ? 'success' : 'partial' });
+    if (report.ok) metrics.configGeneration.set(Date.now() / 1000);
+    log.info({ source, deployments: set.models.length, failures: report.failures.length }, 'Applied model set');
+  };
+
+  let watcher: ConfigWatcher | undefined;
+  if (opts.config) {
+    const file = opts.config;
+    watcher = new ConfigWatcher(
+      file,
+      async (text) => {
+        let set: ModelSet;
+        try {
+          set = parseModelSet(text);
+        } catch (err) {
+          metrics.configReloads.inc({ result: 'invalid' });
+          log.error({ file, problems: err instanceof ModelSetError ? err.problems : [(err as Error).message] }, 'Invalid model set; keeping the current models');
+          return;
+        }
+        await applySet(set, file);
+      },
+      (err) => log.warn({ file, err: err.message }, 'Model-set file watch problem'),
+      opts.configPollSeconds * 1000,
+    );
+    await watcher.start();
+  } else if (initialSet) {
+    await applySet(initialSet, opts.modelDir);
+  }
+
+  let probes: ProbeRunner | undefined;
+  if (opts.probeSet) {
+    probes = new ProbeRunner(loadProbeSet(opts.probeSet), { pool, manager, metrics, log });
+    probes.start(opts.probeIntervalSeconds);
+  }
+
+  const app = createApp({
+    options: { maxUploadBytes: opts.maxUploadBytes, maxAudioSeconds: opts.maxAudioSeconds, pool: poolName },
+    manager,
+    inference: pool,
+    admission,
+    metrics,
+    recent,
+    dataset,
+    scenarios,
+    log,
+    isAccepting: () => accepting,
+  });
+  const server = await new Promise<Server>((res, rej) => {
+    const s = app.listen(opts.port, opts.host, (err?: Error) => (err ? rej(err) : res(s)));
+  });
+  server.keepAliveTimeout = 5_000;
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : opts.port;
+  const url = `http://${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${port}`;
+  log.info({ url, workers: opts.workers, threads: opts.threads, dtype: opts.dtype, maxConcurrentStreams: opts.maxConcurrentStreams, maxQueue: opts.maxQueue }, 'Edge agent listening');
+
+  let stopping: Promise<void> | undefined;
+  const shutdown = (): Promise<void> => {
+    stopping ??= (async () => {
+      accepting = false;
+      metrics.ready.set(0);
+      log.info({ delaySeconds: opts.shutdownDelaySeconds }, 'Shutting down: readiness failing');
+      await new Promise((r) => setTimeout(r, opts.shutdownDelaySeconds * 1000));
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      server.closeIdleConnections();
+      const deadline = Date.now() + opts.drainTimeoutSeconds * 1000;
+      while ((admission.activeCount > 0 || admission.queuedCount > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      log.info({ unfinished: admission.activeCount + admission.queuedCount }, 'Drained in-flight transcriptions');
+      server.closeAllConnections();
+      await closed;
+      watcher?.stop();
+      probes?.stop();
+      await pool.close();
+    })();
+    return stopping;
+  };
+
+  return {
+    server,
+    url,
+    metrics,
+    manager,
+    pool,
+    admission,
+    log,
+    reloadConfig: () => watcher?.check() ?? Promise.resolve(),
+    shutdown,
+  };
+}

@@ -1,0 +1,67 @@
+// Messages between the inference pool (main thread) and its worker threads.
+import type { ModelDtype } from './whisper-model.js';
+
+export interface LoadSpec {
+  /** Key of the loaded model in every worker, e.g. "<deployment>/<version>". */
+  key: string;
+  dir: string;
+  dtype: ModelDtype;
+}
+
+export interface WorkerInit {
+  intraOpThreads: number;
+  executionProviders: string[];
+  maxBatch: number;
+}
+
+export interface TranscribeJob {
+  id: number;
+  /** Mono samples at `sampleRate` (any rate; resampled to the model's rate in the worker). */
+  audio: Float32Array;
+  sampleRate: number;
+  language: string;
+  prompt: string;
+  temperature: number;
+}
+
+export interface WindowResult {
+  start: number;
+  end: number;
+  text: string;
+  tokens: number[];
+  avgLogprob: number;
+}
+
+export interface JobResult {
+  id: number;
+  windows: WindowResult[];
+  text: string;
+  audioSeconds: number;
+  /** Work time of this job inside the worker (front end + its share of the batched encoder/decoder runs). */
+  featuresMs: number;
+  encoderMs: number;
+  decoderMs: number;
+  /** Windows decoded together with this job's (batch size seen). */
+  batchWindows: number;
+}
+
+export interface ModelInfo {
+  key: string;
+  languages: string[];
+  windowSeconds: number;
+  sampleRate: number;
+  loadMs: number;
+  warmupMs: number;
+}
+
+export type ToWorker =
+  | { type: 'load'; reqId: number; spec: LoadSpec }
+  | { type: 'unload'; reqId: number; key: string }
+  | { type: 'run'; reqId: number; key: string; jobs: TranscribeJob[] };
+
+export type FromWorker =
+  | { type: 'ready' }
+  | { type: 'loaded'; reqId: number; info: ModelInfo }
+  | { type: 'unloaded'; reqId: number }
+  | { type: 'results'; reqId: number; results: JobResult[] }
+  | { type: 'failed'; reqId: number; message: string; jobErrors?: { id: number; message: string }[] };

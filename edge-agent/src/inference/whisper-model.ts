@@ -1,0 +1,340 @@
+// One Whisper model on onnxruntime-node: the optimum/transformers.js ONNX layout
+// (onnx/encoder_model{suffix}.onnx + onnx/decoder_model_merged{suffix}.onnx with use_cache_branch,
+// past_key_values.* inputs and present.* outputs), the model's own preprocessor, generation config and
+// tokenizer. Greedy (or temperature) decoding with the KV cache, batched over windows of equal prompt
+// length. `InferenceSession.run` blocks the calling thread, so this class lives in a worker thread.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { LogMel, parsePreprocessorConfig } from '../audio/log-mel.js';
+import type { PreprocessorConfig } from '../audio/log-mel.js';
+import { WhisperTokenizer } from '../text/tokenizer.js';
+
+export type ModelDtype = 'int8' | 'fp32';
+
+export interface SessionOptions {
+  dtype: ModelDtype;
+  /** ORT intra-op threads per session (explicit: several sessions share the cores). */
+  intraOpThreads: number;
+  /** ORT execution providers in order of preference, e.g. ["cuda", "cpu"]. */
+  executionProviders: string[];
+}
+
+export class ModelLoadError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ModelLoadError';
+  }
+}
+
+interface ModelConfig {
+  decoder_layers: number;
+  decoder_attention_heads: number;
+  d_model: number;
+  max_source_positions: number;
+  max_target_positions: number;
+  vocab_size: number;
+}
+
+interface GenerationConfig {
+  decoder_start_token_id?: number;
+  eos_token_id?: number;
+  max_length?: number;
+  begin_suppress_tokens?: number[];
+  suppress_tokens?: number[];
+  lang_to_id?: Record<string, number>;
+  task_to_id?: Record<string, number>;
+  no_timestamps_token_id?: number;
+}
+
+export interface DecodeRequest {
+  features: Float32Array;
+  /** Token ids that precede the start-of-transcript sequence (<|startofprev|> + prompt), may be empty. */
+  previous: number[];
+  language: string;
+  temperature: number;
+}
+
+export interface DecodeResult {
+  tokens: number[];
+  text: string;
+  /** Mean log-probability of the generated tokens (OpenAI's avg_logprob). */
+  avgLogprob: number;
+  encoderMs: number;
+  decoderMs: number;
+}
+
+function readJson(dir: string, name: string): unknown {
+  try {
+    return JSON.parse(readFileSync(join(dir, name), 'utf8'));
+  } catch (err) {
+    throw new ModelLoadError(`cannot read ${name} in ${dir}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+export function onnxFileNames(dtype: ModelDtype): { encoder: string; decoder: string } {
+  const suffix = dtype === 'int8' ? '_quantized' : '';
+  return { encoder: `onnx/encoder_model${suffix}.onnx`, decoder: `onnx/decoder_model_merged${suffix}.onnx` };
+}
+
+export class WhisperModel {
+  readonly logMel: LogMel;
+  readonly tokenizer: WhisperTokenizer;
+  readonly preprocessor: PreprocessorConfig;
+  readonly windowSamples: number;
+  private readonly eos: number;
+  private readonly sot: number;
+  private readonly transcribeId: number;
+  private readonly noTimestamps: number | undefined;
+  private readonly langIds: Map<string, number>;
+  private readonly maxLength: number;
+  private readonly beginSuppress: number[];
+  private readonly suppress: number[];
+  private readonly layers: number;
+  private readonly heads: number;
+  private readonly headDim: number;
+  private readonly vocab: number;
+  private readonly decoderHasCacheBranch: boolean;
+
+  private constructor(
+    readonly dir: string,
+    private readonly encoder: ort.InferenceSession,
+    private readonly decoder: ort.InferenceSession,
+    config: ModelConfig,
+    gen: GenerationConfig,
+    preprocessor: PreprocessorConfig,
+    tokenizer: WhisperTokenizer,
+  ) {
+    this.preprocessor = preprocessor;
+    this.logMel = new LogMel(preprocessor);
+    this.tokenizer = tokenizer;
+    // The encoder takes exactly 2 × max_source_positions frames (10 s for tiny-whisper-synth, 30 s for Whisper).
+    const frames = 2 * config.max_source_positions;
+    if (frames !== preprocessor.nb_max_frames) {
+      throw new ModelLoadError(`preprocessor nb_max_frames ${preprocessor.nb_max_frames} != 2 × max_source_positions (${frames})`);
+    }
+    this.windowSamples = frames * preprocessor.hop_length;
+    this.eos = gen.eos_token_id ?? tokenizer.specialId('<|endoftext|>');
+    this.sot = gen.decoder_start_token_id ?? tokenizer.specialId('<|startoftranscript|>');
+    this.transcribeId = gen.task_to_id?.transcribe ?? tokenizer.specialId('<|transcribe|>');
+    this.noTimestamps = gen.no_timestamps_token_id ?? (tokenizer.hasToken('<|notimestamps|>') ? tokenizer.specialId('<|notimestamps|>') : undefined);
+    this.langIds = new Map(Object.entries(gen.lang_to_id ?? {}).map(([k, v]) => [k.replace(/^<\|(.*)\|>$/, '$1'), v]));
+    if (this.langIds.size === 0 && tokenizer.hasToken('<|en|>')) this.langIds.set('en', tokenizer.specialId('<|en|>'));
+    this.maxLength = Math.min(gen.max_length ?? config.max_target_positions, config.max_target_positions);
+    this.beginSuppress = gen.begin_suppress_tokens ?? [];
+    this.suppress = gen.suppress_tokens ?? [];
+    this.layers = config.decoder_layers;
+    this.heads = config.decoder_attention_heads;
+    this.headDim = config.d_model / config.decoder_attention_heads;
+    this.vocab = config.vocab_size;
+    this.decoderHasCacheBranch = decoder.inputNames.includes('use_cache_branch');
+    for (const name of ['input_ids', 'encoder_hidden_states', 'past_key_values.0.decoder.key', 'past_key_values.0.encoder.key']) {
+      if (!decoder.inputNames.includes(name)) throw new ModelLoadError(`decoder_model_merged has no input ${name} (not an optimum merged decoder with past)`);
+    }
+  }
+
+  static async load(dir: string, opts: SessionOptions): Promise<WhisperModel> {
+    const config = readJson(dir, 'config.json') as ModelConfig;
+    const gen = readJson(dir, 'generation_config.json') as GenerationConfig;
+    const pre = parsePreprocessorConfig(readJson(dir, 'preprocessor_config.json'));
+    const tokenizer = new WhisperTokenizer(readJson(dir, 'tokenizer.json'));
+    const files = onnxFileNames(opts.dtype);
+    const sessionOptions: ort.InferenceSession.SessionOptions = {
+      executionProviders: opts.executionProviders,
+      intraOpNumThreads: opts.intraOpThreads,
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      graphOptimizationLevel: 'all',
+      logSeverityLevel: 3,
+    };
+    let encoder: ort.InferenceSession | undefined;
+    try {
+      encoder = await ort.InferenceSession.create(join(dir, files.encoder), sessionOptions);
+      const decoder = await ort.InferenceSession.create(join(dir, files.decoder), sessionOptions);
+      return new WhisperModel(dir, encoder, decoder, config, gen, pre, tokenizer);
+    } catch (err) {
+      await encoder?.release();
+      if (err instanceof ModelLoadError) throw err;
+      throw new ModelLoadError(`cannot load ONNX sessions from ${dir}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  get languages(): string[] {
+    return [...this.langIds.keys()];
+  }
+
+  /** The decoder prompt: [previous…] <|startoftranscript|> <|lang|> <|transcribe|> <|notimestamps|>. */
+  promptIds(language: string, previous: number[] = []): number[] {
+    const lang = this.langIds.get(language);
+    if (lang === undefined) throw new Error(`language "${language}" is not supported by this model (${this.languages.join(', ')})`);
+    const ids = [...previous, this.sot, lang, this.transcribeId];
+    if (this.noTimestamps !== undefined) ids.push(this.noTimestamps);
+    return ids;
+  }
+
+  /** <|startofprev|> + the last tokens of `prompt` (Whisper keeps at most max_length/2 − 1). */
+  previousIds(prompt: string): number[] {
+    if (!prompt.trim() || !this.tokenizer.hasToken('<|startofprev|>')) return [];
+    const ids = this.tokenizer.encode(' ' + prompt.trim());
+    return [this.tokenizer.specialId('<|startofprev|>'), ...ids.slice(-(Math.floor(this.maxLength / 2) - 1))];
+  }
+
+  async release(): Promise<void> {
+    await this.encoder.release();
+    await this.decoder.release();
+  }
+
+  /** Decodes windows; requests with different prompt lengths are run as separate batches. */
+  async decode(requests: DecodeRequest[]): Promise<DecodeResult[]> {
+    const results = new Array<DecodeResult>(requests.length);
+    const groups = new Map<string, number[]>();
+    requests.forEach((r, i) => {
+      const key = `${r.previous.length}:${r.language}`;
+      const g = groups.get(key) ?? [];
+      g.push(i);
+      groups.set(key, g);
+    });
+    for (const idx of groups.values()) {
+      const out = await this.decodeSameLength(idx.map((i) => requests[i]));
+      idx.forEach((i, j) => (results[i] = out[j]));
+    }
+    return results;
+  }
+
+  private async decodeSameLength(reqs: DecodeRequest[]): Promise<DecodeResult[]> {
+    const B = reqs.length;
+    const frames = this.preprocessor.nb_max_frames;
+    const nMels = this.preprocessor.feature_size;
+    const t0 = performance.now();
+    const feats = new Float32Array(B * nMels * frames);
+    reqs.forEach((r, b) => feats.set(r.features, b * nMels * frames));
+    const enc = await this.encoder.run({ input_features: new ort.Tensor('float32', feats, [B, nMels, frames]) });
+    const hidden = enc.last_hidden_state;
+    if (!hidden) throw new Error('encoder returned no last_hidden_state');
+    const t1 = performance.now();
+
+    const prompts = reqs.map((r) => this.promptIds(r.language, r.previous));
+    const promptLen = prompts[0]?.length ?? 0;
+    const tokens: number[][] = reqs.map(() => []);
+    const logprobs = new Array<number>(B).fill(0);
+    const done = new Array<boolean>(B).fill(false);
+    let inputIds = new BigInt64Array(B * promptLen);
+    prompts.forEach((p, b) => p.forEach((id, j) => (inputIds[b * promptLen + j] = BigInt(id))));
+    let stepLen = promptLen;
+    const empty = new ort.Tensor('float32', new Float32Array(0), [B, this.heads, 0, this.headDim]);
+    const past: Record<string, ort.Tensor> = {};
+    for (let l = 0; l < this.layers; l++) {
+      for (const kind of ['decoder', 'encoder']) {
+        past[`past_key_values.${l}.${kind}.key`] = empty;
+        past[`past_key_values.${l}.${kind}.value`] = empty;
+      }
+    }
+    const maxNew = this.maxLength - promptLen;
+    for (let step = 0; step < maxNew; step++) {
+      const feeds: Record<string, ort.Tensor> = {
+        input_ids: new ort.Tensor('int64', inputIds, [B, stepLen]),
+        encoder_hidden_states: hidden,
+        ...past,
+      };
+      if (this.decoderHasCacheBranch) feeds.use_cache_branch = new ort.Tensor('bool', new Uint8Array([step > 0 ? 1 : 0]), [1]);
+      const out = await this.decoder.run(feeds);
+      for (let l = 0; l < this.layers; l++) {
+        for (const kv of ['key', 'value']) {
+          const dec = out[`present.${l}.decoder.${kv}`];
+          if (dec) past[`past_key_values.${l}.decoder.${kv}`] = dec;
+          // The encoder's cross-attention cache is computed on the first step only.
+          const encKv = out[`present.${l}.encoder.${kv}`];
+          if (step === 0 && encKv) past[`past_key_values.${l}.encoder.${kv}`] = encKv;
+        }
+      }
+      const logitsT = out.logits;
+      if (!logitsT) throw new Error('decoder returned no logits');
+      const logits = logitsT.data as Float32Array;
+      const next = new BigInt64Array(B);
+      for (let b = 0; b < B; b++) {
+        if (done[b]) {
+          next[b] = BigInt(this.eos);
+          continue;
+        }
+        const base = (b * stepLen + stepLen - 1) * this.vocab;
+        const row = logits.subarray(base, base + this.vocab);
+        const { id, logprob } = this.pick(row, step === 0, reqs[b]?.temperature ?? 0);
+        next[b] = BigInt(id);
+        if (id === this.eos) {
+          done[b] = true;
+        } else {
+          tokens[b]?.push(id);
+          logprobs[b] = (logprobs[b] ?? 0) + logprob;
+        }
+      }
+      if (done.every(Boolean)) break;
+      inputIds = next;
+      stepLen = 1;
+    }
+    const t2 = performance.now();
+    return tokens.map((toks, b) => ({
+      tokens: toks,
+      text: this.tokenizer.decode(toks),
+      avgLogprob: toks.length ? (logprobs[b] ?? 0) / toks.length : 0,
+      encoderMs: (t1 - t0) / B,
+      decoderMs: (t2 - t1) / B,
+    }));
+  }
+
+  private pick(row: Float32Array, first: boolean, temperature: number): { id: number; logprob: number } {
+    const banned = first ? [...this.beginSuppress, ...this.suppress] : this.suppress;
+    for (const t of banned) row[t] = -Infinity;
+    let max = -Infinity;
+    let arg = 0;
+    for (let i = 0; i < row.length; i++) {
+      if (row[i] > max) {
+        max = row[i];
+        arg = i;
+      }
+    }
+    let sum = 0;
+    for (let i = 0; i < row.length; i++) sum += Math.exp(row[i] - max);
+    const logZ = max + Math.log(sum);
+    if (temperature > 0) {
+      let z = 0;
+      for (let i = 0; i < row.length; i++) z += Math.exp((row[i] - max) / temperature);
+      let u = Math.random() * z;
+      for (let i = 0; i < row.length; i++) {
+        u -= Math.exp((row[i] - max) / temperature);
+        if (u <= 0) {
+          arg = i;
+          break;
+        }
+      }
+    }
+    return { id: arg, logprob: row[arg] - logZ };
+  }
+}
+
+/**
+ * Splits 16 kHz audio into model windows of at most `windowSamples`. A cut falls at the quietest 20 ms
+ * of the last 2 s of a window, so words are rarely split. Returns [start, end) sample ranges.
+ */
+export function splitWindows(audio: Float32Array, windowSamples: number, sampleRate: number): [number, number][] {
+  const out: [number, number][] = [];
+  const frame = Math.max(1, Math.round(0.02 * sampleRate));
+  const search = Math.min(Math.round(2 * sampleRate), Math.floor(windowSamples / 2));
+  let start = 0;
+  while (audio.length - start > windowSamples) {
+    const hardEnd = start + windowSamples;
+    let best = hardEnd;
+    let bestEnergy = Infinity;
+    for (let f = hardEnd - frame; f >= hardEnd - search; f -= frame) {
+      let e = 0;
+      for (let i = f; i < f + frame; i++) e += audio[i] * audio[i];
+      if (e < bestEnergy) {
+        bestEnergy = e;
+        best = f + Math.floor(frame / 2);
+      }
+    }
+    out.push([start, best]);
+    start = best;
+  }
+  if (audio.length - start > 0 || out.length === 0) out.push([start, audio.length]);
+  return out;
+}

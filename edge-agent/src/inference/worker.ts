@@ -1,0 +1,119 @@
+// Worker thread: owns ONNX sessions (one WhisperModel per loaded model key) and runs jobs batched
+// across windows. Everything here may block; the main thread's event loop never waits on it.
+import { parentPort, workerData } from 'node:worker_threads';
+import { resample } from '../audio/resample.js';
+import type { FromWorker, JobResult, ToWorker, WorkerInit } from './protocol.js';
+import { splitWindows, WhisperModel } from './whisper-model.js';
+import type { DecodeRequest } from './whisper-model.js';
+
+const init = workerData as WorkerInit;
+const models = new Map<string, WhisperModel>();
+const port = parentPort;
+if (!port) throw new Error('worker.ts must run in a worker thread');
+
+function send(msg: FromWorker): void {
+  port?.postMessage(msg);
+}
+
+async function runJobs(model: WhisperModel, jobs: Extract<ToWorker, { type: 'run' }>['jobs']): Promise<JobResult[]> {
+  const sr = model.preprocessor.sampling_rate;
+  const frameCount = model.preprocessor.feature_size * model.preprocessor.nb_max_frames;
+  interface Win {
+    job: number;
+    start: number;
+    end: number;
+    req: DecodeRequest;
+  }
+  const wins: Win[] = [];
+  const featuresMs = new Array<number>(jobs.length).fill(0);
+  jobs.forEach((job, j) => {
+    const t0 = performance.now();
+    const audio = resample(job.audio, job.sampleRate, sr);
+    const previous = model.previousIds(job.prompt);
+    model.promptIds(job.language); // throws on unsupported languages before any work
+    for (const [start, end] of splitWindows(audio, model.windowSamples, sr)) {
+      const features = model.logMel.compute(audio.subarray(start, end), new Float32Array(frameCount));
+      wins.push({ job: j, start: start / sr, end: end / sr, req: { features, previous, language: job.language, temperature: job.temperature } });
+    }
+    featuresMs[j] = performance.now() - t0;
+  });
+  const results: JobResult[] = jobs.map((job, j) => ({
+    id: job.id,
+    windows: [],
+    text: '',
+    audioSeconds: job.audio.length / job.sampleRate,
+    featuresMs: featuresMs[j] ?? 0,
+    encoderMs: 0,
+    decoderMs: 0,
+    batchWindows: 0,
+  }));
+  for (let i = 0; i < wins.length; i += init.maxBatch) {
+    const chunk = wins.slice(i, i + init.maxBatch);
+    const decoded = await model.decode(chunk.map((w) => w.req));
+    chunk.forEach((w, k) => {
+      const d = decoded[k];
+      const r = results[w.job];
+      if (!d || !r) return;
+      r.windows.push({ start: w.start, end: w.end, text: d.text, tokens: d.tokens, avgLogprob: d.avgLogprob });
+      r.encoderMs += d.encoderMs;
+      r.decoderMs += d.decoderMs;
+      r.batchWindows = Math.max(r.batchWindows, chunk.length);
+    });
+  }
+  for (const r of results) r.text = r.windows.map((w) => w.text).join('').trim();
+  return results;
+}
+
+async function handle(msg: ToWorker): Promise<void> {
+  switch (msg.type) {
+    case 'load': {
+      try {
+        const t0 = performance.now();
+        const model = await WhisperModel.load(msg.spec.dir, { dtype: msg.spec.dtype, intraOpThreads: init.intraOpThreads, executionProviders: init.executionProviders });
+        const sr = model.preprocessor.sampling_rate;
+        // Warm-up: one window of a quiet tone, so the first real request pays no lazy initialisation.
+        const tone = Float32Array.from({ length: sr }, (_, i) => 0.1 * Math.sin((2 * Math.PI * 440 * i) / sr));
+        const t1 = performance.now();
+        await runJobs(model, [{ id: 0, audio: tone, sampleRate: sr, language: model.languages[0] ?? 'en', prompt: '', temperature: 0 }]);
+        const old = models.get(msg.spec.key);
+        models.set(msg.spec.key, model);
+        await old?.release();
+        send({
+          type: 'loaded',
+          reqId: msg.reqId,
+          info: { key: msg.spec.key, languages: model.languages, windowSeconds: model.windowSamples / sr, sampleRate: sr, loadMs: t1 - t0, warmupMs: performance.now() - t1 },
+        });
+      } catch (err) {
+        send({ type: 'failed', reqId: msg.reqId, message: (err as Error).message });
+      }
+      return;
+    }
+    case 'unload': {
+      const m = models.get(msg.key);
+      models.delete(msg.key);
+      await m?.release();
+      send({ type: 'unloaded', reqId: msg.reqId });
+      return;
+    }
+    case 'run': {
+      const model = models.get(msg.key);
+      if (!model) {
+        send({ type: 'failed', reqId: msg.reqId, message: `model ${msg.key} is not loaded in this worker` });
+        return;
+      }
+      try {
+        send({ type: 'results', reqId: msg.reqId, results: await runJobs(model, msg.jobs) });
+      } catch (err) {
+        send({ type: 'failed', reqId: msg.reqId, message: (err as Error).message });
+      }
+      return;
+    }
+  }
+}
+
+// Messages are handled one at a time, in order.
+let chain: Promise<void> = Promise.resolve();
+port.on('message', (msg: ToWorker) => {
+  chain = chain.then(() => handle(msg));
+});
+send({ type: 'ready' });

@@ -1,0 +1,134 @@
+// Agent options: command-line flags, then WHISPEROPS_AGENT_* environment variables, then defaults.
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { ModelDtype } from './inference/whisper-model.js';
+
+export interface AgentOptions {
+  host: string;
+  port: number;
+  /** Model-set file (JSON or YAML); when absent, the embedded model in `modelDir` is served. */
+  config: string | undefined;
+  modelDir: string;
+  pool: string;
+  dtype: ModelDtype;
+  workers: number;
+  threads: number;
+  executionProviders: string[];
+  maxBatch: number;
+  maxConcurrentStreams: number;
+  maxQueue: number;
+  maxUploadBytes: number;
+  maxAudioSeconds: number;
+  cacheDir: string;
+  configPollSeconds: number;
+  datasetDir: string | undefined;
+  datasetRetentionSeconds: number;
+  datasetMaxRetainedBytes: number;
+  datasetMaxBytes: number;
+  feedbackMaxAgeSeconds: number;
+  probeSet: string | undefined;
+  probeIntervalSeconds: number;
+  shutdownDelaySeconds: number;
+  drainTimeoutSeconds: number;
+  logLevel: string;
+}
+
+const SPEC = {
+  host: { type: 'string', default: '127.0.0.1', help: 'address to listen on' },
+  port: { type: 'string', default: '8000', help: 'TCP port (0 = any free port)' },
+  config: { type: 'string', help: 'model-set file (JSON/YAML, api/model-set.schema.json); watched and hot-reloaded' },
+  'model-dir': { type: 'string', help: 'embedded model folder served when no --config is given' },
+  pool: { type: 'string', default: 'default', help: 'pool label when no --config is given' },
+  dtype: { type: 'string', default: 'int8', help: 'int8 (onnx/*_quantized.onnx) or fp32' },
+  workers: { type: 'string', help: 'inference worker threads (default: cores / threads, at most 4)' },
+  threads: { type: 'string', default: '1', help: 'ONNX Runtime intra-op threads per session' },
+  'execution-providers': { type: 'string', default: 'cpu', help: 'comma-separated ONNX Runtime execution providers, e.g. cuda,cpu' },
+  'max-batch': { type: 'string', default: '4', help: 'windows decoded together by one worker' },
+  'max-concurrent-streams': { type: 'string', default: '16', help: 'transcriptions in progress at once' },
+  'max-queue': { type: 'string', default: '32', help: 'transcriptions waiting beyond that; more get 429' },
+  'max-upload-bytes': { type: 'string', default: String(25 * 1024 * 1024), help: 'largest accepted upload' },
+  'max-audio-seconds': { type: 'string', default: '600', help: 'longest accepted audio' },
+  'cache-dir': { type: 'string', help: 'where downloaded artifacts are kept' },
+  'config-poll-seconds': { type: 'string', default: '10', help: 'model-set polling interval (besides fs.watch)' },
+  'dataset-dir': { type: 'string', help: 'dataset store folder (off when unset): feedback writes WAV + manifest.jsonl' },
+  'dataset-retention-seconds': { type: 'string', default: '900', help: 'how long request audio is kept for feedback' },
+  'dataset-max-retained-bytes': { type: 'string', default: String(64 * 1024 * 1024), help: 'bound on request audio kept in memory' },
+  'dataset-max-bytes': { type: 'string', default: String(1024 * 1024 * 1024), help: 'bound on bytes written to the store by one process' },
+  'feedback-max-age-seconds': { type: 'string', default: '3600', help: 'how long a request id accepts feedback' },
+  'probe-set': { type: 'string', help: 'golden-probe set (JSONL of {audio, text, scenario})' },
+  'probe-interval-seconds': { type: 'string', default: '300', help: 'golden-probe interval' },
+  'shutdown-delay-seconds': { type: 'string', default: '5', help: 'on SIGTERM, seconds of failing readiness before closing the listener' },
+  'drain-timeout-seconds': { type: 'string', default: '30', help: 'on SIGTERM, longest wait for in-flight transcriptions' },
+  'log-level': { type: 'string', default: 'info', help: 'pino log level' },
+  help: { type: 'boolean', default: false, help: 'print this help' },
+} as const;
+
+export function usage(): string {
+  const lines = Object.entries(SPEC).map(([k, v]) => {
+    const env = `WHISPEROPS_AGENT_${k.toUpperCase().replaceAll('-', '_')}`;
+    const def = 'default' in v ? ` (default ${String(v.default)})` : '';
+    return `  --${k.padEnd(28)} ${v.help}${def}  [env ${env}]`;
+  });
+  return `usage: npm run agent -- [options]\n${lines.join('\n')}\n`;
+}
+
+export class OptionsError extends Error {}
+
+export function parseOptions(argv: string[], env: NodeJS.ProcessEnv, repoRoot: string): AgentOptions | 'help' {
+  const options = Object.fromEntries(Object.entries(SPEC).map(([k, v]) => [k, { type: v.type }])) as Record<string, { type: 'string' | 'boolean' }>;
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false }) as { values: Record<string, string | boolean | undefined> });
+  } catch (err) {
+    throw new OptionsError((err as Error).message);
+  }
+  if (values.help) return 'help';
+  const get = (k: keyof typeof SPEC): string | undefined => {
+    const v = values[k];
+    if (typeof v === 'string') return v;
+    const e = env[`WHISPEROPS_AGENT_${k.toUpperCase().replaceAll('-', '_')}`];
+    if (e !== undefined && e !== '') return e;
+    const spec = SPEC[k];
+    return 'default' in spec ? String(spec.default) : undefined;
+  };
+  const int = (k: keyof typeof SPEC, min: number, max = Number.MAX_SAFE_INTEGER): number => {
+    const raw = get(k);
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min || n > max) throw new OptionsError(`--${k} must be an integer in [${min}, ${max}], got ${raw}`);
+    return n;
+  };
+  const dtype = get('dtype');
+  if (dtype !== 'int8' && dtype !== 'fp32') throw new OptionsError(`--dtype must be int8 or fp32, got ${dtype}`);
+  const threads = int('threads', 1, 256);
+  const workersRaw = get('workers');
+  const workers = workersRaw === undefined ? Math.max(1, Math.min(4, Math.floor(availableParallelism() / threads))) : int('workers', 1, 64);
+  return {
+    host: get('host') ?? '127.0.0.1',
+    port: int('port', 0, 65535),
+    config: get('config'),
+    modelDir: get('model-dir') ?? join(repoRoot, 'models', 'tiny-whisper-synth'),
+    pool: get('pool') ?? 'default',
+    dtype,
+    workers,
+    threads,
+    executionProviders: (get('execution-providers') ?? 'cpu').split(',').map((s) => s.trim()).filter(Boolean),
+    maxBatch: int('max-batch', 1, 64),
+    maxConcurrentStreams: int('max-concurrent-streams', 1, 10_000),
+    maxQueue: int('max-queue', 0, 100_000),
+    maxUploadBytes: int('max-upload-bytes', 1024),
+    maxAudioSeconds: int('max-audio-seconds', 1),
+    cacheDir: get('cache-dir') ?? join(env.XDG_CACHE_HOME ?? join(env.HOME ?? '/tmp', '.cache'), 'whisperops-agent'),
+    configPollSeconds: int('config-poll-seconds', 1),
+    datasetDir: get('dataset-dir'),
+    datasetRetentionSeconds: int('dataset-retention-seconds', 1),
+    datasetMaxRetainedBytes: int('dataset-max-retained-bytes', 0),
+    datasetMaxBytes: int('dataset-max-bytes', 0),
+    feedbackMaxAgeSeconds: int('feedback-max-age-seconds', 1),
+    probeSet: get('probe-set'),
+    probeIntervalSeconds: int('probe-interval-seconds', 1),
+    shutdownDelaySeconds: int('shutdown-delay-seconds', 0),
+    drainTimeoutSeconds: int('drain-timeout-seconds', 0),
+    logLevel: get('log-level') ?? 'info',
+  };
+}
