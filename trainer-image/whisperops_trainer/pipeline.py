@@ -1,0 +1,431 @@
+"""`run`: the whole FineTuneJob — data, base evaluation, training, evaluation, export, publish,
+result. Exit codes: 0 success, 2 invalid input (not retried), 3 quality gate failed (not retried),
+anything else retryable."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Sequence
+
+from . import log, manifest, result, synth, uri
+from .data import DatasetError, Sample, Stage, mix_replay, plan_curriculum, read_manifest, split_sentences, write_manifest
+from .export import QualityGateFailed
+from .jobspec import InvalidJob, load_job
+from .train import TrainConfig
+
+EXIT_OK, EXIT_INVALID, EXIT_GATE, EXIT_RETRY = 0, 2, 3, 1
+DEFAULT_MAX_WER_INCREASE = 0.02
+
+
+def _eval_max() -> int:
+    return int(os.environ.get("WHISPEROPS_EVAL_MAX", "300"))
+
+
+def _is_manifest(text: str) -> bool:
+    first = next((ln for ln in text.splitlines() if ln.strip()), "")
+    return first.lstrip().startswith("{")
+
+
+def _read_source(u: str, what: str) -> str:
+    try:
+        return uri.read_text(u)
+    except FileNotFoundError as e:
+        raise DatasetError(f"{what} not found: {u}") from e
+
+
+def _check_audio(samples: Sequence[Sample], what: str) -> None:
+    missing = [s.audio for s in samples if uri.is_local(s.audio) and not uri.to_path(s.audio).is_file()]
+    if missing:
+        raise DatasetError(f"{what}: {len(missing)} audio file(s) missing, e.g. {missing[0]}")
+
+
+def _localize(samples: list[Sample], dest: Path) -> list[Sample]:
+    """Download http(s) audio of a manifest into dest (training reads local files)."""
+    out = []
+    for i, s in enumerate(samples):
+        if uri.is_local(s.audio):
+            out.append(s)
+            continue
+        dest.mkdir(parents=True, exist_ok=True)
+        p = dest / f"{i:07d}.wav"
+        if not p.exists():
+            p.write_bytes(uri.read_bytes(s.audio))
+        out.append(Sample(str(p), s.text, s.scenario, s.voice, s.wpm, s.pitch))
+    return out
+
+
+class Data:
+    def __init__(self) -> None:
+        self.domain: list[Sample] = []
+        self.general: list[Sample] = []
+        self.evals: dict[str, list[Sample]] = {}
+        self.scenario = "domain"
+
+
+def prepare_data(spec: dict[str, Any], work: Path, seed: int) -> Data:
+    ds = spec["dataset"]
+    syn = ds.get("synthesize")
+    d = Data()
+    d.scenario = ds.get("scenario") or (syn or {}).get("scenario") or "domain"
+    eval_specs = {e["scenario"]: e["uri"] for e in ds.get("evaluation", [])}
+    n_eval = _eval_max()
+    rng = random.Random(seed)
+    syn_cfg = synth.SynthConfig(seed=seed)
+    if syn:
+        syn_cfg = synth.SynthConfig(voices=list(syn["voices"]), wpm=(syn["wordsPerMinute"]["min"], syn["wordsPerMinute"]["max"]),
+                                    pitch=(syn["pitch"]["min"], syn["pitch"]["max"]), seed=seed)
+    eval_voices = [v for v in synth.TRAIN_VOICES if v not in syn_cfg.voices] or list(syn_cfg.voices)
+    eval_cfg = synth.SynthConfig(voices=eval_voices, wpm=syn_cfg.wpm, pitch=syn_cfg.pitch, seed=seed + 1)
+
+    log.set_stage("data")
+    manifest_samples: list[Sample] = []
+    if "uri" in ds:
+        manifest_samples = read_manifest(ds["uri"], d.scenario)
+        _check_audio(manifest_samples, "dataset")
+        manifest_samples = _localize(manifest_samples, work / "audio" / "dataset")
+    corpus: list[str] = []
+    if syn:
+        corpus = synth.dedupe(ln.strip() for ln in _read_source(syn["corpusUri"], "synthesis corpus").splitlines() if ln.strip())
+        if not corpus:
+            raise DatasetError(f"synthesis corpus is empty: {syn['corpusUri']}")
+
+    heldout: list[str] = []
+    if d.scenario not in eval_specs:
+        # no evaluation set for the job's scenario: hold out sentences (never utterances) of the data
+        if corpus:
+            corpus, heldout = split_sentences(corpus, 0.2, seed)
+            heldout = heldout[:n_eval]
+        elif manifest_samples:
+            keep, held = split_sentences([s.text for s in manifest_samples], 0.2, seed)
+            held_set = set(held)
+            d.evals[d.scenario] = [s for s in manifest_samples if s.text in held_set][:n_eval]
+            manifest_samples = [s for s in manifest_samples if s.text not in held_set]
+
+    sel = ds.get("selection")
+    if sel:
+        from .select import select_top_k
+
+        ref = [ln for ln in _read_source(sel["referenceUri"], "selection reference").splitlines() if ln.strip()]
+        pool = [s.text for s in manifest_samples] + corpus
+        keep = select_top_k(pool, ref, int(sel["topK"]))
+        nm = len(manifest_samples)
+        manifest_samples = [manifest_samples[i] for i in keep if i < nm]
+        corpus = [corpus[i - nm] for i in keep if i >= nm]
+        log.info("Selected by TF-IDF", kept=len(keep), pool=len(pool), reference_lines=len(ref))
+    elif syn:
+        rng.shuffle(corpus)
+
+    synthesized: list[Sample] = []
+    if syn:
+        log.set_stage("synthesize")
+        corpus = corpus[: int(syn["maxUtterances"])]
+        synthesized = synth.synthesize(corpus, syn["scenario"], work / "audio" / "synth", syn_cfg, workers=os.cpu_count() or 2)
+    if heldout:
+        d.evals[d.scenario] = synth.synthesize(heldout, d.scenario, work / "audio" / f"eval-{d.scenario}", eval_cfg,
+                                               workers=os.cpu_count() or 2)
+    d.domain = manifest_samples + synthesized
+    if not d.domain:
+        raise DatasetError("no in-domain training samples (empty manifest, selection or corpus)")
+
+    rp = ds.get("replay")
+    if rp:
+        text = _read_source(rp["uri"], "replay data")
+        if _is_manifest(text):
+            d.general = read_manifest(rp["uri"], "general")
+            _check_audio(d.general, "replay")
+            d.general = _localize(d.general, work / "audio" / "replay")
+        else:
+            sents = synth.dedupe(ln.strip() for ln in text.splitlines() if ln.strip())
+            if "general" not in eval_specs:
+                sents, held = split_sentences(sents, min(0.2, n_eval / max(1, len(sents))), seed)
+                d.evals["general"] = synth.synthesize(held[:n_eval], "general", work / "audio" / "eval-general",
+                                                      eval_cfg, workers=os.cpu_count() or 2)
+            n_rep = min(len(sents), max(200, len(d.domain) // 2), 4000)
+            pick = random.Random(seed + 2).sample(sents, n_rep)
+            d.general = synth.synthesize(pick, "general", work / "audio" / "replay", syn_cfg, workers=os.cpu_count() or 2)
+
+    for scen, u in eval_specs.items():
+        text = _read_source(u, f"evaluation set {scen}")
+        if _is_manifest(text):
+            s = read_manifest(u, scen)[:n_eval]
+            _check_audio(s, f"evaluation set {scen}")
+            d.evals[scen] = _localize(s, work / "audio" / f"eval-{scen}")
+        else:
+            sents = synth.dedupe(ln.strip() for ln in text.splitlines() if ln.strip())
+            sents = random.Random(seed + 3).sample(sents, min(n_eval, len(sents)))
+            d.evals[scen] = synth.synthesize(sents, scen, work / "audio" / f"eval-{scen}", eval_cfg,
+                                             workers=os.cpu_count() or 2)
+    log.info("Data ready", domain=len(d.domain), general=len(d.general),
+             evaluation={k: len(v) for k, v in d.evals.items()})
+    return d
+
+
+def train_config(spec: dict[str, Any]) -> TrainConfig:
+    from .augment import AugmentConfig, list_noise_files
+
+    a = spec.get("augmentation", {})
+    sp = a.get("speedPerturbation", {"min": 0.9, "max": 1.1})
+    nz = a.get("noise", {})
+    sa = a.get("specAugment", {})
+    noise_files: list[str] = []
+    if nz.get("sourceUri"):
+        folder = uri.to_path(nz["sourceUri"])
+        noise_files = list_noise_files(folder)
+        if not noise_files:
+            raise DatasetError(f"no noise recordings (.wav/.flac/.ogg) under {nz['sourceUri']}")
+    aug = AugmentConfig(speed=(sp["min"], sp["max"]), snr_db=(nz.get("snrDb", {}).get("min", 5), nz.get("snrDb", {}).get("max", 15)),
+                        noise_prob=nz.get("probability", 0.5), noise_files=noise_files,
+                        mask_time_prob=sa.get("maskTimeProb", 0.05), mask_time_length=sa.get("maskTimeLength", 10),
+                        mask_feature_prob=sa.get("maskFeatureProb", 0.0), mask_feature_length=sa.get("maskFeatureLength", 10))
+    m = spec.get("method", {})
+    lo = m.get("lora", {})
+    t = spec.get("training", {})
+    return TrainConfig(method=m.get("type", "lora"), lora_rank=lo.get("rank", 16), lora_alpha=lo.get("alpha", 32),
+                       lora_dropout=lo.get("dropout", 0.05), target_modules=tuple(lo.get("targetModules", ["q_proj", "v_proj"])),
+                       learning_rate=t.get("learningRate"), batch_size=t.get("batchSize", 16),
+                       grad_accum=t.get("gradientAccumulationSteps", 1), max_steps=t.get("maxSteps"),
+                       precision=t.get("precision", "auto"), seed=t.get("seed", 42), augment=aug,
+                       num_workers=min(8, max(0, (os.cpu_count() or 1) - 1)) if _has_cuda() else 0)
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def curriculum(spec: dict[str, Any], d: Data, seed: int) -> list[tuple[str, list[Sample]]]:
+    rp = spec["dataset"].get("replay")
+    stages_spec = (spec.get("curriculum") or {}).get("stages")
+    if stages_spec:
+        stages = [Stage(s.get("name", f"stage-{i}"), float(s["domainFraction"]), float(s["epochs"])) for i, s in enumerate(stages_spec)]
+    else:
+        frac = 1.0 - float(rp.get("fraction", 0.2)) if rp and d.general else 1.0
+        stages = [Stage("main", frac, float(spec.get("training", {}).get("epochs", 1)))]
+    rng = random.Random(seed)
+    out = []
+    for st, n in plan_curriculum(stages, len(d.domain)):
+        out.append((st.name, mix_replay(d.domain, d.general, st.domain_fraction, n, rng)))
+    return out
+
+
+def run_training(base_dir: Path, stages: list[tuple[str, list[Sample]]], cfg: TrainConfig, out_dir: Path, spec: dict[str, Any], work: Path):
+    """In-process on CPU or one GPU; under torchrun with one process per GPU when there are more."""
+    import torch
+
+    from . import train
+
+    res_spec = spec.get("resources", {})
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    world = min(int(res_spec.get("gpusPerNode", 1)) or 1, gpus) if gpus else 1
+    nodes = int(res_spec.get("nodes", 1))
+    if world <= 1 and nodes <= 1 or "LOCAL_RANK" in os.environ:
+        return train.train(str(base_dir), stages, cfg, str(out_dir)).to_json()
+    plan = {"model_dir": str(base_dir), "out_dir": str(out_dir), "cfg": cfg.to_json(), "stages": []}
+    for i, (name, samples) in enumerate(stages):
+        p = work / f"stage-{i}.jsonl"
+        write_manifest(p, samples)
+        plan["stages"].append([name, str(p)])
+    plan_file = work / "plan.json"
+    plan_file.write_text(json.dumps(plan))
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={world}"]
+    if nodes > 1:  # the operator provides MASTER_ADDR/MASTER_PORT and NODE_RANK (indexed Job) for multi-node
+        cmd += [f"--nnodes={nodes}", f"--node_rank={os.environ.get('NODE_RANK', os.environ.get('JOB_COMPLETION_INDEX', '0'))}",
+                f"--master_addr={os.environ['MASTER_ADDR']}", f"--master_port={os.environ.get('MASTER_PORT', '29500')}"]
+    else:
+        cmd += ["--standalone"]
+    cmd += ["-m", "whisperops_trainer", "train", "--plan", str(plan_file)]
+    log.info("Launching distributed training", processes=world, nodes=nodes)
+    r = subprocess.run(cmd)
+    if r.returncode != 0:
+        raise RuntimeError(f"distributed training failed with exit code {r.returncode}")
+    return json.loads((out_dir / "training_report.json").read_text())
+
+
+def train_from_plan(plan_file: str) -> int:
+    from . import train
+
+    plan = json.loads(Path(plan_file).read_text())
+    stages = [(name, read_manifest(p)) for name, p in plan["stages"]]
+    train.train(plan["model_dir"], stages, TrainConfig.from_json(plan["cfg"]), plan["out_dir"])
+    return 0
+
+
+def _evaluate(model_dir: Path, evals: dict[str, list[Sample]], label: str, features: dict[str, Any]) -> dict[str, Any]:
+    import torch
+    from transformers import AutoTokenizer, WhisperForConditionalGeneration
+
+    from . import evaluate
+
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    model = WhisperForConditionalGeneration.from_pretrained(str(model_dir)).to(dev)
+    out = {}
+    for scen, samples in evals.items():
+        if scen not in features:
+            features[scen] = evaluate.features_for(str(model_dir), samples)
+        sc, _ = evaluate.evaluate_torch(model, tok, str(model_dir), samples, batch_size=64, device=dev,
+                                        label=label, features=features[scen])
+        out[scen] = sc[scen]
+    return out
+
+
+def _evaluate_onnx(model_dir: Path, evals: dict[str, list[Sample]], suffix: str, features: dict[str, Any]) -> dict[str, Any]:
+    from transformers import AutoTokenizer
+
+    from . import evaluate
+    from .onnx_infer import OnnxWhisper, transcribe
+
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    sess = OnnxWhisper(model_dir, suffix)
+    out = {}
+    for scen, samples in evals.items():
+        hyps = transcribe(model_dir, features[scen], tok, session=sess)
+        out[scen] = evaluate.score([s.text for s in samples], hyps)
+    return out
+
+
+def base_model(spec: dict[str, Any], work: Path) -> tuple[Path, str]:
+    bm = spec["baseModel"]
+    u = bm["uri"]
+    try:
+        if uri.is_local(u):
+            d = uri.fetch_dir(u, work / "base", [])
+        else:
+            man = json.loads(uri.read_text(u.rstrip("/") + "/" + manifest.MANIFEST))
+            files = [f for f in man["files"] if not f.startswith("onnx/")] + [manifest.MANIFEST]
+            d = uri.fetch_dir(u, work / "base", files)
+    except FileNotFoundError as e:
+        raise InvalidJob(f"base model not found: {u} ({e})") from e
+    if not (d / "config.json").is_file():
+        raise InvalidJob(f"base model folder has no config.json: {u}")
+    man_path = d / manifest.MANIFEST
+    if bm.get("sha256"):
+        if not man_path.is_file():
+            raise InvalidJob("baseModel.sha256 is set but the artifact has no model-manifest.json")
+        got = manifest.sha256_file(man_path)
+        if got != bm["sha256"]:
+            raise InvalidJob(f"base model manifest sha256 {got} does not match spec.baseModel.sha256")
+    version = bm.get("version")
+    if not version and man_path.is_file():
+        version = json.loads(man_path.read_text()).get("version")
+    return d, version or "unknown"
+
+
+def run_job(job: dict[str, Any]) -> dict[str, Any]:
+    t_start = time.time()
+    spec, meta = job["spec"], job.get("metadata", {})
+    work = Path(os.environ.get("WHISPEROPS_WORK_DIR") or tempfile.mkdtemp(prefix="whisperops-"))
+    work.mkdir(parents=True, exist_ok=True)
+    seed = int(spec.get("training", {}).get("seed", 42))
+    log.set_stage("prepare")
+    base_dir, parent_version = base_model(spec, work)
+    log.info("Base model", dir=str(base_dir), version=parent_version)
+    cfg = train_config(spec)
+    d = prepare_data(spec, work, seed)
+    stages = curriculum(spec, d, seed)
+
+    log.set_stage("evaluate-base")
+    feats: dict[str, Any] = {}
+    base_scores = _evaluate(base_dir, d.evals, "base", feats) if d.evals else {}
+
+    log.set_stage("train")
+    model_dir = work / "model"
+    tr = run_training(base_dir, stages, cfg, model_dir, spec, work)
+
+    log.set_stage("evaluate")
+    scores = _evaluate(model_dir, d.evals, "fine-tuned", feats) if d.evals else {}
+    for scen in scores:
+        log.info("WER", scenario=scen, base=base_scores[scen].wer, finetuned=scores[scen].wer,
+                 cer=scores[scen].cer, n=scores[scen].n)
+
+    log.set_stage("export")
+    ex = spec.get("export", {})
+    quant = ex.get("quantization", "int8") if ex.get("onnx", True) else "none"
+    quant_scores: dict[str, Any] = {}
+    if ex.get("onnx", True):
+        from . import export
+
+        export.export_onnx(model_dir, model_dir)
+        if quant == "int8":
+            export.quantize_int8(model_dir / "onnx")
+            suffix = "_quantized"
+        elif quant == "fp16":
+            export.convert_fp16(model_dir / "onnx")
+            suffix = "_fp16"
+        if quant != "none" and d.evals:
+            quant_scores = _evaluate_onnx(model_dir, d.evals, suffix, feats)
+            max_inc = float(ex.get("maxWerIncrease", DEFAULT_MAX_WER_INCREASE))
+            failed = export.quality_gate({k: v.wer for k, v in scores.items()}, {k: v.wer for k, v in quant_scores.items()}, max_inc)
+            for k in quant_scores:
+                log.info("Quantized WER", scenario=k, float_wer=scores[k].wer, quantized_wer=quant_scores[k].wer,
+                         max_increase=max_inc)
+            if failed:
+                raise QualityGateFailed(
+                    f"{quant} model WER rises more than {max_inc} over the float model in: "
+                    + ", ".join(f"{k} {scores[k].wer:.4f}->{quant_scores[k].wer:.4f}" for k in failed))
+
+    name = meta.get("name") or "model"
+    uid = (meta.get("uid") or "").replace("-", "")
+    version = f"{name}-{uid[:8]}" if uid else f"{name}-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}"
+    version = version[:128]
+    metrics = {
+        "wer": {k: round(v.wer, 4) for k, v in scores.items()},
+        "cer": {k: round(v.cer, 4) for k, v in scores.items()},
+        "baseWer": {k: round(v.wer, 4) for k, v in base_scores.items()},
+        "evaluation": {"utterancesPerScenario": {k: v.n for k, v in scores.items()},
+                       "normalization": "whisperops-basic-v1"},
+    }
+    if quant_scores:
+        metrics["werQuantized"] = {k: round(v.wer, 4) for k, v in quant_scores.items()}
+    training = {"method": cfg.method, "steps": tr["steps"], "samplesSeen": tr["samples_seen"],
+                "uttPerSec": round(tr["utt_per_sec"], 2), "trainableParams": tr["trainable"],
+                "totalParams": tr["total"], "precision": tr["precision"], "processes": tr["world_size"],
+                "job": {"name": meta.get("name"), "namespace": meta.get("namespace"), "uid": meta.get("uid"),
+                        "generation": meta.get("generation")}}
+    (model_dir / "training_report.json").unlink(missing_ok=True)
+    sha = manifest.write_manifest(model_dir, name=name, version=version, parent_version=parent_version,
+                                  quantization=quant, metrics=metrics, extra={"training": training})
+
+    log.set_stage("publish")
+    model_uri = uri.publish_dir(model_dir, spec["output"]["uri"])
+    log.info("Published model", uri=model_uri, version=version, sha256=sha)
+    return {
+        "modelUri": model_uri, "version": version, "sha256": sha, "parentVersion": parent_version,
+        "wer": metrics["wer"], "baseWer": metrics["baseWer"], "trainableParams": tr["trainable"],
+        "totalParams": tr["total"], "quantization": quant, "durationSeconds": round(time.time() - t_start, 1),
+    }
+
+
+def run(job_file: str | None) -> int:
+    log.set_stage("init")
+    try:
+        job = load_job(job_file)
+        log.info("Job loaded", name=job["metadata"].get("name"), namespace=job["metadata"].get("namespace"),
+                 generation=job["metadata"].get("generation"))
+        res = run_job(job)
+    except (InvalidJob, DatasetError) as e:
+        log.error("Invalid input", reason="InvalidInput", error=str(e))
+        result.write(result.encode_failure("InvalidInput", str(e)))
+        return EXIT_INVALID
+    except QualityGateFailed as e:
+        log.error("Quality gate failed", reason="QualityGateFailed", error=str(e))
+        result.write(result.encode_failure("QualityGateFailed", str(e)))
+        return EXIT_GATE
+    except Exception as e:  # noqa: BLE001 — anything else is retryable
+        log.error("Training failed", reason="Error", error=f"{type(e).__name__}: {e}",
+                  traceback=traceback.format_exc()[-2000:])
+        result.write(result.encode_failure("Error", f"{type(e).__name__}: {e}"))
+        return EXIT_RETRY
+    data = result.encode(res)
+    result.write(data)
+    log.info("Done", **{k: res[k] for k in ("modelUri", "version", "durationSeconds")})
+    return EXIT_OK
