@@ -19,12 +19,21 @@ if ((${#need_apt[@]})); then
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
 
-# The wrapper modules need Go >= 1.26. An older go (e.g. Debian's) fetches that toolchain from the
-# Go module proxy (golang.org/toolchain), which is the one outside host besides package registries.
-go_minor="$(go env GOVERSION | sed -n 's/^go1\.\([0-9]*\).*/\1/p')"
+# The wrapper modules need Go >= 1.26. Debian 12's golang-go is 1.19, too old even for GOTOOLCHAIN,
+# so fetch the Go toolchain as the module golang.org/toolchain from the Go module proxy (what the go
+# command's own toolchain switch does) and put it first on PATH.
+go_toolchain="go1.26.8"
+go_minor="$(go version | sed -n 's/^go version go1\.\([0-9]*\).*/\1/p')"
 if [[ -z "${go_minor}" || "${go_minor}" -lt 26 ]]; then
-  export GOTOOLCHAIN="go1.26.8"
-  say "local $(go env GOVERSION) is older than go1.26: using GOTOOLCHAIN=${GOTOOLCHAIN} from the module proxy"
+  arch="$(dpkg --print-architecture 2>/dev/null || echo amd64)"
+  mod="golang.org/toolchain@v0.0.1-${go_toolchain}.linux-${arch}"
+  say "$(go version) is older than go1.26: fetching ${mod} from the Go module proxy"
+  dir="$(cd /tmp && go mod download -json "${mod}" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+  [[ -n "${dir}" && -f "${dir}/bin/go" ]] || { say "could not download ${mod}"; exit 1; }
+  # Module zips carry no file modes.
+  chmod +x "${dir}/bin/"* "${dir}/pkg/tool/"*/* 2>/dev/null || true
+  export GOROOT="${dir}" PATH="${dir}/bin:${PATH}" GOTOOLCHAIN=local
+  say "using $(go version)"
 fi
 
 t0=$(date +%s)
