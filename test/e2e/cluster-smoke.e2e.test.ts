@@ -145,6 +145,20 @@ describe('local control plane', () => {
     expect(job.status?.succeeded ?? 0).toBe(0);
   });
 
+  it('completes Job pods without annotations, and keeps a Job pod with outcome "run" running', async () => {
+    await batch.createNamespacedJob({ namespace: ns, body: gpuJob('default-outcome', {}, 1) });
+    await batch.createNamespacedJob({ namespace: ns, body: gpuJob('long-running', { [podOutcome.outcome]: 'run' }, 1) });
+    await eventually('Job default-outcome Complete', () => jobCondition('default-outcome', 'Complete'), 90_000);
+    const running = await eventually('long-running pod Running', async () => {
+      const pod = await onlyPodOf('long-running');
+      return pod.status?.phase === 'Running' ? pod : undefined;
+    });
+    expect(running.status?.containerStatuses?.[0]?.state?.running).toBeDefined();
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect((await onlyPodOf('long-running')).status?.phase).toBe('Running');
+    expect((await batch.readNamespacedJob({ name: 'long-running', namespace: ns })).status?.active).toBe(1);
+  });
+
   it('leaves a pod asking for more GPUs than any node has unschedulable', async () => {
     const body = gpuJob('too-big', {}, 9).spec?.template;
     await core.createNamespacedPod({ namespace: ns, body: { metadata: { name: 'too-big' }, spec: body?.spec } });
@@ -170,6 +184,9 @@ describe('local control plane', () => {
       return pod.status?.phase === 'Running' ? pod : undefined;
     });
     expect(running.spec?.nodeName).toMatch(/^jetson-/);
+    // ServiceAccount admission ran: the default ServiceAccount and its projected token volume.
+    expect(running.spec?.serviceAccountName).toBe('default');
+    expect(running.spec?.volumes?.some((v) => v.name.startsWith('kube-api-access-') && v.projected !== undefined)).toBe(true);
     expect(running.status?.containerStatuses?.[0]?.state?.running).toBeDefined();
 
     const message = await eventually('agent-intolerant Unschedulable', async () => {
