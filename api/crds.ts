@@ -22,7 +22,8 @@ interface PrinterColumn {
 interface KindDef {
   kind: string;
   plural: string;
-  shortName: string;
+  /** Short names; the first is the documented one. */
+  shortNames: string[];
   description: string;
   spec: Schema;
   status: Schema;
@@ -37,7 +38,7 @@ const age: PrinterColumn = { name: 'Age', type: 'date', jsonPath: '.metadata.cre
 
 export const KINDS: KindDef[] = [
   {
-    kind: 'FineTuneJob', plural: 'finetunejobs', shortName: 'ftj',
+    kind: 'FineTuneJob', plural: 'finetunejobs', shortNames: ['ftj'],
     description: 'FineTuneJob fine-tunes a Whisper-family model on GPU nodes (LoRA, augmentation, curriculum), evaluates it per scenario, exports it to ONNX and compresses it.',
     spec: fineTuneJobSpec(), status: fineTuneJobStatus(),
     columns: [
@@ -52,7 +53,9 @@ export const KINDS: KindDef[] = [
     ],
   },
   {
-    kind: 'EdgePool', plural: 'edgepools', shortName: 'ep',
+    kind: 'EdgePool', plural: 'edgepools',
+    // `ep` is also core Endpoints' short name, and kubectl resolves it to Endpoints first: `epool` always works.
+    shortNames: ['ep', 'epool'],
     description: 'EdgePool runs the whisperops edge agent on a fleet of edge devices (nodes) and scales the agents with the number of concurrent streams.',
     spec: edgePoolSpec(), status: edgePoolStatus(), scale: true,
     columns: [
@@ -66,7 +69,7 @@ export const KINDS: KindDef[] = [
     ],
   },
   {
-    kind: 'InferenceDeployment', plural: 'inferencedeployments', shortName: 'infd',
+    kind: 'InferenceDeployment', plural: 'inferencedeployments', shortNames: ['infd'],
     description: 'InferenceDeployment serves a model on an EdgePool, canaries new versions with analysis of WER and latency, watches live WER per scenario and retrains when it degrades.',
     spec: inferenceDeploymentSpec(), status: inferenceDeploymentStatus(),
     columns: [
@@ -86,7 +89,8 @@ export function crdFor(def: KindDef): Record<string, unknown> {
   const root = obj(def.description, {
     apiVersion: str('APIVersion of this object: whisperops.dev/v1alpha1.', { maxLength: 64 }),
     kind: str(`Kind of this object: ${def.kind}.`, { maxLength: 64 }),
-    metadata: { type: 'object', description: 'Standard object metadata.' },
+    // The API server owns metadata's schema and forbids describing it here.
+    metadata: { type: 'object' } as Schema,
     spec: def.spec,
     status: def.status,
   }, { required: ['spec'] });
@@ -101,7 +105,7 @@ export function crdFor(def: KindDef): Record<string, unknown> {
       group: GROUP,
       names: {
         kind: def.kind, listKind: `${def.kind}List`, plural: def.plural, singular: def.kind.toLowerCase(),
-        shortNames: [def.shortName], categories: ['whisperops'],
+        shortNames: def.shortNames, categories: ['whisperops'],
       },
       scope: 'Namespaced',
       versions: [{

@@ -71,6 +71,9 @@ export function obj(
   extra: Extra & { required?: string[]; rules?: Rule[] } = {},
 ): Schema {
   const { rules, required, ...rest } = extra;
+  // The API server checks a default against the schema's rules without defaulting inside it, so an
+  // empty default is spelled out with the defaults of the object's fields.
+  if (isEmptyObject(rest.default)) rest.default = defaultsOf(properties);
   return {
     type: 'object',
     description,
@@ -79,6 +82,14 @@ export function obj(
     ...rest,
     ...(rules && rules.length > 0 ? { 'x-kubernetes-validations': rules } : {}),
   };
+}
+
+function isEmptyObject(v: unknown): boolean {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length === 0;
+}
+
+function defaultsOf(properties: Record<string, Schema>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(properties).filter(([, p]) => p.default !== undefined).map(([n, p]) => [n, p.default]));
 }
 
 export function arr(description: string, items: Schema, maxItems: number, extra: Extra = {}): Schema {

@@ -83,7 +83,7 @@ describe('defaults', () => {
       spec: { edgePoolRef: { name: 'minimal' }, model: { fineTuneJobRef: { name: 'minimal' } } },
     };
     await kubectl(['create', '-f', '-'], { input: `${JSON.stringify(ep)}\n${JSON.stringify(infd)}` });
-    const pool = await getJson<{ spec: Record<string, Record<string, unknown>> }>('ep/minimal');
+    const pool = await getJson<{ spec: Record<string, Record<string, unknown>> }>('epool/minimal');
     expect(pool.spec.agent).toMatchObject({ maxConcurrentStreams: 16, queueLength: 32, port: 8080, executionProviders: ['cpu'] });
     expect(pool.spec.autoscaling).toMatchObject({ mode: 'builtin', minReplicas: 1, maxReplicas: 10, scaleDownStabilizationSeconds: 300, scaleUpStabilizationSeconds: 0 });
     expect(pool.spec.placement).toEqual({ maxAgentsPerDevice: 1 });
@@ -109,8 +109,8 @@ describe('updates', () => {
   });
 
   it('serves the scale subresource of an EdgePool', async () => {
-    await kubectl(['scale', '-n', ns, 'ep/jetson-clinics', '--replicas=5']);
-    expect((await getJson<{ spec: { replicas: number } }>('ep/jetson-clinics')).spec.replicas).toBe(5);
+    await kubectl(['scale', '-n', ns, 'epool/jetson-clinics', '--replicas=5']);
+    expect((await getJson<{ spec: { replicas: number } }>('epool/jetson-clinics')).spec.replicas).toBe(5);
     const scale = JSON.parse(await kubectl(['get', '--raw', `/apis/whisperops.dev/v1alpha1/namespaces/${ns}/edgepools/jetson-clinics/scale`])) as { kind: string; spec: { replicas: number } };
     expect(scale).toMatchObject({ kind: 'Scale', spec: { replicas: 5 } });
   });
@@ -126,8 +126,14 @@ describe('updates', () => {
 describe('discoverability', () => {
   it('teaches kubectl explain', async () => {
     expect(await kubectl(['explain', 'ftj.spec.method.lora.rank'])).toContain('Rank r of the adapters');
-    expect(await kubectl(['explain', 'ep.spec.autoscaling.mode'])).toContain('scale subresource');
+    expect(await kubectl(['explain', 'epool.spec.autoscaling.mode'])).toContain('scale subresource');
     expect(await kubectl(['explain', 'infd.spec.rollout.steps'])).toContain('Canary steps');
+  });
+
+  it('answers to the short names, where ep loses to core Endpoints as kubectl resolves it', async () => {
+    expect(await kubectl(['get', 'ftj,infd,epool', '-n', ns, '-o', 'name'])).toMatch(/edgepool\.whisperops\.dev\/jetson-clinics/);
+    const ep = await kubectl(['api-resources', '--api-group=whisperops.dev', '-o', 'wide']);
+    expect(ep).toMatch(/^edgepools\s+ep,epool\s/m);
   });
 
   it('lists all kinds under the whisperops category with their printer columns', async () => {
@@ -136,7 +142,7 @@ describe('discoverability', () => {
     expect(out).toMatch(/edgepool\.whisperops\.dev\/jetson-clinics/);
     expect(out).toMatch(/inferencedeployment\.whisperops\.dev\/clinical-asr/);
     expect((await kubectl(['get', 'ftj', '-n', ns])).split('\n')[0]).toMatch(/^NAME\s+PHASE\s+READY\s+METHOD\s+VERSION\s+WER\s+AGE/);
-    expect((await kubectl(['get', 'ep', '-n', ns])).split('\n')[0]).toMatch(/^NAME\s+MODE\s+DESIRED\s+AGENTS\s+DEVICES\s+READY\s+AGE/);
+    expect((await kubectl(['get', 'epool', '-n', ns])).split('\n')[0]).toMatch(/^NAME\s+MODE\s+DESIRED\s+AGENTS\s+DEVICES\s+READY\s+AGE/);
     expect((await kubectl(['get', 'infd', '-n', ns])).split('\n')[0]).toMatch(/^NAME\s+POOL\s+PHASE\s+STABLE\s+CANDIDATE\s+WEIGHT\s+READY\s+AGE/);
   });
 });
