@@ -242,6 +242,7 @@ export function validate(c: OperatorConfig): string[] {
   if (!parseBindAddress(c.http.bindAddress)) problems.push(`http.bindAddress must be host:port, got "${c.http.bindAddress}"`);
   const le = c.leaderElection;
   if (le.enabled) {
+    if (!Number.isInteger(le.leaseDurationSeconds) || le.leaseDurationSeconds < 1) problems.push('leaderElection.leaseDurationSeconds must be a whole number of seconds ≥ 1 (the Lease stores whole seconds)');
     problems.push(...validateLeaderElection({
       leaseDurationMs: le.leaseDurationSeconds * 1000, renewDeadlineMs: le.renewDeadlineSeconds * 1000, retryPeriodMs: le.retryPeriodSeconds * 1000,
     }).map((p) => `leaderElection: ${p}`));
