@@ -2,6 +2,7 @@
 // required fields, patterns). CEL rules and the server's exact messages are proven against the
 // real API server in test/e2e/crds.e2e.test.ts.
 import { describe, expect, it } from '@jest/globals';
+import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Ajv } from 'ajv';
@@ -45,6 +46,14 @@ describe('examples', () => {
     const ok = validate?.({ spec: obj.spec });
     expect(validate?.errors ?? []).toEqual([]);
     expect(ok).toBe(true);
+  });
+
+  it('points at the embedded model by its real manifest digest', () => {
+    const obj = YAML.parse(readFileSync(join(here, 'inferencedeployment-clinical-asr.yaml'), 'utf8')) as { spec: { model: { uri: string; sha256: string; version: string } } };
+    const modelDir = join(process.cwd(), 'models', 'tiny-whisper-synth');
+    const manifest = readFileSync(join(modelDir, 'model-manifest.json'));
+    expect(obj.spec.model.sha256).toBe(createHash('sha256').update(manifest).digest('hex'));
+    expect(obj.spec.model.version).toBe((JSON.parse(manifest.toString('utf8')) as { version: string }).version);
   });
 
   it.each(yamlFiles(join(here, 'invalid')))('invalid/%s names the error it must produce and a known kind', (file) => {
