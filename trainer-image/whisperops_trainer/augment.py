@@ -1,4 +1,5 @@
-"""Augmentation: speed perturbation and background noise on the waveform, SpecAugment on log-mel."""
+"""Augmentation of the waveform: speed perturbation, gain and background noise at an SNR.
+(SpecAugment works on batched log-mel features on the training device: features.spec_augment.)"""
 
 from __future__ import annotations
 
@@ -61,27 +62,6 @@ def add_noise(x: np.ndarray, snr_db: float, noise: np.ndarray) -> np.ndarray:
 def snr_db(clean: np.ndarray, noisy: np.ndarray) -> float:
     n = noisy.astype(np.float64) - clean.astype(np.float64)
     return float(10 * np.log10(np.mean(clean.astype(np.float64) ** 2) / np.mean(n ** 2)))
-
-
-def spec_augment(feat: np.ndarray, rng: np.random.Generator, mask_time_prob: float, mask_time_length: int,
-                 mask_feature_prob: float, mask_feature_length: int, valid_frames: int | None = None,
-                 min_time_masks: int = 0) -> np.ndarray:
-    """Time and frequency masks on one [n_mels, frames] feature matrix (copy returned), the counting
-    rule of wav2vec2/Whisper `_compute_mask_indices`: masks = int(prob * length / mask_len + U(0,1)).
-    Time masks fall inside the first `valid_frames` frames (the speech, not the padding). Masked
-    values are set to 0, as transformers' Whisper SpecAugment does."""
-    out = feat.copy()
-    n_mels, frames = out.shape
-    t_len = min(frames, valid_frames or frames)
-    if mask_time_prob > 0 and t_len > mask_time_length:
-        k = max(min_time_masks, int(mask_time_prob * t_len / mask_time_length + rng.random()))
-        for s in rng.integers(0, t_len - mask_time_length + 1, size=k):
-            out[:, s:s + mask_time_length] = 0.0
-    if mask_feature_prob > 0 and n_mels > mask_feature_length:
-        k = int(mask_feature_prob * n_mels / mask_feature_length + rng.random())
-        for s in rng.integers(0, n_mels - mask_feature_length + 1, size=k):
-            out[s:s + mask_feature_length, :] = 0.0
-    return out
 
 
 class WaveAugmenter:

@@ -60,6 +60,26 @@ def apply_defaults(schema: dict[str, Any], obj: Any) -> Any:
     return obj
 
 
+def unknown_fields(schema: dict[str, Any], obj: Any, path: str = "spec") -> list[str]:
+    """Fields the structural schema does not declare (the API server prunes or, with strict field
+    validation, rejects them; the trainer rejects them so that a typo never passes silently)."""
+    errs: list[str] = []
+    if isinstance(obj, dict) and schema.get("type") == "object" and not schema.get("x-kubernetes-preserve-unknown-fields"):
+        props = schema.get("properties")
+        addl = schema.get("additionalProperties")
+        for k, v in obj.items():
+            if props is not None and k in props:
+                errs += unknown_fields(props[k], v, f"{path}.{k}")
+            elif isinstance(addl, dict):
+                errs += unknown_fields(addl, v, f"{path}.{k}")
+            elif props is not None and addl is None:
+                errs.append(f"{path}.{k}: unknown field")
+    elif isinstance(obj, list) and isinstance(schema.get("items"), dict):
+        for i, v in enumerate(obj):
+            errs += unknown_fields(schema["items"], v, f"{path}[{i}]")
+    return errs
+
+
 def _ranges(obj: Any, path: str, errors: list[str]) -> None:
     """The CEL rule `self.min <= self.max` of every {min, max} range in the spec."""
     if isinstance(obj, dict):
@@ -105,6 +125,7 @@ def validate_spec(spec: Any, schemas: dict[str, Any] | None = None) -> dict[str,
     v = Draft4Validator(sch)  # OpenAPI v3.0 schemas are draft-4 style (boolean exclusiveMinimum)
     errs = [f"spec{''.join(f'[{p}]' if isinstance(p, int) else f'.{p}' for p in e.absolute_path)}: {e.message}"
             for e in sorted(v.iter_errors(out), key=lambda e: list(map(str, e.absolute_path)))]
+    errs += unknown_fields(sch, out)
     errs += cross_field_errors(out)
     if errs:
         raise InvalidJob("invalid FineTuneJob spec: " + "; ".join(errs[:20]))

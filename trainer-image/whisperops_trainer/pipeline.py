@@ -120,8 +120,9 @@ def prepare_data(spec: dict[str, Any], work: Path, seed: int) -> Data:
         manifest_samples = [manifest_samples[i] for i in keep if i < nm]
         corpus = [corpus[i - nm] for i in keep if i >= nm]
         log.info("Selected by TF-IDF", kept=len(keep), pool=len(pool), reference_lines=len(ref))
-    elif syn:
-        rng.shuffle(corpus)
+    # the synthesis cap takes a random subset of the (selected) sentences, not the top of a ranking,
+    # so that it covers all the terms rather than the few with the highest IDF
+    rng.shuffle(corpus)
 
     synthesized: list[Sample] = []
     if syn:

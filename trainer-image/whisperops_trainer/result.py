@@ -18,18 +18,17 @@ def result_path() -> Path:
 
 
 def encode(result: dict[str, Any]) -> bytes:
-    """Compact JSON of exactly KEYS; WER values rounded to 4 decimals; scenarios dropped (largest
-    names last) if it would exceed 4 KiB."""
+    """Compact JSON of exactly KEYS; WER values rounded to 4 decimals; scenarios dropped from both
+    maps (longest names first) if it would exceed 4 KiB."""
     r = {k: result[k] for k in KEYS if k in result}
     for key in ("wer", "baseWer"):
         if key in r:
             r[key] = {s: round(float(v), 4) for s, v in sorted(r[key].items())}
     data = json.dumps(r, separators=(",", ":")).encode()
     while len(data) > MAX_BYTES and (r.get("wer") or r.get("baseWer")):
-        for key in ("baseWer", "wer"):
-            if r.get(key):
-                r[key].pop(sorted(r[key], key=lambda s: (len(s), s))[-1])
-                break
+        names = sorted(set(r.get("wer", {})) | set(r.get("baseWer", {})), key=lambda s: (len(s), s))
+        for key in ("wer", "baseWer"):
+            r.get(key, {}).pop(names[-1], None)
         data = json.dumps(r, separators=(",", ":")).encode()
     if len(data) > MAX_BYTES:
         raise ValueError("result does not fit in 4 KiB")

@@ -14,7 +14,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import audio, log, params
-from .augment import AugmentConfig, WaveAugmenter, spec_augment
+from .augment import AugmentConfig, WaveAugmenter
+from .features import LogMel, spec_augment
 from .data import Sample
 
 DEFAULT_LR = {"lora": 1e-3, "freezeEncoder": 1e-4, "full": 5e-5}
@@ -70,22 +71,21 @@ def prompt_ids(model_dir: str) -> list[int]:
 
 
 class SpeechDataset:
-    """Samples -> (log-mel features with augmentation, decoder input ids, labels). The forced prompt
-    positions are masked out of the loss (-100): decoding always forces them."""
+    """Samples -> (augmented waveform, decoder input ids, labels). Log-mel features and SpecAugment
+    are computed per batch on the training device (features.py). The forced prompt positions are
+    masked out of the loss (-100): decoding always forces them."""
 
     def __init__(self, samples: Sequence[Sample], model_dir: str, tokenizer, cfg: AugmentConfig | None,
                  seed: int, max_label_len: int):
         self.samples = list(samples)
-        self.model_dir = model_dir
         self.tok = tokenizer
         self.aug = WaveAugmenter(cfg) if cfg is not None else None
-        self.cfg = cfg
         self.seed = seed
         self.epoch = 0
         self.prompt = prompt_ids(model_dir)
         self.eos = int(tokenizer.eos_token_id)
         self.max_label_len = max_label_len
-        self.max_samples = 2 * audio.SAMPLE_RATE * 5 - 1600  # stay inside the 10 s window
+        self.n_samples = 10 * audio.SAMPLE_RATE
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -96,31 +96,31 @@ class SpeechDataset:
         x = audio.read_audio(s.audio)
         if self.aug is not None:
             x = self.aug(x, rng)
-        x = x[: self.max_samples]
-        feat = audio.log_mel(self.model_dir, [x])[0]
-        if self.cfg is not None:
-            c = self.cfg
-            feat = spec_augment(feat, rng, c.mask_time_prob, c.mask_time_length, c.mask_feature_prob,
-                                c.mask_feature_length, valid_frames=len(x) // 160 + 1)
+        x = x[: self.n_samples]
         text = " " + s.text.strip()
         ids = self.prompt + self.tok.encode(text, add_special_tokens=False)[: self.max_label_len] + [self.eos]
         dec_in = np.array(ids[:-1], dtype=np.int64)
         labels = np.array(ids[1:], dtype=np.int64)
         labels[: len(self.prompt) - 1] = -100
-        return {"input_features": feat, "decoder_input_ids": dec_in, "labels": labels}
+        return {"audio": x, "decoder_input_ids": dec_in, "labels": labels}
 
 
-def collate(batch: list[dict[str, np.ndarray]], pad_id: int):
+def collate(batch: list[dict[str, np.ndarray]], pad_id: int, n_samples: int = 160000):
     import torch
 
     n = max(len(b["labels"]) for b in batch)
     dec = np.full((len(batch), n), pad_id, dtype=np.int64)
     lab = np.full((len(batch), n), -100, dtype=np.int64)
+    wav = np.zeros((len(batch), n_samples), dtype=np.float32)
+    frames = np.zeros(len(batch), dtype=np.int64)
     for i, b in enumerate(batch):
         dec[i, : len(b["decoder_input_ids"])] = b["decoder_input_ids"]
         lab[i, : len(b["labels"])] = b["labels"]
+        wav[i, : len(b["audio"])] = b["audio"]
+        frames[i] = len(b["audio"]) // 160 + 1
     return {
-        "input_features": torch.from_numpy(np.stack([b["input_features"] for b in batch])),
+        "audio": torch.from_numpy(wav),
+        "frames": torch.from_numpy(frames),
         "decoder_input_ids": torch.from_numpy(dec),
         "labels": torch.from_numpy(lab),
     }
@@ -185,7 +185,7 @@ def train(model_dir: str, stages: Sequence[tuple[str, Sequence[Sample]]], cfg: T
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = WhisperForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32)
     saved_spec_aug = model.config.apply_spec_augment
-    model.config.apply_spec_augment = False  # SpecAugment is ours (augment.spec_augment), per spec
+    model.config.apply_spec_augment = False  # SpecAugment is ours (features.spec_augment), per spec
     model.config.use_cache = False
     model = apply_method(model, cfg)
     trainable, total = params.count(model)
@@ -202,6 +202,10 @@ def train(model_dir: str, stages: Sequence[tuple[str, Sequence[Sample]]], cfg: T
     model, opt, sched = acc.prepare(model, opt, sched)
     model.train()
 
+    logmel = LogMel(model_dir, acc.device)
+    mask_gen = torch.Generator()
+    mask_gen.manual_seed(cfg.seed + 17 * acc.process_index)
+    a = cfg.augment
     step = 0
     seen = 0
     losses: list[float] = []
@@ -221,8 +225,12 @@ def train(model_dir: str, stages: Sequence[tuple[str, Sequence[Sample]]], cfg: T
                                          persistent_workers=False, drop_last=False)
         dl = acc.prepare(dl)
         for batch in dl:
+            with torch.no_grad():
+                feats = logmel(batch["audio"])
+                feats = spec_augment(feats, batch["frames"].tolist(), mask_gen, a.mask_time_prob, a.mask_time_length,
+                                     a.mask_feature_prob, a.mask_feature_length)
             with acc.accumulate(model):
-                out = model(**batch)
+                out = model(input_features=feats, decoder_input_ids=batch["decoder_input_ids"], labels=batch["labels"])
                 acc.backward(out.loss)
                 if acc.sync_gradients:
                     acc.clip_grad_norm_(model.parameters(), 1.0)
