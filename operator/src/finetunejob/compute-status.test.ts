@@ -29,7 +29,7 @@ function pod(phase: string, opts: { exitCode?: number; message?: string; index?:
         ? { containerStatuses: [{ name: 'trainer', image: 'i', imageID: '', ready: false, restartCount: 0, state: { terminated: { exitCode: opts.exitCode ?? 0, message: opts.message, finishedAt: opts.finishedAt ? new Date(opts.finishedAt) : undefined } } }] }
         : {}),
     },
-  } as V1Pod;
+  };
 }
 
 describe('decideOutcome', () => {

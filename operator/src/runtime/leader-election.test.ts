@@ -88,9 +88,9 @@ describe('LeaderElector', () => {
     await until('a leads', () => a.state.leading);
     // Someone else grabs the lease behind a's back: a's conditional writes now fail.
     const lease = await api.get<Lease>(LEASES, 'sys', 'op');
-    api.put(LEASES, { ...lease, spec: { ...lease.spec, holderIdentity: 'intruder', renewTime: microTime(Date.now()) } } as unknown as Lease & Record<string, unknown>);
+    api.put(LEASES, { ...lease, spec: { ...lease.spec, holderIdentity: 'intruder', renewTime: microTime(Date.now()) } });
     const keepIntruderAlive = setInterval(() => {
-      void api.get<Lease>(LEASES, 'sys', 'op').then((l) => api.put(LEASES, { ...l, spec: { ...l.spec, renewTime: microTime(Date.now()) } } as unknown as Lease & Record<string, unknown>));
+      void api.get<Lease>(LEASES, 'sys', 'op').then((l) => api.put(LEASES, { ...l, spec: { ...l.spec, renewTime: microTime(Date.now()) } }));
     }, 50);
     await until('a stops leading', () => a.state.stopped === 1, 2000);
     clearInterval(keepIntruderAlive);

@@ -23,7 +23,7 @@ export function defaultSpec(): FineTuneJobSpec {
     output: { uri: 'file:///models/out/finance' },
     backoffLimit: 2,
     suspend: false,
-  } as FineTuneJobSpec;
+  };
 }
 
 export function fineTuneJob(spec: Partial<FineTuneJobSpec> = {}, meta: Partial<StoredFineTuneJob['metadata']> = {}): StoredFineTuneJob {

@@ -10,7 +10,7 @@ import { ApiError, objectKey } from '../kube/client.js';
 
 type Obj = KubernetesObject & Record<string, unknown>;
 interface LogEntry { rv: number; type: 'ADDED' | 'MODIFIED' | 'DELETED'; typeKey: string; obj: Obj }
-interface Watcher { typeKey: string; namespace?: string; onEvent: (e: WatchEvent) => void; end: (err?: unknown) => void }
+interface Watcher { typeKey: string; namespace?: string; onEvent: (e: WatchEvent) => void; end: (err?: Error) => void }
 
 const typeKeyOf = (t: ResourceType) => `${t.group}/${t.plural}`;
 
@@ -34,12 +34,12 @@ export class MemoryKubeClient implements KubeClient {
   private readonly objects = new Map<string, Map<string, Obj>>();
   private readonly log: LogEntry[] = [];
   private watchers: Watcher[] = [];
-  private readonly failures: { verb: string; err: unknown }[] = [];
+  private readonly failures: { verb: string; err: Error }[] = [];
   /** Calls made, by verb (for assertions). */
   readonly calls: Record<string, number> = {};
 
   /** The next call of `verb` fails with `err`. */
-  failNext(verb: 'list' | 'watch' | 'get' | 'create' | 'replace' | 'patch' | 'delete', err: unknown): void {
+  failNext(verb: 'list' | 'watch' | 'get' | 'create' | 'replace' | 'patch' | 'delete', err: Error): void {
     this.failures.push({ verb, err });
   }
 
@@ -84,13 +84,11 @@ export class MemoryKubeClient implements KubeClient {
     this.emit(type, 'DELETED', { ...old, metadata: { ...old.metadata, resourceVersion: String(this.rv) } });
   }
 
-  private count(verb: string): void {
+  /** Counts a call; returns the injected failure for it, if any. */
+  private count(verb: string): Error | undefined {
     this.calls[verb] = (this.calls[verb] ?? 0) + 1;
     const i = this.failures.findIndex((f) => f.verb === verb);
-    if (i >= 0) {
-      const [f] = this.failures.splice(i, 1);
-      throw f?.err;
-    }
+    return i >= 0 ? this.failures.splice(i, 1)[0]?.err : undefined;
   }
 
   private store(type: ResourceType): Map<string, Obj> {
@@ -121,17 +119,15 @@ export class MemoryKubeClient implements KubeClient {
   }
 
   list<T extends KubernetesObject>(type: ResourceType, opts: ListOptions = {}): Promise<ListResult<T>> {
-    this.count('list');
+    const failure = this.count('list');
+    if (failure) return Promise.reject(failure);
     const items = [...this.store(type).values()].filter((o) => !opts.namespace || o.metadata?.namespace === opts.namespace);
     return Promise.resolve({ items: clone(items) as unknown as T[], resourceVersion: String(this.rv) });
   }
 
   watch(type: ResourceType, opts: WatchOptions, onEvent: (event: WatchEvent) => void, signal: AbortSignal): Promise<void> {
-    try {
-      this.count('watch');
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    const failure = this.count('watch');
+    if (failure) return Promise.reject(failure);
     const from = Number(opts.resourceVersion);
     if (from < this.compactedAt) {
       onEvent({ type: 'ERROR', object: { kind: 'Status', apiVersion: 'v1', code: 410, reason: 'Expired', message: 'too old resource version' } });
@@ -158,22 +154,16 @@ export class MemoryKubeClient implements KubeClient {
   }
 
   get<T extends KubernetesObject>(type: ResourceType, namespace: string | undefined, name: string): Promise<T> {
-    try {
-      this.count('get');
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    const failure = this.count('get');
+    if (failure) return Promise.reject(failure);
     const obj = this.store(type).get(objectKey(namespace, name));
     if (!obj) return Promise.reject(new ApiError(404, 'NotFound', `${type.plural} "${name}" not found`));
     return Promise.resolve(clone(obj) as unknown as T);
   }
 
   create<T extends KubernetesObject>(type: ResourceType, namespace: string | undefined, body: T): Promise<T> {
-    try {
-      this.count('create');
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    const failure = this.count('create');
+    if (failure) return Promise.reject(failure);
     const name = body.metadata?.name ?? '';
     const store = this.store(type);
     const key = objectKey(namespace, name);
@@ -185,11 +175,8 @@ export class MemoryKubeClient implements KubeClient {
   }
 
   replace<T extends KubernetesObject>(type: ResourceType, namespace: string | undefined, name: string, body: T): Promise<T> {
-    try {
-      this.count('replace');
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    const failure = this.count('replace');
+    if (failure) return Promise.reject(failure);
     const store = this.store(type);
     const key = objectKey(namespace, name);
     const old = store.get(key);
@@ -205,11 +192,8 @@ export class MemoryKubeClient implements KubeClient {
   }
 
   patch<T extends KubernetesObject>(type: ResourceType, namespace: string | undefined, name: string, patch: unknown): Promise<T> {
-    try {
-      this.count('patch');
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    const failure = this.count('patch');
+    if (failure) return Promise.reject(failure);
     const store = this.store(type);
     const key = objectKey(namespace, name);
     const old = store.get(key);
@@ -221,11 +205,8 @@ export class MemoryKubeClient implements KubeClient {
   }
 
   delete(type: ResourceType, namespace: string | undefined, name: string, _opts?: DeleteOptions): Promise<void> {
-    try {
-      this.count('delete');
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    const failure = this.count('delete');
+    if (failure) return Promise.reject(failure);
     if (!this.store(type).has(objectKey(namespace, name))) return Promise.reject(new ApiError(404, 'NotFound', `${type.plural} "${name}" not found`));
     this.remove(type, namespace, name);
     return Promise.resolve();
