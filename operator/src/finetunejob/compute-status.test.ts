@@ -40,6 +40,8 @@ describe('decideOutcome', () => {
     ['running after a failure', job({ active: 1, failed: 1 }), [pod('Failed', { exitCode: 1 }), pod('Running')], 'Running', 'Running', '1 failed attempt so far'],
     ['no GPU node fits', job({ active: 1 }), [pod('Pending', { unschedulable: '0/22 nodes are available: 2 Insufficient nvidia.com/gpu.' })], 'Pending', 'Unschedulable', 'Insufficient nvidia.com/gpu'],
     ['pod created, not running', job({ active: 1 }), [pod('Pending')], 'Pending', 'Starting', 'waiting for the trainer pod'],
+    ['pod done, Job not judged yet', job({ active: 0 }), [pod('Succeeded', { message: result })], 'Running', 'Running', 'waiting for Job'],
+    ['retry pod waiting', job({ active: 1, failed: 1 }), [pod('Failed', { exitCode: 1 }), pod('Pending')], 'Pending', 'Starting', '1 failed attempt so far'],
     ['complete with a result', job({ succeeded: 1, conditions: [cond('Complete')] }), [pod('Succeeded', { message: result })], 'Succeeded', 'Succeeded', 'model 1.1.0 written to file:///out'],
     ['complete, no result', job({ succeeded: 1, conditions: [cond('Complete')] }), [pod('Succeeded', { message: '' })], 'Failed', 'ResultMissing', 'wrote no result'],
     ['complete, garbage result', job({ succeeded: 1, conditions: [cond('Complete')] }), [pod('Succeeded', { message: '{"version": 1}' })], 'Failed', 'ResultInvalid', 'modelUri is missing'],

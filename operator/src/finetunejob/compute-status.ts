@@ -129,6 +129,12 @@ export function decideOutcome(input: Pick<StatusInput, 'job' | 'pods' | 'problem
   }
   const why = unschedulable(pods);
   if (why) return { phase: 'Pending', reason: 'Unschedulable', message: `trainer pod cannot be scheduled: ${why}${retry}` };
+  const waiting = pods.some((p) => (p.status?.phase ?? 'Pending') === 'Pending' && !p.metadata?.deletionTimestamp);
+  const finished = pods.some((p) => p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed');
+  if (finished && !waiting) {
+    // The trainer exited and the Job controller has not judged the attempt yet: still running, not back to Pending.
+    return { phase: 'Running', reason: 'Running', message: `trainer pod finished, waiting for Job ${name} to record the outcome${retry}` };
+  }
   return { phase: 'Pending', reason: 'Starting', message: `waiting for the trainer pod${nodes === 1 ? '' : 's'} of Job ${name} to start${retry}` };
 }
 

@@ -48,14 +48,21 @@ export interface FineTuneJobReconcilerDeps {
 
 export class FineTuneJobReconciler implements Reconciler {
   private readonly now: () => Date;
+  /** The status this process wrote last, per key, with the resourceVersion the API server gave it. */
+  private readonly written = new Map<string, { resourceVersion: string; status: FineTuneJobStatus }>();
 
   constructor(private readonly deps: FineTuneJobReconcilerDeps) {
     this.now = deps.now ?? (() => new Date());
   }
 
   async reconcile(key: string): Promise<ReconcileResult> {
-    const ftj = this.deps.caches.fineTuneJobs.get(key);
-    if (!ftj) return DONE; // gone: the children go with it (owner references)
+    const cached = this.deps.caches.fineTuneJobs.get(key);
+    if (!cached) {
+      this.written.delete(key);
+      return DONE; // gone: the children go with it (owner references)
+    }
+    const ftj = this.withLatestStatus(key, cached);
+    this.deps.log.debug({ key, resourceVersion: ftj.metadata.resourceVersion, phase: ftj.status?.phase }, 'Reconciling FineTuneJob');
     if (ftj.metadata.deletionTimestamp) return this.finalize(ftj);
     await this.ensureFinalizer(ftj);
 
@@ -90,6 +97,22 @@ export class FineTuneJobReconciler implements Reconciler {
     await this.writeStatus(ftj, status);
     this.announce(ftj, ftj.status?.phase, status);
     return DONE;
+  }
+
+  /**
+   * The cache can lag behind this process's own status write; the next reconcile then starts from the
+   * status it wrote, not an older one (no repeated transitions, events or counts). Only an
+   * optimisation: resourceVersions are compared when both are integers (etcd), else the cache wins.
+   */
+  private withLatestStatus(key: string, ftj: StoredFineTuneJob): StoredFineTuneJob {
+    const w = this.written.get(key);
+    if (!w) return ftj;
+    const have = ftj.metadata.resourceVersion ?? '';
+    if (/^\d+$/.test(have) && /^\d+$/.test(w.resourceVersion) && BigInt(w.resourceVersion) > BigInt(have)) {
+      return { ...ftj, status: w.status };
+    }
+    this.written.delete(key);
+    return ftj;
   }
 
   private async ensureFinalizer(ftj: StoredFineTuneJob): Promise<void> {
@@ -202,7 +225,9 @@ export class FineTuneJobReconciler implements Reconciler {
     const patch: Record<string, unknown> = { ...status };
     for (const k of Object.keys(old)) if (!(k in status)) patch[k] = null;
     try {
-      await this.deps.client.patch(FINETUNEJOBS, ftj.metadata.namespace, ftj.metadata.name, { status: patch }, { subresource: 'status' });
+      const updated = await this.deps.client.patch<StoredFineTuneJob>(FINETUNEJOBS, ftj.metadata.namespace, ftj.metadata.name, { status: patch }, { subresource: 'status' });
+      const rv = updated.metadata.resourceVersion;
+      if (rv) this.written.set(objectKey(ftj.metadata.namespace, ftj.metadata.name), { resourceVersion: rv, status });
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }
