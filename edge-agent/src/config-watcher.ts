@@ -36,9 +36,7 @@ export class ConfigWatcher {
 
   private schedule(delayMs = 200): void {
     if (this.debounce) clearTimeout(this.debounce);
-    this.debounce = setTimeout(() => {
-      this.checking = this.checking.then(() => this.check());
-    }, delayMs);
+    this.debounce = setTimeout(() => void this.check(), delayMs);
     this.debounce.unref();
   }
 

@@ -104,8 +104,9 @@ export class InferencePool {
       slot.calls.clear();
       for (const p of slot.busy ?? []) p.reject(err);
       slot.busy = undefined;
+      if (this.closed) return;
       this.opts.onWorkerExit?.(index, code, lastError);
-      if (!this.closed) void this.replace(index);
+      void this.replace(index);
     });
     return slot;
   }
