@@ -30,7 +30,7 @@ SIZES = {
     # sentences: domain training sentences used (of 1,200 per domain); renditions: voices per sentence
     "tiny": dict(sentences=24, renditions=1, general=16, eval_n=8, epochs=1, batch=8, onnx_n=4),
     "cpu": dict(sentences=300, renditions=1, general=150, eval_n=60, epochs=2, batch=16, onnx_n=40),
-    "gpu": dict(sentences=1200, renditions=3, general=1200, eval_n=300, epochs=5, batch=64, onnx_n=300),
+    "gpu": dict(sentences=1200, renditions=3, general=1500, eval_n=250, epochs=4, batch=64, onnx_n=250),
 }
 
 
@@ -45,8 +45,12 @@ def main() -> int:
     ap.add_argument("--lora-targets", default="q_proj,v_proj")
     ap.add_argument("--epochs", type=float, default=None)
     ap.add_argument("--replay", type=float, default=0.2)
+    ap.add_argument("--runs", default=None,
+                    help="explicit runs DOMAIN:METHOD:LR:REPLAY[:EPOCHS],... (default: every domain x method)")
     ap.add_argument("--no-onnx", action="store_true")
+    ap.add_argument("--deadline", type=float, default=0, help="start no run after this many seconds")
     ap.add_argument("--work", default=None)
+    ap.add_argument("--keep-models", action="store_true")
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
     sz = dict(SIZES[a.size])
@@ -70,6 +74,8 @@ def main() -> int:
 
     t0 = time.time()
     domains = a.domains.split(",")
+    if a.runs:
+        domains = sorted({r.split(":")[0] for r in a.runs.split(",")})
     log.set_stage("data")
     train_sets, eval_sets = {}, {}
     for d in domains:
@@ -100,30 +106,47 @@ def main() -> int:
     res["base"] = wer_of(a.model)
     save()
 
-    for d in domains:
-        for method in a.methods.split(","):
-            name = f"{d}-{method}"
-            log.set_stage(name)
-            n = int(sz["epochs"] * len(train_sets[d]) / (1 - a.replay))
-            stage = mix_replay(train_sets[d], general, 1 - a.replay, n, random.Random(13))
-            cfg = TrainConfig(method=method, batch_size=sz["batch"], learning_rate=getattr(a, f"lr_{method}"),
-                              target_modules=tuple(a.lora_targets.split(",")), seed=42, log_every=20,
-                              num_workers=min(14, workers - 1) if dev == "cuda" else 0)
-            out_dir = work / f"model-{name}"
-            tr = train(a.model, [("main", stage)], cfg, str(out_dir))
-            w = wer_of(str(out_dir))
-            res["runs"][name] = {
-                "wer": w, "trainable": tr.trainable, "total": tr.total, "trainableRatio": round(tr.trainable / tr.total, 5),
-                "uttPerSec": round(tr.utt_per_sec, 1), "steps": tr.steps, "samples": tr.samples_seen,
-                "trainSeconds": round(tr.seconds, 1), "finalLoss": round(tr.final_loss, 4), "precision": tr.precision,
-                "domainWerRatio": round(w[d] / res["base"][d], 3) if res["base"][d] else None,
-                "generalWerDelta": round(w["general"] - res["base"]["general"], 4),
-            }
-            log.info("Benchmark run", run=name, **{f"wer_{k}": v for k, v in w.items()})
+    runs = []
+    if a.runs:
+        for r in a.runs.split(","):
+            f = r.split(":")
+            runs.append((f[0], f[1], float(f[2]), float(f[3]), float(f[4]) if len(f) > 4 else sz["epochs"]))
+    else:
+        runs = [(d, m, getattr(a, f"lr_{m}"), a.replay, sz["epochs"]) for d in domains for m in a.methods.split(",")]
+    for d, method, lr, replay, epochs in runs:
+        if a.deadline and time.time() - t0 > a.deadline:
+            log.warn("Deadline reached: skipping run", run=f"{d}-{method}")
+            res.setdefault("skipped", []).append(f"{d}:{method}:{lr}:{replay}:{epochs}")
+            continue
+        name = f"{d}-{method}"
+        if name in res["runs"]:
+            name = f"{name}-lr{lr:g}-replay{replay:g}-ep{epochs:g}"
+        log.set_stage(name)
+        n = int(epochs * len(train_sets[d]) / (1 - replay))
+        stage = mix_replay(train_sets[d], general, 1 - replay, n, random.Random(13))
+        cfg = TrainConfig(method=method, batch_size=sz["batch"], learning_rate=lr,
+                          target_modules=tuple(a.lora_targets.split(",")), seed=42, log_every=20,
+                          num_workers=min(14, workers - 1) if dev == "cuda" else 0)
+        out_dir = work / f"model-{name}"
+        tr = train(a.model, [("main", stage)], cfg, str(out_dir))
+        w = wer_of(str(out_dir))
+        res["runs"][name] = {
+            "lr": lr, "replay": replay, "epochs": epochs,
+            "wer": w, "trainable": tr.trainable, "total": tr.total, "trainableRatio": round(tr.trainable / tr.total, 5),
+            "uttPerSec": round(tr.utt_per_sec, 1), "steps": tr.steps, "samples": tr.samples_seen,
+            "trainSeconds": round(tr.seconds, 1), "finalLoss": round(tr.final_loss, 4), "precision": tr.precision,
+            "domainWerRatio": round(w[d] / res["base"][d], 3) if res["base"][d] else None,
+            "generalWerDelta": round(w["general"] - res["base"]["general"], 4),
+        }
+        log.info("Benchmark run", run=name, **{f"wer_{k}": v for k, v in w.items()})
+        save()
+        if not a.no_onnx and "onnx" not in res:
+            res["onnx"] = onnx_bench(out_dir, {k: eval_sets[k] for k in (d, "general")}, feats, tok, sz["onnx_n"])
             save()
-            if not a.no_onnx and "onnx" not in res:
-                res["onnx"] = onnx_bench(out_dir, {k: eval_sets[k] for k in (d, "general")}, feats, tok, sz["onnx_n"])
-                save()
+        if not a.keep_models:
+            import shutil
+
+            shutil.rmtree(out_dir, ignore_errors=True)
 
     res["largeV2LoraR16"] = params.lora_on_meta(params.whisper_large_v2_config(), 16, 32, ["q_proj", "v_proj"])
     res["totalSeconds"] = round(time.time() - t0, 1)
@@ -164,10 +187,10 @@ def print_table(res: dict) -> None:
     b = res["base"]
     print(f"\n== whisperops trainer benchmark ({res['size']}, {res['device']}) ==")
     print(f"base WER: " + ", ".join(f"{k} {v:.1%}" for k, v in b.items()))
-    print(f"{'run':28s} {'domain WER':>18s} {'ratio':>6s} {'general WER':>18s} {'trainable':>16s} {'utt/s':>7s}")
+    print(f"{'run':44s} {'domain WER':>18s} {'ratio':>6s} {'general WER':>18s} {'trainable':>16s} {'utt/s':>7s}")
     for name, r in res["runs"].items():
         d = name.split("-")[0]
-        print(f"{name:28s} {b[d]:7.1%} -> {r['wer'][d]:6.1%} {r['domainWerRatio']:6.3f} "
+        print(f"{name:44s} {b[d]:7.1%} -> {r['wer'][d]:6.1%} {r['domainWerRatio']:6.3f} "
               f"{b['general']:7.1%} -> {r['wer']['general']:6.1%} {r['trainable']:>9,d} ({r['trainableRatio']:.2%}) {r['uttPerSec']:7.1f}")
     if "onnx" in res:
         o = res["onnx"]
