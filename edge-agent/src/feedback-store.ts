@@ -79,15 +79,15 @@ export class RecentRequests {
   private evict(): void {
     const t = this.now();
     const ds = this.opts.dataset;
+    // Insertion order is age order: stop at the first entry young enough for every bound.
     for (const [id, r] of this.byId) {
-      // Insertion order = age order.
       const age = (t - r.at) / 1000;
       if (this.byId.size > this.opts.maxEntries || age > this.opts.maxAgeSeconds) {
         this.dropAudio(r);
         this.byId.delete(id);
         continue;
       }
-      if (ds && r.audio && (age > ds.retentionSeconds || this.audioBytes > ds.maxRetainedBytes)) {
+      if (ds && age > ds.retentionSeconds) {
         this.dropAudio(r);
         continue;
       }

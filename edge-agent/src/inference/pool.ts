@@ -225,15 +225,28 @@ export class InferencePool {
     this.dispatch();
   }
 
-  /** Stops the workers; queued jobs are rejected. */
-  async close(): Promise<void> {
+  /**
+   * Stops the workers after their current batch; queued jobs are rejected. Each worker releases its
+   * sessions and ends by itself (terminating a thread holding ORT sessions can abort the process);
+   * terminate() is only the fallback after `timeoutMs`.
+   */
+  async close(timeoutMs = 10_000): Promise<void> {
     this.closed = true;
     for (const p of this.queue.splice(0)) p.reject(new InferenceError('the inference pool is closed'));
-    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+    await Promise.all(
+      this.slots.map(async (s) => {
+        if (!s.alive) return;
+        const exited = new Promise<void>((r) => s.worker.once('exit', () => r()));
+        s.worker.postMessage({ type: 'close', reqId: 0 } satisfies ToWorker);
+        const timer = setTimeout(() => void s.worker.terminate(), timeoutMs);
+        await exited;
+        clearTimeout(timer);
+      }),
+    );
   }
 
-  /** Test hook: the worker threads (e.g. to simulate a crash). */
-  workerThreads(): Worker[] {
-    return this.slots.map((s) => s.worker);
+  /** Asks one worker to end as if it had failed (tests); the pool replaces it. */
+  retireWorker(index: number): void {
+    this.slots[index]?.worker.postMessage({ type: 'close', reqId: 0 } satisfies ToWorker);
   }
 }

@@ -57,7 +57,9 @@ export interface ModelInfo {
 export type ToWorker =
   | { type: 'load'; reqId: number; spec: LoadSpec }
   | { type: 'unload'; reqId: number; key: string }
-  | { type: 'run'; reqId: number; key: string; jobs: TranscribeJob[] };
+  | { type: 'run'; reqId: number; key: string; jobs: TranscribeJob[] }
+  /** Release every session, then let the thread end (terminating a thread that holds ORT sessions can abort the process). */
+  | { type: 'close'; reqId: number };
 
 export type FromWorker =
   | { type: 'ready' }

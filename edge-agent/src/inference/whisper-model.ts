@@ -9,8 +9,10 @@ import * as ort from 'onnxruntime-node';
 import { LogMel, parsePreprocessorConfig } from '../audio/log-mel.js';
 import type { PreprocessorConfig } from '../audio/log-mel.js';
 import { WhisperTokenizer } from '../text/tokenizer.js';
+import { onnxFileNames } from './model-files.js';
+import type { ModelDtype } from './model-files.js';
 
-export type ModelDtype = 'int8' | 'fp32';
+export type { ModelDtype } from './model-files.js';
 
 export interface SessionOptions {
   dtype: ModelDtype;
@@ -70,11 +72,6 @@ function readJson(dir: string, name: string): unknown {
   } catch (err) {
     throw new ModelLoadError(`cannot read ${name} in ${dir}: ${(err as Error).message}`, { cause: err });
   }
-}
-
-export function onnxFileNames(dtype: ModelDtype): { encoder: string; decoder: string } {
-  const suffix = dtype === 'int8' ? '_quantized' : '';
-  return { encoder: `onnx/encoder_model${suffix}.onnx`, decoder: `onnx/decoder_model_merged${suffix}.onnx` };
 }
 
 export class WhisperModel {

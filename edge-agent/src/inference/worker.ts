@@ -95,6 +95,14 @@ async function handle(msg: ToWorker): Promise<void> {
       send({ type: 'unloaded', reqId: msg.reqId });
       return;
     }
+    case 'close': {
+      for (const [key, m] of models) {
+        models.delete(key);
+        await m.release();
+      }
+      port?.close();
+      return;
+    }
     case 'run': {
       const model = models.get(msg.key);
       if (!model) {

@@ -8,8 +8,8 @@ import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, normalize, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ModelRef } from '../../../api/model-set.js';
-import { onnxFileNames } from '../inference/whisper-model.js';
-import type { ModelDtype } from '../inference/whisper-model.js';
+import { onnxFileNames } from '../inference/model-files.js';
+import type { ModelDtype } from '../inference/model-files.js';
 
 export const MANIFEST = 'model-manifest.json';
 

@@ -1,0 +1,30 @@
+import { describe, expect, it } from '@jest/globals';
+import { OptionsError, parseOptions } from './options.js';
+
+describe('parseOptions', () => {
+  it('has safe defaults: loopback, 16 streams, INT8, embedded model, dataset store off', () => {
+    const o = parseOptions([], {}, '/repo');
+    if (o === 'help') throw new Error('unexpected');
+    expect(o).toMatchObject({ host: '127.0.0.1', port: 8000, maxConcurrentStreams: 16, dtype: 'int8', modelDir: '/repo/models/tiny-whisper-synth', datasetDir: undefined, config: undefined, threads: 1 });
+    expect(o.workers).toBeGreaterThanOrEqual(1);
+  });
+
+  it('takes flags before environment variables', () => {
+    const o = parseOptions(['--port', '9000', '--execution-providers', 'cuda, cpu'], { WHISPEROPS_AGENT_PORT: '7000', WHISPEROPS_AGENT_MAX_QUEUE: '5', WHISPEROPS_AGENT_DATASET_DIR: '/data' }, '/repo');
+    if (o === 'help') throw new Error('unexpected');
+    expect([o.port, o.maxQueue, o.datasetDir, o.executionProviders]).toEqual([9000, 5, '/data', ['cuda', 'cpu']]);
+  });
+
+  it.each([
+    [['--port', 'x']],
+    [['--dtype', 'fp16']],
+    [['--max-concurrent-streams', '0']],
+    [['--no-such-flag']],
+  ])('refuses %j', (argv) => {
+    expect(() => parseOptions(argv, {}, '/repo')).toThrow(OptionsError);
+  });
+
+  it('answers --help', () => {
+    expect(parseOptions(['--help'], {}, '/repo')).toBe('help');
+  });
+});
