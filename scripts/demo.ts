@@ -118,13 +118,13 @@ async function main(): Promise<void> {
   const saKubeconfig = await serviceAccountKubeconfigFile(SYSTEM_NS, 'whisperops');
   const opPort = await freePort();
   startProcess('operator', ['operator/src/main.ts', `--kubeconfig=${saKubeconfig}`, `--http-bind-address=127.0.0.1:${opPort}`,
-    `--leader-election-namespace=${SYSTEM_NS}`, '--leader-election-lease-name=whisperops-leader'], join(logs, 'operator.log'));
+    `--leader-election-namespace=${SYSTEM_NS}`, '--leader-election-lease-name=whisperops-operator'], join(logs, 'operator.log'));
   await waitHttp(`http://127.0.0.1:${opPort}/readyz`, 'the operator to be ready');
   const leader = await eventually('the operator to hold the leader Lease', async () => {
-    const holder = (await kubectl(['get', 'lease', '-n', SYSTEM_NS, 'whisperops-leader', '-o', 'jsonpath={.spec.holderIdentity}'])).trim();
+    const holder = (await kubectl(['get', 'lease', '-n', SYSTEM_NS, 'whisperops-operator', '-o', 'jsonpath={.spec.holderIdentity}'])).trim();
     return holder || undefined;
   }, 60_000, 500);
-  show(`operator ready on 127.0.0.1:${opPort} (/healthz /readyz /metrics); Lease whisperops-leader held by ${leader}`);
+  show(`operator ready on 127.0.0.1:${opPort} (/healthz /readyz /metrics); Lease whisperops-operator held by ${leader}`);
 
   step('3. kubectl apply the examples; the API server rejects an invalid one');
   await kubectl(['apply', '-f', join(ROOT, 'examples', 'namespace.yaml')]);
