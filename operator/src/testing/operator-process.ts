@@ -82,10 +82,14 @@ export class OperatorProcess {
   readonly exited: Promise<number | null>;
   private exitCode: number | null | undefined;
 
-  constructor(readonly name: string, args: string[], env: NodeJS.ProcessEnv = {}) {
-    this.child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'operator', 'src', 'main.ts'), ...args], {
+  /** `compiled`: run dist/operator/src/main.js (what the image runs; `npm run build` first) instead of the TypeScript source. */
+  constructor(readonly name: string, args: string[], opts: { compiled?: boolean } = {}) {
+    const entry = opts.compiled
+      ? [join(REPO_ROOT, 'dist', 'operator', 'src', 'main.js')]
+      : ['--import', 'tsx', join(REPO_ROOT, 'operator', 'src', 'main.ts')];
+    this.child = spawn(process.execPath, [...entry, ...args], {
       cwd: REPO_ROOT,
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...env },
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let buffered = '';
@@ -166,6 +170,7 @@ export interface OperatorArgs {
   /** Short leases so that tests of fail-over stay short (seconds). */
   leaseDurationSeconds?: number;
   extra?: string[];
+  compiled?: boolean;
 }
 
 export function startOperator(a: OperatorArgs): OperatorProcess {
@@ -183,5 +188,5 @@ export function startOperator(a: OperatorArgs): OperatorProcess {
     '--shutdown-timeout=10',
     '--log-level=debug',
     ...(a.extra ?? []),
-  ]);
+  ], { compiled: a.compiled ?? false });
 }

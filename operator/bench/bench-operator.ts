@@ -1,0 +1,259 @@
+// Benchmark of the operator against the real local control plane (not a test; prints figures):
+//   1. apply → Job created: p50/p99 over N FineTuneJobs created at a steady rate (default 100, 10/s);
+//   2. operator RSS (and JS heap) idle, with 100 and with 1,000 FineTuneJobs converged;
+//   3. reconciles per second at saturation: converging 900 new FineTuneJobs at once (every reconcile
+//      writes: finalizer, ConfigMap, Job, status), and a cold start over 1,000 converged ones (no-op
+//      reconciles: the level-based resync a restart or leader change does).
+// The operator runs as a real process with its ServiceAccount's RBAC. FineTuneJobs are created
+// suspended, so their Jobs start no pods: the figures are the operator's, not the scheduler's.
+//   npm run bench:operator [-- --latency-count 100 --total 1000 --rate 10 --workers 8]
+import type { KubernetesObject, V1Job } from '@kubernetes/client-node';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import pino from 'pino';
+import { createTestNamespace, deleteTestNamespace, loadAdminKubeConfig } from '../../test/cluster/index.js';
+import { applyCrds } from '../../test/cluster/index.js';
+import type { StoredFineTuneJob } from '../src/finetunejob/desired.js';
+import { CHILD_SELECTOR, FINALIZER } from '../src/finetunejob/names.js';
+import { FINETUNEJOBS, ownerKey } from '../src/finetunejob/reconciler.js';
+import { JOBS, splitKey } from '../src/kube/client.js';
+import { HttpKubeClient } from '../src/kube/http-client.js';
+import { Informer } from '../src/runtime/informer.js';
+import type { OperatorProcess } from '../src/testing/operator-process.js';
+import { operatorServiceAccount, REPO_ROOT, startOperator } from '../src/testing/operator-process.js';
+
+interface Options { latencyCount: number; total: number; rate: number; workers: number; phaseTimeoutS: number }
+
+function options(argv: string[]): Options {
+  const o: Options = { latencyCount: 100, total: 1000, rate: 10, workers: 8, phaseTimeoutS: 300 };
+  for (let i = 0; i < argv.length; i += 1) {
+    const [flag, inline] = (argv[i] ?? '').split('=', 2);
+    const value = Number(inline ?? argv[(i += 1)]);
+    if (!Number.isFinite(value) || value <= 0) throw new Error(`${flag ?? ''} needs a positive number`);
+    switch (flag) {
+      case '--latency-count': o.latencyCount = value; break;
+      case '--total': o.total = value; break;
+      case '--rate': o.rate = value; break;
+      case '--workers': o.workers = value; break;
+      case '--phase-timeout': o.phaseTimeoutS = value; break;
+      default: throw new Error(`unknown flag ${flag ?? ''}`);
+    }
+  }
+  if (o.total < o.latencyCount) o.total = o.latencyCount;
+  return o;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const say = (text: string) => process.stdout.write(`[bench] ${text}\n`);
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
+}
+
+function rssBytes(pid: number | undefined): number {
+  const status = readFileSync(`/proc/${String(pid)}/status`, 'utf8');
+  const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]);
+  return kb * 1024;
+}
+
+async function scrape(base: string): Promise<Map<string, number>> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#') || line === '') continue;
+    const sp = line.lastIndexOf(' ');
+    out.set(line.slice(0, sp), Number(line.slice(sp + 1)));
+  }
+  return out;
+}
+
+function sum(m: Map<string, number>, prefix: string): number {
+  let s = 0;
+  for (const [k, v] of m) if (k.startsWith(prefix)) s += v;
+  return s;
+}
+
+const reconcilesOf = (m: Map<string, number>) => sum(m, 'whisperops_operator_reconcile_total{');
+const heapOf = (m: Map<string, number>) => m.get('whisperops_operator_nodejs_heap_size_used_bytes') ?? NaN;
+const mib = (b: number) => `${(b / 1024 / 1024).toFixed(1)} MiB`;
+
+function fineTuneJob(ns: string, name: string): KubernetesObject {
+  return {
+    apiVersion: 'whisperops.dev/v1alpha1', kind: 'FineTuneJob',
+    metadata: { name, namespace: ns, labels: { bench: 'operator' } },
+    spec: {
+      baseModel: { uri: 'file:///models/tiny-whisper-synth', version: '1.0.0' },
+      dataset: { uri: 'file:///data/finance/manifest.jsonl', scenario: 'finance' },
+      output: { uri: `file:///models/bench/${name}` },
+      suspend: true,
+    },
+  } as KubernetesObject;
+}
+
+async function until(what: string, check: () => boolean | Promise<boolean>, timeoutS: number, intervalMs = 100): Promise<void> {
+  const deadline = Date.now() + timeoutS * 1000;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutS} s: ${what}`);
+    await sleep(intervalMs);
+  }
+}
+
+async function main(): Promise<void> {
+  const o = options(process.argv.slice(2));
+  const up = spawnSync(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'test', 'cluster', 'cli.ts'), 'up'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  if (up.status !== 0) throw new Error('could not start or reuse the local cluster (npm run cluster:up)');
+  // Measure what the image runs: the compiled JavaScript, not tsx compiling TypeScript on the fly.
+  say('compiling (tsc -p tsconfig.build.json)…');
+  const build = spawnSync(process.execPath, [join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(REPO_ROOT, 'tsconfig.build.json')], { stdio: 'inherit' });
+  if (build.status !== 0) throw new Error('tsc failed');
+  await applyCrds();
+  const api = new HttpKubeClient(loadAdminKubeConfig());
+  const ns = await createTestNamespace('bench-operator');
+  const { kubeconfig, cleanup } = await operatorServiceAccount(ns, 'whisperops-operator');
+  const figures: Record<string, string | number> = {};
+  let operator: OperatorProcess | undefined;
+  const jobSeen = new Map<string, number>();
+  const jobs = new Informer<V1Job>(api, JOBS, pino({ level: 'silent' }), { namespace: ns, labelSelector: CHILD_SELECTOR, resyncPeriodMs: 0 });
+  jobs.addHandlers({ onAdd: (j) => {
+    const owner = ownerKey(j);
+    if (owner && !jobSeen.has(owner)) jobSeen.set(owner, performance.now());
+  } });
+  try {
+    jobs.start();
+    await jobs.waitForSync();
+    const start = (identity: string) => startOperator({
+      kubeconfig, namespace: ns, identity, leaseName: 'whisperops-operator', leaseDurationSeconds: 3,
+      extra: [`--workers=${o.workers}`, '--log-level=info'],
+      compiled: true,
+    });
+    operator = start('bench-1');
+    await operator.waitFor('Caches synced, controllers running', 60_000);
+    const base = await operator.baseUrl();
+    await sleep(1000);
+    figures.rssIdle = rssBytes(operator.pid);
+    figures.heapIdle = heapOf(await scrape(base));
+    say(`operator idle: RSS ${mib(figures.rssIdle)}, heap ${mib(figures.heapIdle)}`);
+
+    // 1. apply → Job created, at a steady rate.
+    const applied = new Map<string, number>();
+    const latencyNames = Array.from({ length: o.latencyCount }, (_, i) => `lat-${String(i).padStart(4, '0')}`);
+    const t1 = performance.now();
+    for (const [i, name] of latencyNames.entries()) {
+      const due = t1 + (i * 1000) / o.rate;
+      const wait = due - performance.now();
+      if (wait > 0) await sleep(wait);
+      applied.set(`${ns}/${name}`, performance.now());
+      await api.create(FINETUNEJOBS, ns, fineTuneJob(ns, name) as StoredFineTuneJob);
+    }
+    await until(`${o.latencyCount} Jobs created`, () => latencyNames.every((n) => jobSeen.has(`${ns}/${n}`)), o.phaseTimeoutS);
+    const latencies = [...applied].map(([key, t]) => (jobSeen.get(key) ?? NaN) - t).sort((a, b) => a - b);
+    figures.applyToJobP50Ms = Number(percentile(latencies, 50).toFixed(1));
+    figures.applyToJobP99Ms = Number(percentile(latencies, 99).toFixed(1));
+    figures.applyToJobMaxMs = Number((latencies[latencies.length - 1] ?? NaN).toFixed(1));
+    say(`apply → Job created over ${o.latencyCount} FineTuneJobs at ${o.rate}/s: p50 ${figures.applyToJobP50Ms} ms, p99 ${figures.applyToJobP99Ms} ms, max ${figures.applyToJobMaxMs} ms`);
+    const converged = async (n: number) => {
+      const list = await api.list<StoredFineTuneJob>(FINETUNEJOBS, { namespace: ns, limit: 5000 });
+      return list.items.filter((f) => f.status?.phase === 'Suspended').length >= n;
+    };
+    await until('100 converged', () => converged(o.latencyCount), o.phaseTimeoutS);
+    await sleep(1000);
+    figures.rss100 = rssBytes(operator.pid);
+    figures.heap100 = heapOf(await scrape(base));
+    say(`operator with ${o.latencyCount} FineTuneJobs: RSS ${mib(figures.rss100)}, heap ${mib(figures.heap100)}`);
+
+    // 3a. saturation with writes: the rest created as fast as the API server takes them.
+    const rest = Array.from({ length: o.total - o.latencyCount }, (_, i) => `sat-${String(i).padStart(4, '0')}`);
+    const before = reconcilesOf(await scrape(base));
+    const t3 = performance.now();
+    let next = 0;
+    await Promise.all(Array.from({ length: 16 }, async () => {
+      while (next < rest.length) {
+        const name = rest[next] ?? '';
+        next += 1;
+        await api.create(FINETUNEJOBS, ns, fineTuneJob(ns, name) as StoredFineTuneJob);
+      }
+    }));
+    const createdS = (performance.now() - t3) / 1000;
+    await until(`${o.total} converged`, () => converged(o.total), o.phaseTimeoutS);
+    const convergeS = (performance.now() - t3) / 1000;
+    const m3 = await scrape(base);
+    const reconciles = reconcilesOf(m3) - before;
+    figures.convergeFineTuneJobs = rest.length;
+    figures.convergeSeconds = Number(convergeS.toFixed(1));
+    figures.convergeReconcilesPerSecond = Number((reconciles / convergeS).toFixed(0));
+    figures.convergeFineTuneJobsPerSecond = Number((rest.length / convergeS).toFixed(0));
+    say(`converging ${rest.length} new FineTuneJobs (created in ${createdS.toFixed(1)} s): ${convergeS.toFixed(1)} s, ${reconciles} reconciles → ${figures.convergeReconcilesPerSecond} reconciles/s, ${figures.convergeFineTuneJobsPerSecond} FineTuneJobs/s`);
+    await sleep(2000);
+    figures.rssTotal = rssBytes(operator.pid);
+    figures.heapTotal = heapOf(await scrape(base));
+    say(`operator with ${o.total} FineTuneJobs (+${o.total} Jobs, ConfigMaps in cache): RSS ${mib(figures.rssTotal)}, heap ${mib(figures.heapTotal)}`);
+
+    // 3b. cold start over everything: every key reconciled once, nothing to write.
+    await operator.kill('SIGTERM');
+    operator = start('bench-2');
+    const base2 = await operator.baseUrl();
+    const synced = await operator.waitFor('Caches synced, controllers running', 60_000);
+    const startedAt = Date.parse(String(synced.time));
+    let doneAt = NaN;
+    await until(`${o.total} no-op reconciles`, async () => {
+      const n = reconcilesOf(await scrape(base2));
+      if (n >= o.total) doneAt = Date.now();
+      return n >= o.total;
+    }, o.phaseTimeoutS, 5);
+    const noopS = (doneAt - startedAt) / 1000;
+    const m4 = await scrape(base2);
+    figures.resyncReconcilesPerSecond = Number((o.total / Math.max(noopS, 0.001)).toFixed(0));
+    figures.reconcileP50Ms = histogramQuantile(m4, 0.5);
+    say(`cold start over ${o.total} converged FineTuneJobs: ${o.total} reconciles in ${noopS.toFixed(2)} s after the caches synced → ${figures.resyncReconcilesPerSecond} reconciles/s (no writes; p50 reconcile ${figures.reconcileP50Ms} ms)`);
+    process.stdout.write(`${JSON.stringify({ bench: 'operator', workers: o.workers, ...figures })}\n`);
+  } finally {
+    await jobs.stop();
+    // The operator must run while the namespace goes: it removes its finalizers.
+    if (operator?.running()) {
+      say('cleaning up (the operator removes its finalizers)…');
+      await deleteTestNamespace(ns).catch(() => undefined);
+      await until('namespace gone', async () => (await api.get({ group: '', version: 'v1', plural: 'namespaces', kind: 'Namespace', namespaced: false }, undefined, ns).then(() => false, () => true)), 240).catch(async () => {
+        say('namespace still terminating; removing finalizers');
+        const list = await api.list<StoredFineTuneJob>(FINETUNEJOBS, { namespace: ns, limit: 5000 });
+        for (const f of list.items) {
+          const { namespace, name } = splitKey(`${ns}/${f.metadata.name}`);
+          await api.patch(FINETUNEJOBS, namespace, name, { metadata: { finalizers: (f.metadata.finalizers ?? []).filter((x) => x !== FINALIZER) } }).catch(() => undefined);
+        }
+      });
+      await operator.kill('SIGTERM');
+    } else {
+      await deleteTestNamespace(ns).catch(() => undefined);
+    }
+    await cleanup();
+    await api.close();
+  }
+}
+
+/** Quantile (ms) of the reconcile duration histogram, interpolated inside its bucket. */
+function histogramQuantile(m: Map<string, number>, q: number): number {
+  const buckets: [number, number][] = [];
+  for (const [k, v] of m) {
+    const match = /^whisperops_operator_reconcile_duration_seconds_bucket\{le="([^"]+)",controller="finetunejob"\}$/.exec(k);
+    if (match) buckets.push([match[1] === '+Inf' ? Infinity : Number(match[1]), v]);
+  }
+  buckets.sort((a, b) => a[0] - b[0]);
+  const total = buckets[buckets.length - 1]?.[1] ?? 0;
+  let prevLe = 0;
+  let prevCount = 0;
+  for (const [le, count] of buckets) {
+    if (count >= q * total) {
+      const frac = count === prevCount ? 0 : (q * total - prevCount) / (count - prevCount);
+      return Number(((prevLe + (Number.isFinite(le) ? le - prevLe : 0) * frac) * 1000).toFixed(2));
+    }
+    prevLe = le;
+    prevCount = count;
+  }
+  return NaN;
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  process.exitCode = 1;
+});
