@@ -1,0 +1,299 @@
+// Edge-agent benchmark (`npm run bench:agent`): for the INT8 and fp32 embedded model, on 127.0.0.1 only,
+// bounded in request count:
+//   - single-stream real-time factor (end-to-end HTTP time / audio time, 5 s clips, one at a time)
+//   - throughput and p50/p99 latency of 5 s clips at 1, 4 and 16 concurrent streams
+//   - /metrics p99 latency while 16 streams keep both workers busy
+//   - ratio (a): our end-to-end time per clip / bare onnxruntime-node session time for the same
+//     encoder + greedy-decoder work (same features, same tokens, same thread count), target ≤ 1.10
+//   - ratio (b): our throughput / the transformers.js ASR pipeline's on the same model files, target ≥ 1.0
+//     (when @huggingface/transformers is installed: bash edge-agent/bench/setup-transformers-baseline.sh)
+// Options (env): BENCH_DTYPES=int8,fp32  BENCH_WORKERS=2  BENCH_REQUESTS_PER_STREAM=3
+//                WHISPEROPS_TFJS_DIR=/tmp/tfjs (where the baseline package is installed)
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import * as ort from 'onnxruntime-node';
+import { pino } from 'pino';
+import { startAgent } from '../src/agent.js';
+import { resample } from '../src/audio/resample.js';
+import { decodeWav, encodeWav16 } from '../src/audio/wav.js';
+import { onnxFileNames } from '../src/inference/model-files.js';
+import type { ModelDtype } from '../src/inference/model-files.js';
+import { splitWindows, WhisperModel } from '../src/inference/whisper-model.js';
+import { parseOptions } from '../src/options.js';
+import { EMBEDDED_MODEL, REPO_ROOT, speak, tempDir, testSentences } from '../src/testing/speech.js';
+import { wordErrors } from '../src/text/wer.js';
+
+const CLIP_SECONDS = 5;
+const SR = 16000;
+const dtypes = (process.env.BENCH_DTYPES ?? 'int8,fp32').split(',') as ModelDtype[];
+const workers = Number(process.env.BENCH_WORKERS ?? Math.min(4, availableParallelism()));
+const perStream = Number(process.env.BENCH_REQUESTS_PER_STREAM ?? 3);
+const tfjsDir = process.env.WHISPEROPS_TFJS_DIR ?? '/tmp/tfjs';
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] ?? NaN;
+}
+const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+const fmt = (x: number, d = 3): string => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
+
+/** 5 s clips at 16 kHz: one espeak-ng sentence each, padded with silence to exactly 5 s. */
+function makeClips(): { wav: Uint8Array; samples: Float32Array; text: string }[] {
+  const out: { wav: Uint8Array; samples: Float32Array; text: string }[] = [];
+  for (const text of testSentences()) {
+    const a = decodeWav(speak(text, 'en-us', 170));
+    const s16 = resample(a.samples, a.sampleRate, SR);
+    if (s16.length > CLIP_SECONDS * SR) continue;
+    const clip = new Float32Array(CLIP_SECONDS * SR);
+    clip.set(s16);
+    out.push({ wav: encodeWav16(clip, SR), samples: clip, text });
+  }
+  return out;
+}
+
+async function post(url: string, wav: Uint8Array): Promise<{ ms: number; text: string; status: number }> {
+  const form = new FormData();
+  form.set('file', new Blob([wav], { type: 'audio/wav' }), 'clip.wav');
+  const t = performance.now();
+  const res = await fetch(`${url}/v1/audio/transcriptions`, { method: 'POST', body: form });
+  const body = (await res.json()) as { text?: string };
+  return { ms: performance.now() - t, text: body.text ?? '', status: res.status };
+}
+
+interface LevelResult {
+  streams: number;
+  requests: number;
+  throughput: number;
+  p50: number;
+  p99: number;
+  failed: number;
+}
+
+async function level(url: string, clips: { wav: Uint8Array }[], streams: number, requests: number): Promise<LevelResult & { latencies: number[] }> {
+  const lat: number[] = [];
+  let failed = 0;
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: streams }, async () => {
+      while (next < requests) {
+        const i = next++;
+        const r = await post(url, clips[i % clips.length]?.wav ?? new Uint8Array());
+        if (r.status !== 200) failed++;
+        lat.push(r.ms);
+      }
+    }),
+  );
+  const wall = (performance.now() - t0) / 1000;
+  return { streams, requests, throughput: requests / wall, p50: pct(lat, 50), p99: pct(lat, 99), failed, latencies: lat };
+}
+
+/** Bare onnxruntime-node: the encoder and the greedy merged-decoder loop, nothing else, on one thread. */
+async function bareSessions(dtype: ModelDtype): Promise<{ once: (f: Float32Array) => Promise<number[]>; release: () => Promise<void> }> {
+  const files = onnxFileNames(dtype);
+  const so: ort.InferenceSession.SessionOptions = { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' };
+  const enc = await ort.InferenceSession.create(join(EMBEDDED_MODEL, files.encoder), so);
+  const dec = await ort.InferenceSession.create(join(EMBEDDED_MODEL, files.decoder), so);
+  const config = JSON.parse(readFileSync(join(EMBEDDED_MODEL, 'config.json'), 'utf8')) as { decoder_layers: number; decoder_attention_heads: number; d_model: number; vocab_size: number };
+  const heads = config.decoder_attention_heads;
+  const hd = config.d_model / heads;
+  const once = async (f: Float32Array): Promise<number[]> => {
+    const { last_hidden_state: h } = await enc.run({ input_features: new ort.Tensor('float32', f, [1, 80, f.length / 80]) });
+    if (!h) throw new Error('no encoder output');
+    const empty = new ort.Tensor('float32', new Float32Array(0), [1, heads, 0, hd]);
+    const past: Record<string, ort.Tensor> = {};
+    for (let l = 0; l < config.decoder_layers; l++) for (const k of ['decoder', 'encoder']) for (const kv of ['key', 'value']) past[`past_key_values.${l}.${k}.${kv}`] = empty;
+    let ids = BigInt64Array.from([1000n, 1001n, 1003n, 1007n]);
+    const out: number[] = [];
+    for (let step = 0; step < 124; step++) {
+      const r = await dec.run({ input_ids: new ort.Tensor('int64', ids, [1, ids.length]), encoder_hidden_states: h, use_cache_branch: new ort.Tensor('bool', new Uint8Array([step > 0 ? 1 : 0]), [1]), ...past });
+      for (let l = 0; l < config.decoder_layers; l++) {
+        for (const kv of ['key', 'value']) {
+          const d = r[`present.${l}.decoder.${kv}`];
+          if (d) past[`past_key_values.${l}.decoder.${kv}`] = d;
+          const e = r[`present.${l}.encoder.${kv}`];
+          if (step === 0 && e) past[`past_key_values.${l}.encoder.${kv}`] = e;
+        }
+      }
+      const logits = r.logits?.data as Float32Array;
+      const base = (ids.length - 1) * config.vocab_size;
+      let best = step === 0 ? 1 : 0; // begin_suppress_tokens = [0]
+      for (let v = 0; v < config.vocab_size; v++) if ((step > 0 || v !== 0) && logits[base + v] > logits[base + best]) best = v;
+      if (best === 0) break;
+      out.push(best);
+      ids = BigInt64Array.from([BigInt(best)]);
+    }
+    return out;
+  };
+  const release = async (): Promise<void> => {
+    await enc.release();
+    await dec.release();
+  };
+  return { once, release };
+}
+
+interface TfjsResult {
+  available: boolean;
+  note: string;
+  msPerClip?: number;
+  throughput?: number;
+  texts?: string[];
+}
+
+/** The transformers.js ASR pipeline on the same model files, offline, clips one after another. */
+async function transformersBaseline(dtype: ModelDtype, clips: Float32Array[], threads: number | undefined): Promise<TfjsResult> {
+  const entry = join(tfjsDir, 'node_modules', '@huggingface', 'transformers', 'package.json');
+  if (!existsSync(entry)) return { available: false, note: `not installed (bash edge-agent/bench/setup-transformers-baseline.sh; looked in ${tfjsDir})` };
+  type Pipe = (audio: Float32Array, opts: Record<string, unknown>) => Promise<{ text: string }>;
+  const tf = (await import(pathToFileURL(join(tfjsDir, 'node_modules', '@huggingface', 'transformers', 'dist', 'transformers.node.mjs')).href)) as {
+    env: { allowRemoteModels: boolean; allowLocalModels: boolean; localModelPath: string; cacheDir: string };
+    pipeline: (task: string, model: string, opts: Record<string, unknown>) => Promise<Pipe>;
+  };
+  tf.env.allowRemoteModels = false;
+  tf.env.allowLocalModels = true;
+  tf.env.localModelPath = join(REPO_ROOT, 'models') + '/';
+  tf.env.cacheDir = tempDir('tfjs-cache');
+  const asr = await tf.pipeline('automatic-speech-recognition', 'tiny-whisper-synth', {
+    dtype: dtype === 'int8' ? 'q8' : 'fp32',
+    device: 'cpu',
+    ...(threads === undefined ? {} : { session_options: { intraOpNumThreads: threads, interOpNumThreads: 1 } }),
+  });
+  const opts = { language: 'en', task: 'transcribe', return_timestamps: false };
+  for (const c of clips.slice(0, 2)) await asr(c, opts);
+  const texts: string[] = [];
+  const t0 = performance.now();
+  for (const c of clips) texts.push((await asr(c, opts)).text);
+  const ms = (performance.now() - t0) / clips.length;
+  const how = threads === undefined ? "ORT's default intra-op threads (one per core)" : `${threads} intra-op thread`;
+  return { available: true, note: `transformers.js 4.3.1 pipeline, ${how}, clips one after another`, msPerClip: ms, throughput: 1000 / ms, texts };
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  const clips = makeClips();
+  const quiet = pino({ level: 'silent' });
+  const lines: string[] = [];
+  const say = (s: string): void => {
+    lines.push(s);
+    process.stdout.write(s + '\n');
+  };
+  say(`# edge-agent benchmark — ${new Date().toISOString()}`);
+  say(`machine: ${cpus()[0]?.model ?? 'cpu'} × ${availableParallelism()} cores, load average ${loadavg().map((x) => x.toFixed(1)).join(' ')} at start; agent: ${workers} workers × 1 intra-op thread, batch ≤ 4 windows`);
+  say(`clips: ${clips.length} distinct 5 s clips (16 kHz 16-bit WAV, espeak-ng en-us 170 wpm, general sentences)`);
+  const json: Record<string, unknown> = {};
+  for (const dtype of dtypes) {
+    const o = parseOptions(['--port', '0', '--workers', String(workers), '--threads', '1', '--dtype', dtype, '--max-queue', '256'], {}, REPO_ROOT);
+    if (o === 'help') throw new Error('unexpected');
+    const agent = await startAgent({ ...o, cacheDir: tempDir('bench-cache'), shutdownDelaySeconds: 0 }, quiet);
+    const url = agent.url;
+    for (const c of clips.slice(0, 4)) await post(url, c.wav); // warm-up
+    // Single stream: RTF and transcripts.
+    const single: number[] = [];
+    const ourTexts: string[] = [];
+    for (const c of clips) {
+      const r = await post(url, c.wav);
+      single.push(r.ms);
+      ourTexts.push(r.text);
+    }
+    const e2eMs = mean(single);
+    let errs = 0;
+    let words = 0;
+    clips.forEach((c, i) => {
+      const e = wordErrors(c.text, ourTexts[i] ?? '');
+      errs += e.errors;
+      words += e.referenceWords;
+    });
+    const levels: LevelResult[] = [];
+    let metricsP99 = NaN;
+    let metricsSamples = 0;
+    for (const streams of [1, 4, 16]) {
+      let stop = false;
+      const mlat: number[] = [];
+      const poller =
+        streams === 16
+          ? (async () => {
+              while (!stop) {
+                const t = performance.now();
+                await (await fetch(`${url}/metrics`)).text();
+                mlat.push(performance.now() - t);
+                await new Promise((r) => setTimeout(r, 25));
+              }
+            })()
+          : Promise.resolve();
+      const { latencies: _l, ...res } = await level(url, clips, streams, Math.max(8, streams * perStream));
+      stop = true;
+      await poller;
+      if (streams === 16) {
+        metricsP99 = pct(mlat, 99);
+        metricsSamples = mlat.length;
+      }
+      levels.push(res);
+    }
+    // Ratio (a): our end-to-end time and the bare sessions' time for the same window, interleaved clip by
+    // clip (A, B, A, B, ...) so that load from other processes on a shared machine hits both alike.
+    const fe = await WhisperModel.load(EMBEDDED_MODEL, { dtype, intraOpThreads: 1, executionProviders: ['cpu'] });
+    const windows = clips.map((c) => {
+      const s = decodeWav(c.wav).samples; // exactly what the agent receives
+      const [start, end] = splitWindows(s, fe.windowSamples, SR)[0] ?? [0, s.length];
+      return s.slice(start, end);
+    });
+    const feats = windows.map((w) => fe.logMel.compute(w).slice());
+    await fe.release();
+    const bareRunner = await bareSessions(dtype);
+    for (const f of feats.slice(0, 2)) await bareRunner.once(f);
+    const oursAB: number[] = [];
+    const bareAB: number[] = [];
+    const bareTokens: number[][] = [];
+    for (let round = 0; round < 2; round++) {
+      for (const [i, c] of clips.entries()) {
+        oursAB.push((await post(url, c.wav)).ms);
+        const t = performance.now();
+        const toks = await bareRunner.once(feats[i] ?? new Float32Array());
+        bareAB.push(performance.now() - t);
+        if (round === 0) bareTokens.push(toks);
+      }
+    }
+    await bareRunner.release();
+    await agent.shutdown();
+    const bare = { msPerClip: mean(bareAB), tokens: bareTokens };
+    const oursABms = mean(oursAB);
+    const bareTexts = bare.tokens.map((t) => fe.tokenizer.decode(t).trim());
+    const sameAsBare = bareTexts.filter((t, i) => t === ourTexts[i]).length;
+    const tfjs = await transformersBaseline(dtype, windows, 1);
+    const sameAsTfjs = tfjs.texts ? tfjs.texts.filter((t, i) => t.trim() === ourTexts[i]).length : NaN;
+    const tfjsDefault = tfjs.available ? await transformersBaseline(dtype, windows, undefined) : tfjs;
+    const best = levels.reduce((a, b) => (b.throughput > a.throughput ? b : a));
+    const c1 = levels[0];
+    say('');
+    say(`## ${dtype.toUpperCase()}`);
+    say(`single stream: ${fmt(e2eMs, 1)} ms per 5 s clip end-to-end → RTF ${fmt(e2eMs / 1000 / CLIP_SECONDS, 4)}; WER of these clips ${fmt(errs / words, 3)}`);
+    say('| streams | requests | throughput (clips/s) | audio s per s | p50 (ms) | p99 (ms) | failed |');
+    say('| --- | --- | --- | --- | --- | --- | --- |');
+    for (const l of levels) say(`| ${l.streams} | ${l.requests} | ${fmt(l.throughput, 2)} | ${fmt(l.throughput * CLIP_SECONDS, 1)} | ${fmt(l.p50, 0)} | ${fmt(l.p99, 0)} | ${l.failed} |`);
+    say(`/metrics under 16 streams: p99 ${fmt(metricsP99, 1)} ms over ${metricsSamples} scrapes`);
+    say(`bare onnxruntime-node sessions (encoder + greedy merged decoder, 1 thread): ${fmt(bare.msPerClip, 1)} ms per clip; same transcript as ours for ${sameAsBare}/${clips.length} clips`);
+    say(`ratio (a) our end-to-end per clip (1 stream, HTTP + WAV + front end + worker hop included; ${fmt(oursABms, 1)} ms) / bare sessions (${fmt(bare.msPerClip, 1)} ms), interleaved = ${fmt(oursABms / bare.msPerClip, 3)}  (target ≤ 1.10)`);
+    if (tfjs.available && tfjs.throughput !== undefined && tfjs.msPerClip !== undefined) {
+      say(`transformers.js pipeline: ${fmt(tfjs.msPerClip, 1)} ms per clip → ${fmt(tfjs.throughput, 2)} clips/s; same transcript as ours for ${sameAsTfjs}/${clips.length} clips (${tfjs.note})`);
+      const alt = Math.max(tfjs.throughput, tfjsDefault.throughput ?? 0);
+      if (tfjsDefault.msPerClip !== undefined) say(`transformers.js pipeline: ${fmt(tfjsDefault.msPerClip, 1)} ms per clip → ${fmt(tfjsDefault.throughput ?? NaN, 2)} clips/s (${tfjsDefault.note})`);
+      say(`ratio (b) our throughput / transformers.js (its faster setting): single stream ${fmt((c1 ? c1.throughput : NaN) / alt, 2)}, best (${best.streams} streams) ${fmt(best.throughput / alt, 2)}  (target ≥ 1.0)`);
+    } else say(`ratio (b): transformers.js baseline ${tfjs.note}`);
+    json[dtype] = { e2eMs, rtf: e2eMs / 1000 / CLIP_SECONDS, wer: errs / words, levels, metricsP99, bareMs: bare.msPerClip, ratioA: oursABms / bare.msPerClip, oursABms, sameAsBare, tfjs: { ...tfjs, texts: undefined }, tfjsDefault: { ...tfjsDefault, texts: undefined }, sameAsTfjs, ourTexts, tfjsTexts: tfjs.texts };
+  }
+  say('');
+  say(`total bench time ${((Date.now() - started) / 1000).toFixed(0)} s; load average at end ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+  const out = process.env.BENCH_OUT ?? join(tempDir('bench'), 'bench-agent.json');
+  writeFileSync(out, JSON.stringify(json, null, 2));
+  process.stdout.write(`(raw results: ${out})\n`);
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);
