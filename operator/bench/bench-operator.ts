@@ -109,7 +109,7 @@ async function main(): Promise<void> {
   const build = spawnSync(process.execPath, [join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(REPO_ROOT, 'tsconfig.build.json')], { stdio: 'inherit' });
   if (build.status !== 0) throw new Error('tsc failed');
   await applyCrds();
-  const api = new HttpKubeClient(loadAdminKubeConfig());
+  const api = HttpKubeClient.fromKubeConfig(loadAdminKubeConfig());
   const ns = await createTestNamespace('bench-operator');
   const { kubeconfig, cleanup } = await operatorServiceAccount(ns, 'whisperops-operator');
   const figures: Record<string, string | number> = {};

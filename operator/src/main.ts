@@ -1,12 +1,12 @@
 // Entry point: read the configuration, build the ports (Kubernetes client, logger, metrics, events),
 // wire the FineTuneJob controller into the manager, serve /healthz, /readyz and /metrics, and stop
 // gracefully on SIGTERM/SIGINT.
-import { KubeConfig } from '@kubernetes/client-node';
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { ConfigError, loadConfig, parseBindAddress, usage } from './config.js';
 import type { OperatorConfig } from './config.js';
 import { createFineTuneJobController } from './finetunejob/controller.js';
+import { loadAccess } from './kube/access.js';
 import { HttpKubeClient } from './kube/http-client.js';
 import { createLogger } from './log.js';
 import { ApiEventRecorder } from './runtime/events.js';
@@ -14,13 +14,6 @@ import { Manager } from './runtime/manager.js';
 import { OperatorMetrics } from './runtime/metrics.js';
 import { createApp } from './server.js';
 import { OPERATOR_VERSION } from './version.js';
-
-function kubeConfig(config: OperatorConfig): KubeConfig {
-  const kc = new KubeConfig();
-  if (config.kubeconfig) kc.loadFromFile(config.kubeconfig);
-  else kc.loadFromDefault();
-  return kc;
-}
 
 async function main(): Promise<number> {
   const argv = process.argv.slice(2);
@@ -36,8 +29,8 @@ async function main(): Promise<number> {
     return 2;
   }
   const log = createLogger(config.log.level);
-  const kc = kubeConfig(config);
-  const client = new HttpKubeClient(kc, { userAgent: `whisperops-operator/${OPERATOR_VERSION}` });
+  const access = await loadAccess(config.kubeconfig, process.env);
+  const client = new HttpKubeClient(access, { userAgent: `whisperops-operator/${OPERATOR_VERSION}` });
   const metrics = new OperatorMetrics();
   const le = config.leaderElection;
   const events = new ApiEventRecorder(client, 'whisperops.dev/operator', le.identity, log);

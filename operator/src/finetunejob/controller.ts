@@ -74,13 +74,13 @@ export function createFineTuneJobController(opts: FineTuneJobControllerOptions):
 
   caches.fineTuneJobs.addHandlers({
     onAdd: (o) => enqueue(keyOf(o)),
-    // The operator's own status writes come back as updates; only changes of spec (generation),
-    // deletion and finalizers need a reconcile (status is rebuilt from the children anyway).
+    // The operator's own writes (finalizer, status) come back as updates; only a spec change
+    // (generation) or deletion needs a reconcile. Status is rebuilt from the children anyway, and a
+    // finalizer removed by someone else is put back by the next resync.
     onUpdate: (a, b) => {
       const changed = a.metadata.generation !== b.metadata.generation
         || Boolean(a.metadata.deletionTimestamp) !== Boolean(b.metadata.deletionTimestamp)
-        || (a.metadata.finalizers ?? []).join() !== (b.metadata.finalizers ?? []).join()
-        || (a.status === undefined) !== (b.status === undefined);
+        || (a.status !== undefined && b.status === undefined);
       if (changed) enqueue(keyOf(b));
     },
     onDelete: (o) => enqueue(keyOf(o)),

@@ -32,7 +32,7 @@ describe('HttpKubeClient against a local HTTP server', () => {
       contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
       currentContext: 'x',
     });
-    client = new HttpKubeClient(kc, { requestTimeoutMs: 2000 });
+    client = HttpKubeClient.fromKubeConfig(kc, { requestTimeoutMs: 2000 });
   });
   afterAll(async () => {
     await client.close();

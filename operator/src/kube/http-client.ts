@@ -1,14 +1,15 @@
-// KubeClient over HTTP(S) with the credentials of a kubeconfig. One keep-alive agent for every
-// request (client-node's own clients build a new agent per call); the Authorization header is taken
-// from the kubeconfig at every request, so rotating tokens (in-cluster token files) keep working.
-// Credentials are never logged.
-import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
+// KubeClient over HTTP(S). One keep-alive agent for every request (client-node's own clients build a
+// new agent per call); the Authorization header is asked for at every request, so rotating tokens
+// (in-cluster token files) keep working. Credentials are never logged.
+import type { KubernetesObject } from '@kubernetes/client-node';
 import http from 'node:http';
 import https from 'node:https';
 import type {
   DeleteOptions, KubeClient, ListOptions, ListResult, PatchType, ResourceType, WatchEvent, WatchOptions,
 } from './client.js';
 import { ApiError, resourcePath } from './client.js';
+import type { ClusterAccess, KubeConfigLike } from './access.js';
+import { kubeConfigObjectAccess } from './access.js';
 
 const PATCH_CONTENT_TYPES: Record<PatchType, string> = {
   merge: 'application/merge-patch+json',
@@ -41,30 +42,33 @@ function statusOf(body: string, statusCode: number): ApiError {
 
 export class HttpKubeClient implements KubeClient {
   private connection: Promise<Connection> | undefined;
+  private readonly access: Promise<ClusterAccess>;
   private readonly requestTimeoutMs: number;
   private readonly maxSockets: number;
   private readonly userAgent: string;
-  private auth: { at: number; headers: http.OutgoingHttpHeaders } | undefined;
 
-  constructor(private readonly kubeConfig: KubeConfig, opts: HttpClientOptions = {}) {
+  constructor(access: ClusterAccess | Promise<ClusterAccess>, opts: HttpClientOptions = {}) {
+    this.access = Promise.resolve(access);
     this.requestTimeoutMs = opts.requestTimeoutMs ?? 30_000;
     this.maxSockets = opts.maxSockets ?? 64;
     this.userAgent = opts.userAgent ?? 'whisperops-operator';
   }
 
+  /** A client with the credentials of a @kubernetes/client-node KubeConfig (tests, exec plugins). */
+  static fromKubeConfig(kc: KubeConfigLike, opts: HttpClientOptions = {}): HttpKubeClient {
+    return new HttpKubeClient(kubeConfigObjectAccess(kc), opts);
+  }
+
   private connect(): Promise<Connection> {
     this.connection ??= (async () => {
-      const cluster = this.kubeConfig.getCurrentCluster();
-      if (!cluster) throw new Error('the kubeconfig has no current cluster');
-      const base = new URL(cluster.server);
-      const tls: https.RequestOptions = {};
-      await this.kubeConfig.applyToHTTPSOptions(tls);
+      const access = await this.access;
+      const base = access.server;
       const secure = base.protocol === 'https:';
       const agent = secure
         ? new https.Agent({
-          keepAlive: true, maxSockets: this.maxSockets, ca: tls.ca, cert: tls.cert, key: tls.key,
-          ...(cluster.skipTLSVerify ? { rejectUnauthorized: false } : {}),
-          ...(cluster.tlsServerName ? { servername: cluster.tlsServerName } : {}),
+          keepAlive: true, maxSockets: this.maxSockets, ca: access.ca, cert: access.cert, key: access.key,
+          ...(access.insecureSkipTLSVerify ? { rejectUnauthorized: false } : {}),
+          ...(access.tlsServerName ? { servername: access.tlsServerName } : {}),
         })
         : new http.Agent({ keepAlive: true, maxSockets: this.maxSockets });
       return { base, agent, transport: secure ? https : http };
@@ -72,22 +76,9 @@ export class HttpKubeClient implements KubeClient {
     return this.connection;
   }
 
-  /** Auth headers, re-read from the kubeconfig at most once a minute (token files rotate). */
-  private async authHeaders(): Promise<http.OutgoingHttpHeaders> {
-    const now = Date.now();
-    if (this.auth && now - this.auth.at < 60_000) return this.auth.headers;
-    const opts: https.RequestOptions = {};
-    await this.kubeConfig.applyToHTTPSOptions(opts);
-    const headers: http.OutgoingHttpHeaders = {};
-    // applyToHTTPSOptions only ever sets a plain header object.
-    if (opts.headers && !Array.isArray(opts.headers)) Object.assign(headers, opts.headers);
-    if (opts.auth) headers.Authorization = `Basic ${Buffer.from(opts.auth).toString('base64')}`;
-    this.auth = { at: now, headers };
-    return headers;
-  }
-
   private async headers(extra: Record<string, string>): Promise<http.OutgoingHttpHeaders> {
-    return { ...(await this.authHeaders()), 'User-Agent': this.userAgent, Accept: 'application/json', ...extra };
+    const auth = await (await this.access).headers();
+    return { ...auth, 'User-Agent': this.userAgent, Accept: 'application/json', ...extra };
   }
 
   private async request(method: string, path: string, query: URLSearchParams | undefined, body: unknown, contentType?: string): Promise<unknown> {

@@ -26,7 +26,7 @@ const rbacType = (plural: string, namespaced: boolean): ResourceType => ({ group
 const SERVICE_ACCOUNTS: ResourceType = { group: '', version: 'v1', plural: 'serviceaccounts', kind: 'ServiceAccount', namespaced: true };
 
 export function adminClient(): HttpKubeClient {
-  return new HttpKubeClient(loadAdminKubeConfig());
+  return HttpKubeClient.fromKubeConfig(loadAdminKubeConfig());
 }
 
 async function createOrIgnore(client: HttpKubeClient, type: ResourceType, ns: string | undefined, body: KubernetesObject): Promise<void> {
