@@ -245,13 +245,19 @@ describe('edge agent: embedded INT8 model, 2 workers, model set from a ConfigMap
     const corrupt = ref(derivedArtifact('hot-4', { corrupt: 'onnx/decoder_model_merged_quantized.onnx' }));
     const statuses: number[] = [];
     const versions = new Set<string>();
+    let countFrom = 0; // only requests started after this instant count into `versions`
+    let countedAfter = 0;
     const healthMs: number[] = [];
     let stop = false;
     const client = async (k: number): Promise<void> => {
       for (let i = 0; !stop; i++) {
+        const started = performance.now();
         const res = await transcribe(url, audio[(k + i) % audio.length] ?? new Uint8Array(), { model: 'general' });
         statuses.push(res.status);
-        versions.add(res.headers.get('x-whisperops-model-version') ?? '');
+        if (started >= countFrom) {
+          versions.add(res.headers.get('x-whisperops-model-version') ?? '');
+          countedAfter++;
+        }
         await res.arrayBuffer();
       }
     };
@@ -281,7 +287,9 @@ describe('edge agent: embedded INT8 model, 2 workers, model set from a ConfigMap
     writeConfigMap(configDir, 'model-set.yaml', 'pool: [unclosed');
     await until(async () => metricValue(await metricsText(url), 'whisperops_agent_config_reloads_total', { result: 'invalid' }) >= 1);
     versions.clear();
-    await new Promise((r) => setTimeout(r, 1500));
+    countFrom = performance.now();
+    countedAfter = 0;
+    await until(() => countedAfter >= 4);
     stop = true;
     await Promise.all([...load, health]);
     expect(statuses.length).toBeGreaterThan(10);
@@ -301,12 +309,33 @@ describe('edge agent: embedded INT8 model, 2 workers, model set from a ConfigMap
 });
 
 describe('edge agent: overload and graceful shutdown', () => {
-  it('answers 429 with Retry-After beyond streams + queue, then drains in-flight work on shutdown', async () => {
+  it('runs golden probes, answers 429 with Retry-After beyond streams + queue, then drains in-flight work on shutdown', async () => {
+    // A golden-probe set in the trainer's dataset format: JSONL {audio (relative), text, scenario}.
+    const probeDir = tempDir('probes');
+    [0, 1].forEach((i) => writeFileSync(join(probeDir, `p${i}.wav`), audio[i] ?? new Uint8Array()));
+    writeFileSync(join(probeDir, 'probes.jsonl'), [0, 1].map((i) => JSON.stringify({ audio: `p${i}.wav`, text: sentences[i], scenario: 'golden' })).join('\n') + '\n');
     const agent = await startAgent(
-      options({ modelDir: join(REPO_ROOT, 'models', 'tiny-whisper-synth'), workers: 1, maxConcurrentStreams: 2, maxQueue: 1, shutdownDelaySeconds: 0.3, drainTimeoutSeconds: 60 }),
+      options({
+        modelDir: join(REPO_ROOT, 'models', 'tiny-whisper-synth'),
+        workers: 1,
+        maxConcurrentStreams: 2,
+        maxQueue: 1,
+        shutdownDelaySeconds: 0.3,
+        drainTimeoutSeconds: 60,
+        probeSet: join(probeDir, 'probes.jsonl'),
+        probeIntervalSeconds: 3600,
+      }),
       quiet,
     );
     const url = agent.url;
+    expect(await agent.runProbes()).toBe(true);
+    const pm = await metricsText(url);
+    const probeLabels = { deployment: 'tiny-whisper-synth', role: 'stable', scenario: 'golden' };
+    const refWords = [0, 1].reduce((n, i) => n + wordErrors(sentences[i] ?? '', '').referenceWords, 0);
+    expect(metricValue(pm, 'whisperops_agent_probe_reference_words_total', probeLabels)).toBe(refWords);
+    expect(metricValue(pm, 'whisperops_agent_probe_word_errors_total', probeLabels) / refWords).toBeLessThan(0.45);
+    expect(metricValue(pm, 'whisperops_agent_probe_runs_total', { result: 'success' })).toBe(1);
+
     const wav = audio[2] ?? new Uint8Array();
     const responses = await Promise.all(Array.from({ length: 8 }, () => transcribe(url, wav)));
     const codes = responses.map((r) => r.status).sort();
@@ -330,6 +359,3 @@ describe('edge agent: overload and graceful shutdown', () => {
     await expect(fetch(`${url}/healthz`)).rejects.toThrow();
   });
 });
-
-// Keeps `writeFileSync` referenced for ad-hoc debugging of failing audio (AGENT_TEST_DUMP=dir).
-if (process.env.AGENT_TEST_DUMP) audio.forEach((a, i) => writeFileSync(join(process.env.AGENT_TEST_DUMP ?? '.', `s${i}.wav`), a));

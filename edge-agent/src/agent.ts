@@ -42,6 +42,8 @@ export interface Agent {
   pool: InferencePool;
   admission: Admission;
   log: Logger;
+  /** Runs one golden-probe round now (false when no probe set is configured or a round is running). */
+  runProbes(): Promise<boolean>;
   /** Re-reads the model-set file now (tests; the watcher does it on change). */
   reloadConfig(): Promise<void>;
   /** Graceful stop: fail readiness, wait, stop accepting, drain, stop workers. */
@@ -175,6 +177,7 @@ export async function startAgent(opts: AgentOptions, log: Logger = pino({ level:
     pool,
     admission,
     log,
+    runProbes: () => probes?.runOnce() ?? Promise.resolve(false),
     reloadConfig: () => watcher?.check() ?? Promise.resolve(),
     shutdown,
   };
