@@ -3,6 +3,9 @@
 // signal of even length through one complex FFT of half the length. Whisper's n_fft = 400 → 200 = 4·2·5·5.
 
 interface Stage {
+  /** Twiddles W_n^(q·j·r) for j < ls, q < p, stored at [j·p + q] (cos, sin). */
+  twCos: Float64Array;
+  twSin: Float64Array;
   p: number;
   /** Sub-transform length before this stage. */
   ls: number;
@@ -36,7 +39,16 @@ export class Fft {
     }
     let ls = 1;
     for (const p of factors) {
-      this.stages.push({ p, ls, r: n / (ls * p) });
+      const r = n / (ls * p);
+      const twCos = new Float64Array(ls * p);
+      const twSin = new Float64Array(ls * p);
+      for (let j = 0; j < ls; j++) {
+        for (let q = 0; q < p; q++) {
+          twCos[j * p + q] = Math.cos((-2 * Math.PI * ((q * j * r) % n)) / n);
+          twSin[j * p + q] = Math.sin((-2 * Math.PI * ((q * j * r) % n)) / n);
+        }
+      }
+      this.stages.push({ p, ls, r, twCos, twSin });
       ls *= p;
     }
     this.cos = new Float64Array(n);
@@ -59,26 +71,23 @@ export class Fft {
     let yRe = this.bufRe;
     let yIm = this.bufIm;
     const { cos, sin, n, aRe, aIm } = this;
-    for (const { p, ls, r } of this.stages) {
+    for (const { p, ls, r, twCos, twSin } of this.stages) {
       const R = r * p; // residues before the stage
       for (let j = 0; j < ls; j++) {
+        const tw = j * p;
         for (let k = 0; k < r; k++) {
           const inBase = j * R + k;
           // Twiddled inputs a_q = Y[j*R + q*r + k] * W_n^(q*j*r)
-          for (let q = 0; q < p; q++) {
+          aRe[0] = xRe[inBase];
+          aIm[0] = xIm[inBase];
+          for (let q = 1; q < p; q++) {
             const idx = inBase + q * r;
-            const w = q * j * r;
-            if (w === 0) {
-              aRe[q] = xRe[idx];
-              aIm[q] = xIm[idx];
-            } else {
-              const c = cos[w];
-              const s = sin[w];
-              const vr = xRe[idx];
-              const vi = xIm[idx];
-              aRe[q] = vr * c - vi * s;
-              aIm[q] = vr * s + vi * c;
-            }
+            const c = twCos[tw + q];
+            const s = twSin[tw + q];
+            const vr = xRe[idx];
+            const vi = xIm[idx];
+            aRe[q] = vr * c - vi * s;
+            aIm[q] = vr * s + vi * c;
           }
           const outBase = j * r + k;
           const outStride = ls * r;

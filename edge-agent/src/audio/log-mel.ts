@@ -81,6 +81,11 @@ export class LogMel {
   private readonly rfft: RealPowerSpectrum;
   private readonly window: Float64Array;
   private readonly filters: SparseFilter[];
+  /** The filters flattened: filter m covers bins melStart[m] … melStart[m] + melLen[m] − 1, weights from melOff[m]. */
+  private readonly melStart: Int32Array;
+  private readonly melLen: Int32Array;
+  private readonly melOff: Int32Array;
+  private readonly melW: Float64Array;
   private readonly nBins: number;
   private readonly power: Float64Array;
   private readonly padded: Float32Array;
@@ -92,6 +97,16 @@ export class LogMel {
     for (let i = 0; i < nFft; i++) this.window[i] = 0.5 - 0.5 * Math.cos((2 * Math.PI * i) / nFft);
     this.nBins = Math.floor(nFft / 2) + 1;
     this.filters = melFilterBank(this.nBins, nMels, sr);
+    this.melStart = Int32Array.from(this.filters, (f) => f.start);
+    this.melLen = Int32Array.from(this.filters, (f) => f.weights.length);
+    this.melOff = new Int32Array(nMels);
+    let off = 0;
+    this.filters.forEach((f, m) => {
+      this.melOff[m] = off;
+      off += f.weights.length;
+    });
+    this.melW = new Float64Array(off);
+    this.filters.forEach((f, m) => this.melW.set(f.weights, this.melOff[m]));
     this.power = new Float64Array(this.nBins);
     this.padded = new Float32Array(nSamples + 2 * Math.floor(nFft / 2));
   }
@@ -123,7 +138,7 @@ export class LogMel {
     for (let i = padded.length - 1; i >= 0; i--) if (padded[i] !== 0) { lastNz = i; break; }
     const LOG_FLOOR = -10; // log10(1e-10)
     let maxLog = -Infinity;
-    const { power, window, filters } = this;
+    const { power, window, melStart, melLen, melOff, melW } = this;
     for (let t = 0; t < nFrames; t++) {
       const start = t * hop;
       if (start > lastNz || start + nFft - 1 < firstNz) {
@@ -133,10 +148,12 @@ export class LogMel {
       }
       this.rfft.compute(padded, start, window, power);
       for (let m = 0; m < nMels; m++) {
-        const f = filters[m];
+        const b0 = melStart[m];
+        const w0 = melOff[m];
+        const len = melLen[m];
         let acc = 0;
-        for (let j = 0; j < f.weights.length; j++) acc += f.weights[j] * power[f.start + j];
-        const v = Math.log10(Math.max(acc, 1e-10));
+        for (let j = 0; j < len; j++) acc += melW[w0 + j] * power[b0 + j];
+        const v = Math.log10(acc > 1e-10 ? acc : 1e-10);
         out[m * nFrames + t] = v;
         if (v > maxLog) maxLog = v;
       }
