@@ -191,6 +191,7 @@ async function main(): Promise<void> {
     say(`operator with ${o.total} FineTuneJobs (+${o.total} Jobs, ConfigMaps in cache): RSS ${mib(figures.rssTotal)}, heap ${mib(figures.heapTotal)}`);
 
     // 3b. cold start over everything: every key reconciled once, nothing to write.
+    const benchCreated = operator.count('Created Job');
     await operator.kill('SIGTERM');
     operator = start('bench-2');
     const base2 = await operator.baseUrl();
@@ -207,6 +208,11 @@ async function main(): Promise<void> {
     figures.resyncReconcilesPerSecond = Number((o.total / Math.max(noopS, 0.001)).toFixed(0));
     figures.reconcileP50Ms = histogramQuantile(m4, 0.5);
     say(`cold start over ${o.total} converged FineTuneJobs: ${o.total} reconciles in ${noopS.toFixed(2)} s after the caches synced → ${figures.resyncReconcilesPerSecond} reconciles/s (no writes; p50 reconcile ${figures.reconcileP50Ms} ms)`);
+    // Another whisperops operator watching all namespaces (a demo, say) would race this one for the
+    // same FineTuneJobs: count what this one did, so such a disturbed run is visible.
+    const createdByBench = benchCreated + operator.count('Created Job');
+    figures.jobsCreatedByThisOperator = createdByBench;
+    if (createdByBench < o.total) say(`WARNING: only ${createdByBench} of ${o.total} Jobs were created by the benchmarked operator: another operator is acting on this cluster, the figures are disturbed`);
     process.stdout.write(`${JSON.stringify({ bench: 'operator', workers: o.workers, ...figures })}\n`);
   } finally {
     await jobs.stop();
