@@ -180,7 +180,7 @@ async function main(): Promise<void> {
     process.stdout.write(s + '\n');
   };
   say(`# edge-agent benchmark — ${new Date().toISOString()}`);
-  say(`machine: ${cpus()[0]?.model ?? 'cpu'} × ${availableParallelism()} cores, load average ${loadavg().map((x) => x.toFixed(1)).join(' ')} at start; agent: ${workers} workers × 1 intra-op thread, batch ≤ 4 windows`);
+  say(`machine: ${cpus()[0]?.model ?? 'cpu'} × ${availableParallelism()} cores, load average ${loadavg().map((x) => x.toFixed(1)).join(' ')} at start; agent: ${workers} workers × 1 intra-op thread, --max-batch auto (int8 1, fp32 4)`);
   say(`clips: ${clips.length} distinct 5 s clips (16 kHz 16-bit WAV, espeak-ng en-us 170 wpm, general sentences)`);
   const json: Record<string, unknown> = {};
   for (const dtype of dtypes) {

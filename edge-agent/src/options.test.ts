@@ -7,6 +7,14 @@ describe('parseOptions', () => {
     if (o === 'help') throw new Error('unexpected');
     expect(o).toMatchObject({ host: '127.0.0.1', port: 8000, maxConcurrentStreams: 16, dtype: 'int8', modelDir: '/repo/models/tiny-whisper-synth', datasetDir: undefined, config: undefined, threads: 1 });
     expect(o.workers).toBeGreaterThanOrEqual(1);
+    expect(o.maxBatch).toBe(1);
+  });
+
+  it('batches fp32 windows by default but never INT8 ones (per-batch activation scales)', () => {
+    const fp32 = parseOptions(['--dtype', 'fp32'], {}, '/repo');
+    const forced = parseOptions(['--max-batch', '8'], {}, '/repo');
+    if (fp32 === 'help' || forced === 'help') throw new Error('unexpected');
+    expect([fp32.maxBatch, forced.maxBatch]).toEqual([4, 8]);
   });
 
   it('takes flags before environment variables', () => {

@@ -24,6 +24,7 @@ describe('InferencePool', () => {
 
   it('runs jobs on both workers and batches queued jobs of the same model', async () => {
     const results = await Promise.all(Array.from({ length: 8 }, () => pool.run('m', job())));
+    // (INT8 with batching: the agent's default is max-batch 1 for INT8; the pool itself batches as told.)
     expect(new Set(results.map((r) => r.text))).toEqual(new Set(['your program is sick']));
     expect(Math.max(...results.map((r) => r.batchWindows))).toBeGreaterThan(1);
   });
