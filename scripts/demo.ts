@@ -41,12 +41,19 @@ function step(title: string): void {
 }
 const show = (text: string): void => console.log(text.replace(/\n+$/, '').split('\n').map((l) => `   ${l}`).join('\n'));
 
-function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; quiet?: boolean } = {}): Promise<string> {
+function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; quiet?: boolean; onLine?: (line: string) => void } = {}): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
-    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    let pending = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (!opts.onLine) return;
+      const lines = (pending + d.toString()).split('\n');
+      pending = lines.pop() ?? '';
+      lines.forEach(opts.onLine);
+    });
     child.stderr.on('data', (d: Buffer) => { err += d.toString(); if (!opts.quiet) process.stderr.write(d); });
     child.on('error', reject);
     child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(' ')} exited ${String(code)}: ${err.slice(-2000)}`))));
@@ -165,10 +172,15 @@ async function main(): Promise<void> {
     const out = await run(join(venv, 'bin', 'python'), ['-m', 'whisperops_trainer', 'run'], {
       env: { WHISPEROPS_JOB_FILE: join(runDir, 'finetunejob.json'), WHISPEROPS_RESULT_FILE: resultFile, WHISPEROPS_WORK_DIR: join(runDir, 'work'), PYTHONPATH: join(ROOT, 'trainer-image'), OMP_NUM_THREADS: '2' },
       quiet: true,
+      // The trainer logs JSON lines; show stage changes and every 20th training step as they happen.
+      onLine: (line) => {
+        if (!line.startsWith('{')) return;
+        const r = JSON.parse(line) as Record<string, unknown>;
+        if (r.msg === 'Training' && Number(r.step) % 20 !== 0) return;
+        show(`${String(r.stage)}: ${String(r.msg)}${r.loss !== undefined ? ` step ${String(r.step)} loss ${Number(r.loss).toFixed(3)}` : ''}`);
+      },
     });
     writeFileSync(join(logs, 'trainer.log'), out);
-    const records = out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
-    show(records.filter((r) => r.msg !== 'Training' || Number(r.step) % 40 === 0).slice(-12).map((r) => `${String(r.stage)}: ${String(r.msg)}${r.loss !== undefined ? ` step ${String(r.step)} loss ${Number(r.loss).toFixed(3)}` : ''}`).join('\n'));
   }
   const result = JSON.parse(readFileSync(resultFile, 'utf8')) as { modelUri: string; version: string; sha256: string; wer: Record<string, number>; baseWer: Record<string, number>; trainableParams: number; totalParams: number };
   show(`result: version ${result.version}, trainable ${result.trainableParams.toLocaleString()} of ${result.totalParams.toLocaleString()} parameters`);
