@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from whisperops_trainer import evaluate, export, log, params, suites, synth  # noqa: E402
 from whisperops_trainer.data import mix_replay  # noqa: E402
-from whisperops_trainer.train import TrainConfig, train  # noqa: E402
+from whisperops_trainer.train import TrainConfig, interpolate, train  # noqa: E402
 
 SIZES = {
     # sentences: domain training sentences used (of 1,200 per domain); renditions: voices per sentence
@@ -47,6 +47,8 @@ def main() -> int:
     ap.add_argument("--replay", type=float, default=0.2)
     ap.add_argument("--runs", default=None,
                     help="explicit runs DOMAIN:METHOD:LR:REPLAY[:EPOCHS],... (default: every domain x method)")
+    ap.add_argument("--interpolate", default="", help="also evaluate WiSE-FT weight interpolations, e.g. 0.5,0.7")
+    ap.add_argument("--eval-n", type=int, default=None)
     ap.add_argument("--no-onnx", action="store_true")
     ap.add_argument("--deadline", type=float, default=0, help="start no run after this many seconds")
     ap.add_argument("--work", default=None)
@@ -56,6 +58,8 @@ def main() -> int:
     sz = dict(SIZES[a.size])
     if a.epochs:
         sz["epochs"] = a.epochs
+    if a.eval_n:
+        sz["eval_n"] = a.eval_n
     import torch
     from transformers import AutoTokenizer, WhisperForConditionalGeneration
 
@@ -139,6 +143,17 @@ def main() -> int:
             "generalWerDelta": round(w["general"] - res["base"]["general"], 4),
         }
         log.info("Benchmark run", run=name, **{f"wer_{k}": v for k, v in w.items()})
+        for alpha in [float(x) for x in a.interpolate.split(",") if x]:
+            idir = work / f"model-{name}-wise{alpha:g}"
+            interpolate(a.model, str(out_dir), alpha, str(idir))
+            wi = wer_of(str(idir))
+            res["runs"][name].setdefault("interpolated", {})[f"{alpha:g}"] = {
+                "wer": wi, "domainWerRatio": round(wi[d] / res["base"][d], 3),
+                "generalWerDelta": round(wi["general"] - res["base"]["general"], 4)}
+            log.info("Interpolated", run=name, alpha=alpha, **{f"wer_{k}": v for k, v in wi.items()})
+            import shutil
+
+            shutil.rmtree(idir, ignore_errors=True)
         save()
         if not a.no_onnx and "onnx" not in res:
             res["onnx"] = onnx_bench(out_dir, {k: eval_sets[k] for k in (d, "general")}, feats, tok, sz["onnx_n"])
@@ -192,6 +207,9 @@ def print_table(res: dict) -> None:
         d = name.split("-")[0]
         print(f"{name:44s} {b[d]:7.1%} -> {r['wer'][d]:6.1%} {r['domainWerRatio']:6.3f} "
               f"{b['general']:7.1%} -> {r['wer']['general']:6.1%} {r['trainable']:>9,d} ({r['trainableRatio']:.2%}) {r['uttPerSec']:7.1f}")
+        for alpha, ri in r.get("interpolated", {}).items():
+            print(f"{'  + WiSE-FT alpha ' + alpha:44s} {b[d]:7.1%} -> {ri['wer'][d]:6.1%} {ri['domainWerRatio']:6.3f} "
+                  f"{b['general']:7.1%} -> {ri['wer']['general']:6.1%}")
     if "onnx" in res:
         o = res["onnx"]
         for k in ("fp32", "int8"):

@@ -21,12 +21,12 @@ def _job(tmp_path, shared_data, model_dir, **spec_over):
         "dataset": {
             "scenario": "finance",
             "synthesize": {"corpusUri": f"file://{shared_data}/domain/finance_corpus.txt", "scenario": "finance",
-                           "maxUtterances": 96},
+                           "maxUtterances": 64},
             "selection": {"referenceUri": f"file://{shared_data}/domain/finance_terms.txt", "topK": 600},
             "replay": {"uri": f"file://{shared_data}/general/general_corpus.txt", "fraction": 0.2},
         },
         "method": {"type": "freezeEncoder"},
-        "training": {"learningRate": 0.0003, "batchSize": 8, "maxSteps": 14, "seed": 42},
+        "training": {"learningRate": 0.0003, "batchSize": 8, "maxSteps": 10, "seed": 42},
         "export": {"onnx": True, "quantization": "int8", "maxWerIncrease": 0.1},
         "output": {"uri": f"file://{tmp_path}/out/finance-ft"},
     }
@@ -42,7 +42,7 @@ def _job(tmp_path, shared_data, model_dir, **spec_over):
 
 def _run_cli(job_file, tmp_path, extra_env=None):
     env = dict(os.environ, WHISPEROPS_JOB_FILE=str(job_file), WHISPEROPS_RESULT_FILE=str(tmp_path / "termination-log"),
-               WHISPEROPS_WORK_DIR=str(tmp_path / "work"), WHISPEROPS_EVAL_MAX="24", PYTHONPATH=str(PKG))
+               WHISPEROPS_WORK_DIR=str(tmp_path / "work"), WHISPEROPS_EVAL_MAX="16", PYTHONPATH=str(PKG))
     env.update(extra_env or {})
     p = subprocess.run([sys.executable, "-m", "whisperops_trainer", "run"], capture_output=True, text=True, env=env,
                        timeout=900)

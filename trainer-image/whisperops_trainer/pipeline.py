@@ -149,7 +149,7 @@ def prepare_data(spec: dict[str, Any], work: Path, seed: int) -> Data:
                 sents, held = split_sentences(sents, min(0.2, n_eval / max(1, len(sents))), seed)
                 d.evals["general"] = synth.synthesize(held[:n_eval], "general", work / "audio" / "eval-general",
                                                       eval_cfg, workers=os.cpu_count() or 2)
-            n_rep = min(len(sents), max(200, len(d.domain) // 2), 4000)
+            n_rep = min(len(sents), max(32, len(d.domain)), 4000)  # a replay pool as large as the domain set
             pick = random.Random(seed + 2).sample(sents, n_rep)
             d.general = synth.synthesize(pick, "general", work / "audio" / "replay", syn_cfg, workers=os.cpu_count() or 2)
 

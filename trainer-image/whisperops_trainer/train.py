@@ -274,3 +274,24 @@ def shuffle_copy(xs: Sequence[Sample], seed: int) -> list[Sample]:
     out = list(xs)
     random.Random(seed).shuffle(out)
     return out
+
+
+def interpolate(base_dir: str, tuned_dir: str, alpha: float, out_dir: str) -> None:
+    """Weight-space ensembling (WiSE-FT, Wortsman et al. 2022): theta = theta_base + alpha *
+    (theta_tuned - theta_base). alpha=1 is the fine-tuned model, 0 the base; values in between keep
+    most of the in-domain gain and give back general accuracy lost to forgetting."""
+    import torch
+    from transformers import WhisperForConditionalGeneration
+
+    from .export import copy_hf_side_files
+
+    base = WhisperForConditionalGeneration.from_pretrained(base_dir, dtype=torch.float32)
+    tuned = WhisperForConditionalGeneration.from_pretrained(tuned_dir, dtype=torch.float32)
+    sd_t = tuned.state_dict()
+    with torch.no_grad():
+        for name, p in base.state_dict().items():
+            if p.is_floating_point():
+                p.add_(alpha * (sd_t[name] - p))
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    base.save_pretrained(out_dir, safe_serialization=True)
+    copy_hf_side_files(Path(tuned_dir), Path(out_dir))
