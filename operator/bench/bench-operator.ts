@@ -114,6 +114,11 @@ async function main(): Promise<void> {
   const { kubeconfig, cleanup } = await operatorServiceAccount(ns, 'whisperops-operator');
   const figures: Record<string, string | number> = {};
   let operator: OperatorProcess | undefined;
+  const startBenchOperator = (identity: string) => startOperator({
+    kubeconfig, namespace: ns, identity, leaseName: 'whisperops-operator',
+    extra: [`--workers=${o.workers}`, '--log-level=info'],
+    compiled: true,
+  });
   const jobSeen = new Map<string, number>();
   const jobs = new Informer<V1Job>(api, JOBS, pino({ level: 'silent' }), { namespace: ns, labelSelector: CHILD_SELECTOR, resyncPeriodMs: 0 });
   jobs.addHandlers({ onAdd: (j) => {
@@ -123,12 +128,7 @@ async function main(): Promise<void> {
   try {
     jobs.start();
     await jobs.waitForSync();
-    const start = (identity: string) => startOperator({
-      kubeconfig, namespace: ns, identity, leaseName: 'whisperops-operator', leaseDurationSeconds: 3,
-      extra: [`--workers=${o.workers}`, '--log-level=info'],
-      compiled: true,
-    });
-    operator = start('bench-1');
+    operator = startBenchOperator('bench-1');
     await operator.waitFor('Caches synced, controllers running', 60_000);
     const base = await operator.baseUrl();
     await sleep(1000);
@@ -165,7 +165,9 @@ async function main(): Promise<void> {
 
     // 3a. saturation with writes: the rest created as fast as the API server takes them.
     const rest = Array.from({ length: o.total - o.latencyCount }, (_, i) => `sat-${String(i).padStart(4, '0')}`);
-    const before = reconcilesOf(await scrape(base));
+    const m2 = await scrape(base);
+    const before = reconcilesOf(m2);
+    const cpuBefore = m2.get('whisperops_operator_process_cpu_seconds_total') ?? NaN;
     const t3 = performance.now();
     let next = 0;
     await Promise.all(Array.from({ length: 16 }, async () => {
@@ -184,7 +186,11 @@ async function main(): Promise<void> {
     figures.convergeSeconds = Number(convergeS.toFixed(1));
     figures.convergeReconcilesPerSecond = Number((reconciles / convergeS).toFixed(0));
     figures.convergeFineTuneJobsPerSecond = Number((rest.length / convergeS).toFixed(0));
-    say(`converging ${rest.length} new FineTuneJobs (created in ${createdS.toFixed(1)} s): ${convergeS.toFixed(1)} s, ${reconciles} reconciles → ${figures.convergeReconcilesPerSecond} reconciles/s, ${figures.convergeFineTuneJobsPerSecond} FineTuneJobs/s`);
+    // CPU the operator itself used: how much of the wall time it was the bottleneck.
+    const cpuS = (m3.get('whisperops_operator_process_cpu_seconds_total') ?? NaN) - cpuBefore;
+    figures.convergeOperatorCpuSeconds = Number(cpuS.toFixed(1));
+    figures.convergeOperatorCpuMsPerFineTuneJob = Number(((cpuS * 1000) / rest.length).toFixed(1));
+    say(`converging ${rest.length} new FineTuneJobs (created in ${createdS.toFixed(1)} s): ${convergeS.toFixed(1)} s, ${reconciles} reconciles → ${figures.convergeReconcilesPerSecond} reconciles/s, ${figures.convergeFineTuneJobsPerSecond} FineTuneJobs/s; operator CPU ${figures.convergeOperatorCpuSeconds} s (${figures.convergeOperatorCpuMsPerFineTuneJob} ms per FineTuneJob)`);
     await sleep(2000);
     figures.rssTotal = rssBytes(operator.pid);
     figures.heapTotal = heapOf(await scrape(base));
@@ -193,7 +199,7 @@ async function main(): Promise<void> {
     // 3b. cold start over everything: every key reconciled once, nothing to write.
     const benchCreated = operator.count('Created Job');
     await operator.kill('SIGTERM');
-    operator = start('bench-2');
+    operator = startBenchOperator('bench-2');
     const base2 = await operator.baseUrl();
     const synced = await operator.waitFor('Caches synced, controllers running', 60_000);
     const startedAt = Date.parse(String(synced.time));
@@ -214,24 +220,27 @@ async function main(): Promise<void> {
     figures.jobsCreatedByThisOperator = createdByBench;
     if (createdByBench < o.total) say(`WARNING: only ${createdByBench} of ${o.total} Jobs were created by the benchmarked operator: another operator is acting on this cluster, the figures are disturbed`);
     process.stdout.write(`${JSON.stringify({ bench: 'operator', workers: o.workers, ...figures })}\n`);
+  } catch (err) {
+    if (operator && !operator.running()) say(`the operator exited:\n${operator.tail(10)}`);
+    throw err;
   } finally {
     await jobs.stop();
     // The operator must run while the namespace goes: it removes its finalizers.
-    if (operator?.running()) {
-      say('cleaning up (the operator removes its finalizers)…');
-      await deleteTestNamespace(ns).catch(() => undefined);
-      await until('namespace gone', async () => (await api.get({ group: '', version: 'v1', plural: 'namespaces', kind: 'Namespace', namespaced: false }, undefined, ns).then(() => false, () => true)), 240).catch(async () => {
-        say('namespace still terminating; removing finalizers');
-        const list = await api.list<StoredFineTuneJob>(FINETUNEJOBS, { namespace: ns, limit: 5000 });
-        for (const f of list.items) {
-          const { namespace, name } = splitKey(`${ns}/${f.metadata.name}`);
-          await api.patch(FINETUNEJOBS, namespace, name, { metadata: { finalizers: (f.metadata.finalizers ?? []).filter((x) => x !== FINALIZER) } }).catch(() => undefined);
-        }
-      });
-      await operator.kill('SIGTERM');
-    } else {
-      await deleteTestNamespace(ns).catch(() => undefined);
+    if (!operator?.running()) {
+      operator = startBenchOperator('bench-cleanup');
+      await operator.waitFor('Caches synced, controllers running', 60_000).catch(() => undefined);
     }
+    say('cleaning up (the operator removes its finalizers)…');
+    await deleteTestNamespace(ns).catch(() => undefined);
+    await until('namespace gone', async () => (await api.get({ group: '', version: 'v1', plural: 'namespaces', kind: 'Namespace', namespaced: false }, undefined, ns).then(() => false, () => true)), 240).catch(async () => {
+      say('namespace still terminating; removing finalizers');
+      const list = await api.list<StoredFineTuneJob>(FINETUNEJOBS, { namespace: ns, limit: 5000 });
+      for (const f of list.items) {
+        const { namespace, name } = splitKey(`${ns}/${f.metadata.name}`);
+        await api.patch(FINETUNEJOBS, namespace, name, { metadata: { finalizers: (f.metadata.finalizers ?? []).filter((x) => x !== FINALIZER) } }).catch(() => undefined);
+      }
+    });
+    await operator.kill('SIGTERM');
     await cleanup();
     await api.close();
   }

@@ -167,7 +167,7 @@ export interface OperatorArgs {
   namespace: string;
   identity: string;
   leaseName: string;
-  /** Short leases so that tests of fail-over stay short (seconds). */
+  /** Default 15 s; fail-over tests pass a short one (the renew deadline is one second less). */
   leaseDurationSeconds?: number;
   extra?: string[];
   compiled?: boolean;
@@ -180,8 +180,8 @@ export function startOperator(a: OperatorArgs): OperatorProcess {
     `--leader-election-namespace=${a.namespace}`,
     `--leader-election-lease-name=${a.leaseName}`,
     `--leader-election-id=${a.identity}`,
-    `--leader-election-lease-duration=${a.leaseDurationSeconds ?? 3}`,
-    `--leader-election-renew-deadline=${Math.max(1, (a.leaseDurationSeconds ?? 3) - 1)}`,
+    `--leader-election-lease-duration=${a.leaseDurationSeconds ?? 15}`,
+    `--leader-election-renew-deadline=${Math.max(1, (a.leaseDurationSeconds ?? 15) - 1)}`,
     '--leader-election-retry-period=0.5',
     '--http-bind-address=127.0.0.1:0',
     '--trainer-image=registry.local/whisperops/trainer:e2e',
