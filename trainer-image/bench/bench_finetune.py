@@ -201,7 +201,7 @@ def onnx_bench(model_dir: Path, evals: dict, feats: dict, tok, n: int) -> dict:
 def print_table(res: dict) -> None:
     b = res["base"]
     print(f"\n== whisperops trainer benchmark ({res['size']}, {res['device']}) ==")
-    print(f"base WER: " + ", ".join(f"{k} {v:.1%}" for k, v in b.items()))
+    print("base WER: " + ", ".join(f"{k} {v:.1%}" for k, v in b.items()))
     print(f"{'run':44s} {'domain WER':>18s} {'ratio':>6s} {'general WER':>18s} {'trainable':>16s} {'utt/s':>7s}")
     for name, r in res["runs"].items():
         d = name.split("-")[0]

@@ -1,5 +1,4 @@
 import numpy as np
-import pytest
 
 from whisperops_trainer import audio, synth
 

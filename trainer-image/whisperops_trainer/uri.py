@@ -82,6 +82,8 @@ def publish_dir(src: Path, uri: str) -> str:
     if tmp.exists():
         shutil.rmtree(tmp)
     shutil.copytree(src, tmp)
+    for p in [tmp, *tmp.rglob("*")]:  # readable by the agents that fetch it (safetensors writes 0600)
+        os.chmod(p, 0o755 if p.is_dir() else 0o644)
     if dst.exists():
         old = dst.with_name(dst.name + ".old")
         if old.exists():
