@@ -11,7 +11,7 @@ import { CONFIG_MAPS, EVENTS, isNotFound, JOBS, PODS, SERVICES } from '../../ope
 import type { StoredFineTuneJob } from '../../operator/src/finetunejob/desired.js';
 import { FINETUNEJOBS } from '../../operator/src/finetunejob/reconciler.js';
 import type { OperatorProcess } from '../../operator/src/testing/operator-process.js';
-import { adminClient, operatorServiceAccount, REPO_ROOT, startOperator } from '../../operator/src/testing/operator-process.js';
+import { adminClient, deleteFineTuneJobs, operatorServiceAccount, REPO_ROOT, startOperator } from '../../operator/src/testing/operator-process.js';
 import { a100NodeNames, applyCrds, CommandError, createTestNamespace, deleteTestNamespace, eventually, kubectl, podOutcome } from '../cluster/index.js';
 
 // The e2e project's testTimeout is not applied per project; the Job controller's retry backoff alone is 10 s.
@@ -87,6 +87,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  if (ns) await deleteFineTuneJobs(ns);
   await operator?.kill('SIGTERM');
   await cleanupRbac();
   if (ns) await deleteTestNamespace(ns);

@@ -9,7 +9,7 @@ import { FINETUNEJOBS } from '../../operator/src/finetunejob/reconciler.js';
 import { JOBS, LEASES } from '../../operator/src/kube/client.js';
 import type { Lease } from '../../operator/src/runtime/leader-election.js';
 import type { OperatorProcess } from '../../operator/src/testing/operator-process.js';
-import { adminClient, operatorServiceAccount, startOperator } from '../../operator/src/testing/operator-process.js';
+import { adminClient, deleteFineTuneJobs, operatorServiceAccount, startOperator } from '../../operator/src/testing/operator-process.js';
 import { applyCrds, createTestNamespace, deleteTestNamespace, eventually, kubectl, podOutcome } from '../cluster/index.js';
 
 jest.setTimeout(120_000);
@@ -66,6 +66,8 @@ beforeAll(async () => {
 });
 
 afterEach(async () => {
+  // Leave no finalizer behind: the still-running operator finalizes, then every process goes.
+  if (ns && started.some((o) => o.running())) await deleteFineTuneJobs(ns);
   await Promise.all(started.splice(0).map((o) => o.kill('SIGKILL')));
 });
 

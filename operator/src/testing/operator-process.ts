@@ -72,6 +72,32 @@ export async function operatorServiceAccount(ns: string, leaseName: string): Pro
   };
 }
 
+/**
+ * Deletes every FineTuneJob of `ns` while an operator still runs to finalize them (do this before
+ * deleting the namespace: the namespace's own deletion would also delete the operator's Lease there).
+ * After `timeoutMs` the finalizers left are removed by hand, so a namespace never hangs.
+ */
+export async function deleteFineTuneJobs(ns: string, timeoutMs = 60_000): Promise<number> {
+  const api = adminClient();
+  const ftjs: ResourceType = { group: 'whisperops.dev', version: 'v1alpha1', plural: 'finetunejobs', kind: 'FineTuneJob', namespaced: true };
+  try {
+    const list = async () => (await api.list<KubernetesObject>(ftjs, { namespace: ns, limit: 5000 })).items;
+    for (const f of await list()) await api.delete(ftjs, ns, f.metadata?.name ?? '').catch(() => undefined);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const left = await list();
+      if (left.length === 0) return 0;
+      if (Date.now() > deadline) {
+        for (const f of left) await api.patch(ftjs, ns, f.metadata?.name ?? '', { metadata: { finalizers: null } }).catch(() => undefined);
+        return left.length;
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  } finally {
+    await api.close();
+  }
+}
+
 export interface LogLine { level: string; msg: string; [k: string]: unknown }
 
 /** One operator process and its parsed log. */
