@@ -70,92 +70,158 @@ export class Fft {
     let xIm = im;
     let yRe = this.bufRe;
     let yIm = this.bufIm;
-    const { cos, sin, n, aRe, aIm } = this;
-    for (const { p, ls, r, twCos, twSin } of this.stages) {
-      const R = r * p; // residues before the stage
-      for (let j = 0; j < ls; j++) {
-        const tw = j * p;
-        for (let k = 0; k < r; k++) {
-          const inBase = j * R + k;
-          // Twiddled inputs a_q = Y[j*R + q*r + k] * W_n^(q*j*r)
-          aRe[0] = xRe[inBase];
-          aIm[0] = xIm[inBase];
-          for (let q = 1; q < p; q++) {
-            const idx = inBase + q * r;
-            const c = twCos[tw + q];
-            const s = twSin[tw + q];
-            const vr = xRe[idx];
-            const vi = xIm[idx];
-            aRe[q] = vr * c - vi * s;
-            aIm[q] = vr * s + vi * c;
-          }
-          const outBase = j * r + k;
-          const outStride = ls * r;
-          if (p === 4) {
-            const a0r = aRe[0] + aRe[2], a0i = aIm[0] + aIm[2];
-            const a1r = aRe[0] - aRe[2], a1i = aIm[0] - aIm[2];
-            const b0r = aRe[1] + aRe[3], b0i = aIm[1] + aIm[3];
-            const b1r = aRe[1] - aRe[3], b1i = aIm[1] - aIm[3];
-            yRe[outBase] = a0r + b0r;
-            yIm[outBase] = a0i + b0i;
-            yRe[outBase + outStride] = a1r + b1i;
-            yIm[outBase + outStride] = a1i - b1r;
-            yRe[outBase + 2 * outStride] = a0r - b0r;
-            yIm[outBase + 2 * outStride] = a0i - b0i;
-            yRe[outBase + 3 * outStride] = a1r - b1i;
-            yIm[outBase + 3 * outStride] = a1i + b1r;
-          } else if (p === 2) {
-            yRe[outBase] = aRe[0] + aRe[1];
-            yIm[outBase] = aIm[0] + aIm[1];
-            yRe[outBase + outStride] = aRe[0] - aRe[1];
-            yIm[outBase + outStride] = aIm[0] - aIm[1];
-          } else if (p === 5) {
-            // Radix-5 (forward): constants cos/sin of 2π/5 and 4π/5.
-            const c1 = 0.30901699437494745, c2 = -0.8090169943749473;
-            const s1 = 0.9510565162951535, s2 = 0.5877852522924732;
-            const t1r = aRe[1] + aRe[4], t1i = aIm[1] + aIm[4];
-            const t2r = aRe[2] + aRe[3], t2i = aIm[2] + aIm[3];
-            const t3r = aRe[1] - aRe[4], t3i = aIm[1] - aIm[4];
-            const t4r = aRe[2] - aRe[3], t4i = aIm[2] - aIm[3];
-            const m1r = aRe[0] + c1 * t1r + c2 * t2r, m1i = aIm[0] + c1 * t1i + c2 * t2i;
-            const m2r = aRe[0] + c2 * t1r + c1 * t2r, m2i = aIm[0] + c2 * t1i + c1 * t2i;
-            // -i * (s1 t3 + s2 t4) and -i * (s2 t3 - s1 t4)
-            const n1r = s1 * t3i + s2 * t4i, n1i = -(s1 * t3r + s2 * t4r);
-            const n2r = s2 * t3i - s1 * t4i, n2i = -(s2 * t3r - s1 * t4r);
-            yRe[outBase] = aRe[0] + t1r + t2r;
-            yIm[outBase] = aIm[0] + t1i + t2i;
-            yRe[outBase + outStride] = m1r + n1r;
-            yIm[outBase + outStride] = m1i + n1i;
-            yRe[outBase + 2 * outStride] = m2r + n2r;
-            yIm[outBase + 2 * outStride] = m2i + n2i;
-            yRe[outBase + 3 * outStride] = m2r - n2r;
-            yIm[outBase + 3 * outStride] = m2i - n2i;
-            yRe[outBase + 4 * outStride] = m1r - n1r;
-            yIm[outBase + 4 * outStride] = m1i - n1i;
-          } else {
-            const step = n / p;
-            for (let s = 0; s < p; s++) {
-              let accR = aRe[0];
-              let accI = aIm[0];
-              for (let q = 1; q < p; q++) {
-                const w = ((q * s) % p) * step;
-                const c = cos[w];
-                const sn = sin[w];
-                accR += aRe[q] * c - aIm[q] * sn;
-                accI += aRe[q] * sn + aIm[q] * c;
-              }
-              yRe[outBase + s * outStride] = accR;
-              yIm[outBase + s * outStride] = accI;
-            }
-          }
-        }
-      }
+    for (const st of this.stages) {
+      if (st.p === 4) radix4(st, xRe, xIm, yRe, yIm);
+      else if (st.p === 2) radix2(st, xRe, xIm, yRe, yIm);
+      else if (st.p === 5) radix5(st, xRe, xIm, yRe, yIm);
+      else this.generic(st, xRe, xIm, yRe, yIm);
       [xRe, yRe] = [yRe, xRe];
       [xIm, yIm] = [yIm, xIm];
     }
     if (xRe !== re) {
       re.set(xRe);
       im.set(xIm);
+    }
+  }
+
+  private generic({ p, ls, r, twCos, twSin }: Stage, xRe: Float64Array, xIm: Float64Array, yRe: Float64Array, yIm: Float64Array): void {
+    const { cos, sin, n, aRe, aIm } = this;
+    const R = r * p;
+    const outStride = ls * r;
+    const step = n / p;
+    for (let j = 0; j < ls; j++) {
+      for (let k = 0; k < r; k++) {
+        const inBase = j * R + k;
+        for (let q = 0; q < p; q++) {
+          const vr = xRe[inBase + q * r];
+          const vi = xIm[inBase + q * r];
+          const c = twCos[j * p + q];
+          const s = twSin[j * p + q];
+          aRe[q] = vr * c - vi * s;
+          aIm[q] = vr * s + vi * c;
+        }
+        const outBase = j * r + k;
+        for (let s = 0; s < p; s++) {
+          let accR = 0;
+          let accI = 0;
+          for (let q = 0; q < p; q++) {
+            const w = ((q * s) % p) * step;
+            accR += aRe[q] * cos[w] - aIm[q] * sin[w];
+            accI += aRe[q] * sin[w] + aIm[q] * cos[w];
+          }
+          yRe[outBase + s * outStride] = accR;
+          yIm[outBase + s * outStride] = accI;
+        }
+      }
+    }
+  }
+}
+
+// Stage kernels: input element q of butterfly (j, k) is X[j·R + q·r + k] times W_n^(q·j·r); outputs go to
+// Y[j·r + k + s·ls·r]. Twiddles come from the stage's table at [j·p + q].
+
+function radix2({ ls, r, twCos, twSin }: Stage, xRe: Float64Array, xIm: Float64Array, yRe: Float64Array, yIm: Float64Array): void {
+  const R = 2 * r;
+  const os = ls * r;
+  for (let j = 0; j < ls; j++) {
+    const c1 = twCos[j * 2 + 1], s1 = twSin[j * 2 + 1];
+    for (let k = 0; k < r; k++) {
+      const i0 = j * R + k;
+      const i1 = i0 + r;
+      const a0r = xRe[i0], a0i = xIm[i0];
+      const a1r = xRe[i1] * c1 - xIm[i1] * s1, a1i = xRe[i1] * s1 + xIm[i1] * c1;
+      const o = j * r + k;
+      yRe[o] = a0r + a1r;
+      yIm[o] = a0i + a1i;
+      yRe[o + os] = a0r - a1r;
+      yIm[o + os] = a0i - a1i;
+    }
+  }
+}
+
+function radix4({ ls, r, twCos, twSin }: Stage, xRe: Float64Array, xIm: Float64Array, yRe: Float64Array, yIm: Float64Array): void {
+  const R = 4 * r;
+  const os = ls * r;
+  for (let j = 0; j < ls; j++) {
+    const t = j * 4;
+    const c1 = twCos[t + 1], s1 = twSin[t + 1];
+    const c2 = twCos[t + 2], s2 = twSin[t + 2];
+    const c3 = twCos[t + 3], s3 = twSin[t + 3];
+    for (let k = 0; k < r; k++) {
+      const i0 = j * R + k;
+      const x0r = xRe[i0], x0i = xIm[i0];
+      let vr = xRe[i0 + r], vi = xIm[i0 + r];
+      const x1r = vr * c1 - vi * s1, x1i = vr * s1 + vi * c1;
+      vr = xRe[i0 + 2 * r];
+      vi = xIm[i0 + 2 * r];
+      const x2r = vr * c2 - vi * s2, x2i = vr * s2 + vi * c2;
+      vr = xRe[i0 + 3 * r];
+      vi = xIm[i0 + 3 * r];
+      const x3r = vr * c3 - vi * s3, x3i = vr * s3 + vi * c3;
+      const a0r = x0r + x2r, a0i = x0i + x2i;
+      const a1r = x0r - x2r, a1i = x0i - x2i;
+      const b0r = x1r + x3r, b0i = x1i + x3i;
+      const b1r = x1r - x3r, b1i = x1i - x3i;
+      const o = j * r + k;
+      yRe[o] = a0r + b0r;
+      yIm[o] = a0i + b0i;
+      yRe[o + os] = a1r + b1i;
+      yIm[o + os] = a1i - b1r;
+      yRe[o + 2 * os] = a0r - b0r;
+      yIm[o + 2 * os] = a0i - b0i;
+      yRe[o + 3 * os] = a1r - b1i;
+      yIm[o + 3 * os] = a1i + b1r;
+    }
+  }
+}
+
+const C1 = 0.30901699437494745; // cos 2π/5
+const C2 = -0.8090169943749473; // cos 4π/5
+const S1 = 0.9510565162951535; // sin 2π/5
+const S2 = 0.5877852522924732; // sin 4π/5
+
+function radix5({ ls, r, twCos, twSin }: Stage, xRe: Float64Array, xIm: Float64Array, yRe: Float64Array, yIm: Float64Array): void {
+  const R = 5 * r;
+  const os = ls * r;
+  for (let j = 0; j < ls; j++) {
+    const t = j * 5;
+    const c1 = twCos[t + 1], s1 = twSin[t + 1];
+    const c2 = twCos[t + 2], s2 = twSin[t + 2];
+    const c3 = twCos[t + 3], s3 = twSin[t + 3];
+    const c4 = twCos[t + 4], s4 = twSin[t + 4];
+    for (let k = 0; k < r; k++) {
+      const i0 = j * R + k;
+      const x0r = xRe[i0], x0i = xIm[i0];
+      let vr = xRe[i0 + r], vi = xIm[i0 + r];
+      const x1r = vr * c1 - vi * s1, x1i = vr * s1 + vi * c1;
+      vr = xRe[i0 + 2 * r];
+      vi = xIm[i0 + 2 * r];
+      const x2r = vr * c2 - vi * s2, x2i = vr * s2 + vi * c2;
+      vr = xRe[i0 + 3 * r];
+      vi = xIm[i0 + 3 * r];
+      const x3r = vr * c3 - vi * s3, x3i = vr * s3 + vi * c3;
+      vr = xRe[i0 + 4 * r];
+      vi = xIm[i0 + 4 * r];
+      const x4r = vr * c4 - vi * s4, x4i = vr * s4 + vi * c4;
+      const t1r = x1r + x4r, t1i = x1i + x4i;
+      const t2r = x2r + x3r, t2i = x2i + x3i;
+      const t3r = x1r - x4r, t3i = x1i - x4i;
+      const t4r = x2r - x3r, t4i = x2i - x3i;
+      const m1r = x0r + C1 * t1r + C2 * t2r, m1i = x0i + C1 * t1i + C2 * t2i;
+      const m2r = x0r + C2 * t1r + C1 * t2r, m2i = x0i + C2 * t1i + C1 * t2i;
+      const n1r = S1 * t3i + S2 * t4i, n1i = -(S1 * t3r + S2 * t4r);
+      const n2r = S2 * t3i - S1 * t4i, n2i = -(S2 * t3r - S1 * t4r);
+      const o = j * r + k;
+      yRe[o] = x0r + t1r + t2r;
+      yIm[o] = x0i + t1i + t2i;
+      yRe[o + os] = m1r + n1r;
+      yIm[o + os] = m1i + n1i;
+      yRe[o + 2 * os] = m2r + n2r;
+      yIm[o + 2 * os] = m2i + n2i;
+      yRe[o + 3 * os] = m2r - n2r;
+      yIm[o + 3 * os] = m2i - n2i;
+      yRe[o + 4 * os] = m1r - n1r;
+      yIm[o + 4 * os] = m1i - n1i;
     }
   }
 }
@@ -193,8 +259,8 @@ export class RealPowerSpectrum {
     this.half.transform(re, im);
     // X[k] = E[k] + W^k O[k], E = (Z[k] + conj Z[h-k]) / 2, O = (Z[k] - conj Z[h-k]) / 2i
     for (let k = 0; k <= h; k++) {
-      const k1 = k % h;
-      const k2 = (h - k) % h;
+      const k1 = k === h ? 0 : k;
+      const k2 = k === 0 ? 0 : h - k;
       const zr = re[k1], zi = im[k1];
       const cr = re[k2], ci = -im[k2];
       const er = 0.5 * (zr + cr), ei = 0.5 * (zi + ci);
