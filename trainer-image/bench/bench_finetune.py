@@ -49,6 +49,8 @@ def main() -> int:
                     help="explicit runs DOMAIN:METHOD:LR:REPLAY[:EPOCHS],... (default: every domain x method)")
     ap.add_argument("--interpolate", default="", help="also evaluate WiSE-FT weight interpolations, e.g. 0.5,0.7")
     ap.add_argument("--eval-n", type=int, default=None)
+    ap.add_argument("--general-words", action="store_true",
+                    help="also evaluate random word sequences over the general vocabulary (never memorised)")
     ap.add_argument("--no-onnx", action="store_true")
     ap.add_argument("--deadline", type=float, default=0, help="start no run after this many seconds")
     ap.add_argument("--work", default=None)
@@ -91,6 +93,8 @@ def main() -> int:
     general = synth.synthesize(random.Random(12).sample(gtr, sz["general"]), "general", work / "train-general",
                                synth.SynthConfig(seed=102), workers=workers)
     eval_sets["general"] = suites.eval_set("general", sz["eval_n"], workers=workers)
+    if a.general_words:
+        eval_sets["general-words"] = suites.eval_set("general-words", sz["eval_n"], workers=workers)
     res["dataSeconds"] = round(time.time() - t0, 1)
     res["data"] = {k: len(v) for k, v in train_sets.items()} | {"generalReplayPool": len(general)} | \
         {f"eval_{k}": len(v) for k, v in eval_sets.items()}
@@ -202,14 +206,17 @@ def print_table(res: dict) -> None:
     b = res["base"]
     print(f"\n== whisperops trainer benchmark ({res['size']}, {res['device']}) ==")
     print("base WER: " + ", ".join(f"{k} {v:.1%}" for k, v in b.items()))
+    gw = "general-words" in b
     print(f"{'run':44s} {'domain WER':>18s} {'ratio':>6s} {'general WER':>18s} {'trainable':>16s} {'utt/s':>7s}")
     for name, r in res["runs"].items():
         d = name.split("-")[0]
         print(f"{name:44s} {b[d]:7.1%} -> {r['wer'][d]:6.1%} {r['domainWerRatio']:6.3f} "
-              f"{b['general']:7.1%} -> {r['wer']['general']:6.1%} {r['trainable']:>9,d} ({r['trainableRatio']:.2%}) {r['uttPerSec']:7.1f}")
+              f"{b['general']:7.1%} -> {r['wer']['general']:6.1%} {r['trainable']:>9,d} ({r['trainableRatio']:.2%}) {r['uttPerSec']:7.1f}"
+              + (f"  general-words {b['general-words']:.1%} -> {r['wer']['general-words']:.1%}" if gw else ""))
         for alpha, ri in r.get("interpolated", {}).items():
             print(f"{'  + WiSE-FT alpha ' + alpha:44s} {b[d]:7.1%} -> {ri['wer'][d]:6.1%} {ri['domainWerRatio']:6.3f} "
-                  f"{b['general']:7.1%} -> {ri['wer']['general']:6.1%}")
+                  f"{b['general']:7.1%} -> {ri['wer']['general']:6.1%}"
+                  + (f"  general-words {b['general-words']:.1%} -> {ri['wer']['general-words']:.1%}" if gw else ""))
     if "onnx" in res:
         o = res["onnx"]
         for k in ("fp32", "int8"):

@@ -21,5 +21,5 @@ nvidia-smi -L 2>/dev/null || true
 "$PY" -c "import torch, transformers, peft, accelerate, onnxruntime as o; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'transformers', transformers.__version__, 'peft', peft.__version__, 'accelerate', accelerate.__version__, 'ort', o.__version__)"
 espeak-ng --version
 "$PY" trainer-image/bench/bench_finetune.py --size "${SIZE:-gpu}" --no-onnx --deadline "${DEADLINE:-300}" \
-  ${RUNS:+--runs "$RUNS"} --out "$OUTDIR/bench-gpu.json" 2>&1 \
+  ${RUNS:+--runs "$RUNS"} ${BENCH_ARGS:-} --out "$OUTDIR/bench-gpu.json" 2>&1 \
   | grep -v -E "Warning|warn\(|logits processor|attention_mask|attention mask|generation_config|^\s*$" | tee "$OUTDIR/bench-gpu.log"

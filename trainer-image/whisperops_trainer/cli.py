@@ -91,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
             texts = texts[: args.max]
         cfg = synth.SynthConfig(voices=args.voices.split(","), seed=args.seed)
         samples = synth.synthesize(texts, args.scenario, Path(args.out), cfg)
+        for smp in samples:  # relative to the manifest, so the folder can be moved or served over http
+            smp.audio = Path(smp.audio).name
         write_manifest(Path(args.out) / "manifest.jsonl", samples)
         return 0
     if args.cmd == "evaluate":

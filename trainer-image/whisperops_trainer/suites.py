@@ -57,8 +57,21 @@ def general_split(n_eval: int = 1000) -> tuple[list[str], list[str]]:
     return sents[n_eval:], sents[:n_eval]
 
 
+def word_sequences(n: int, seed: int, lo: int = 5, hi: int = 10) -> list[str]:
+    """n random word sequences over the general corpus vocabulary: general speech that the base model
+    cannot have memorised (every general corpus sentence was in its pre-training)."""
+    vocab = sorted({w for s in corpus("general") for w in s.split()})
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(vocab) for _ in range(rng.randint(lo, hi))) for _ in range(n)]
+
+
 def eval_set(scenario: str, n: int, seed: int = EVAL_SEED, workers: int = 2) -> list[Sample]:
-    """n held-out sentences of a scenario spoken with the training voices at random speeds/pitches."""
+    """n held-out sentences of a scenario spoken with the training voices at random speeds/pitches.
+    'general-words' is random word sequences over the general vocabulary (see word_sequences)."""
+    if scenario == "general-words":
+        texts = word_sequences(n, seed)
+        cfg = synth.SynthConfig(seed=seed + 7)
+        return synth.synthesize(texts, scenario, cache_dir() / f"eval-{scenario}", cfg, workers=workers)
     if scenario == "general":
         _, pool = general_split()
     else:
