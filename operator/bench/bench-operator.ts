@@ -20,8 +20,8 @@ import { FINETUNEJOBS, ownerKey } from '../src/finetunejob/reconciler.js';
 import { JOBS } from '../src/kube/client.js';
 import { HttpKubeClient } from '../src/kube/http-client.js';
 import { Informer } from '../src/runtime/informer.js';
-import type { OperatorProcess } from '../src/testing/operator-process.js';
-import { deleteFineTuneJobs, operatorServiceAccount, REPO_ROOT, startOperator } from '../src/testing/operator-process.js';
+import type { OperatorProcess } from '../testing/operator-process.js';
+import { deleteFineTuneJobs, operatorServiceAccount, REPO_ROOT, startOperator } from '../testing/operator-process.js';
 
 interface Options { latencyCount: number; total: number; rate: number; workers: number; phaseTimeoutS: number }
 

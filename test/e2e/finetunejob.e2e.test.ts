@@ -10,8 +10,8 @@ import type { FineTuneJobSpec } from '../../api/generated/types.js';
 import { CONFIG_MAPS, EVENTS, isNotFound, JOBS, PODS, SERVICES } from '../../operator/src/kube/client.js';
 import type { StoredFineTuneJob } from '../../operator/src/finetunejob/desired.js';
 import { FINETUNEJOBS } from '../../operator/src/finetunejob/reconciler.js';
-import type { OperatorProcess } from '../../operator/src/testing/operator-process.js';
-import { adminClient, deleteFineTuneJobs, operatorServiceAccount, REPO_ROOT, startOperator } from '../../operator/src/testing/operator-process.js';
+import type { OperatorProcess } from '../../operator/testing/operator-process.js';
+import { adminClient, deleteFineTuneJobs, operatorServiceAccount, REPO_ROOT, startOperator } from '../../operator/testing/operator-process.js';
 import { a100NodeNames, applyCrds, CommandError, createTestNamespace, deleteTestNamespace, eventually, kubectl, podOutcome } from '../cluster/index.js';
 
 // The e2e project's testTimeout is not applied per project; the Job controller's retry backoff alone is 10 s.

@@ -8,8 +8,8 @@ import type { StoredFineTuneJob } from '../../operator/src/finetunejob/desired.j
 import { FINETUNEJOBS } from '../../operator/src/finetunejob/reconciler.js';
 import { JOBS, LEASES } from '../../operator/src/kube/client.js';
 import type { Lease } from '../../operator/src/runtime/leader-election.js';
-import type { OperatorProcess } from '../../operator/src/testing/operator-process.js';
-import { adminClient, deleteFineTuneJobs, operatorServiceAccount, startOperator } from '../../operator/src/testing/operator-process.js';
+import type { OperatorProcess } from '../../operator/testing/operator-process.js';
+import { adminClient, deleteFineTuneJobs, operatorServiceAccount, startOperator } from '../../operator/testing/operator-process.js';
 import { applyCrds, createTestNamespace, deleteTestNamespace, eventually, kubectl, podOutcome } from '../cluster/index.js';
 
 jest.setTimeout(120_000);

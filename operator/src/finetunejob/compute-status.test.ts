@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import type { V1Job, V1Pod } from '@kubernetes/client-node';
 import fc from 'fast-check';
 import type { FineTuneJobStatus } from '../../../api/generated/types.js';
-import { fineTuneJob, trainer } from '../testing/fixtures.js';
+import { fineTuneJob, trainer } from '../../testing/fixtures.js';
 import { computeStatus, decideOutcome } from './compute-status.js';
 import { desiredJob } from './desired.js';
 

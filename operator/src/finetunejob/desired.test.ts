@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import type { V1Job } from '@kubernetes/client-node';
 import fc from 'fast-check';
-import { defaultSpec, fineTuneJob, trainer } from '../testing/fixtures.js';
+import { defaultSpec, fineTuneJob, trainer } from '../../testing/fixtures.js';
 import {
   desiredConfigMap, desiredJob, desiredService, GPU_PRODUCT_LABEL, GPU_RESOURCE, JOB_FILE_KEY, JOB_FILE_PATH, jobDrift,
 } from './desired.js';

@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import pino from 'pino';
 import { ApiError, CONFIG_MAPS } from '../kube/client.js';
-import { MemoryKubeClient } from '../testing/memory-client.js';
+import { MemoryKubeClient } from '../../testing/memory-client.js';
 import { Informer } from './informer.js';
 
 const log = pino({ level: 'silent' });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import pino from 'pino';
 import { LEASES } from '../kube/client.js';
-import { MemoryKubeClient } from '../testing/memory-client.js';
+import { MemoryKubeClient } from '../../testing/memory-client.js';
 import type { Lease, LeaderElectionSettings } from './leader-election.js';
 import { LeaderElector, microTime, validateLeaderElection } from './leader-election.js';
 

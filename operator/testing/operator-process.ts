@@ -7,12 +7,12 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
-import { loadAdminKubeConfig, serviceAccountKubeconfigFile } from '../../../test/cluster/index.js';
-import { HttpKubeClient } from '../kube/http-client.js';
-import type { ResourceType } from '../kube/client.js';
-import { isAlreadyExists } from '../kube/client.js';
+import { loadAdminKubeConfig, serviceAccountKubeconfigFile } from '../../test/cluster/index.js';
+import { HttpKubeClient } from '../src/kube/http-client.js';
+import type { ResourceType } from '../src/kube/client.js';
+import { isAlreadyExists } from '../src/kube/client.js';
 
-export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const OPERATOR_SA = 'whisperops-operator';
 
 export interface PolicyRule { apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[] }

@@ -5,8 +5,8 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type {
   DeleteOptions, KubeClient, ListOptions, ListResult, ResourceType, WatchEvent, WatchOptions,
-} from '../kube/client.js';
-import { ApiError, objectKey } from '../kube/client.js';
+} from '../src/kube/client.js';
+import { ApiError, objectKey } from '../src/kube/client.js';
 
 type Obj = KubernetesObject & Record<string, unknown>;
 interface LogEntry { rv: number; type: 'ADDED' | 'MODIFIED' | 'DELETED'; typeKey: string; obj: Obj }

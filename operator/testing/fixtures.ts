@@ -1,7 +1,7 @@
 // FineTuneJobs as the API server returns them (schema defaults filled in), for unit tests.
-import type { StoredFineTuneJob } from '../finetunejob/desired.js';
-import type { TrainerSettings } from '../finetunejob/desired.js';
-import type { FineTuneJobSpec } from '../../../api/generated/types.js';
+import type { StoredFineTuneJob } from '../src/finetunejob/desired.js';
+import type { TrainerSettings } from '../src/finetunejob/desired.js';
+import type { FineTuneJobSpec } from '../../api/generated/types.js';
 
 export const trainer: TrainerSettings = {
   image: 'ghcr.io/whisperops/trainer:0.1.0', imagePullPolicy: 'IfNotPresent', serviceAccountName: '', masterPort: 29500,
