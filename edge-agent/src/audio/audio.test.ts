@@ -210,6 +210,13 @@ describe('decodeWav', () => {
     expect(Array.from(a.samples).map((v) => Number(v.toFixed(3)))).toEqual([0, 0.375]);
   });
 
+  it('decodes 16-bit PCM the same from an unaligned buffer (no typed-array fast path)', () => {
+    const b = wav({ format: 1, channels: 2, rate: 8000, bits: 16, data: samplesOf('s16', [0.5, -0.25, 0.125, 0.75]) });
+    const shifted = new Uint8Array(b.length + 1).subarray(1);
+    shifted.set(b);
+    expect(Array.from(decodeWav(shifted).samples)).toEqual(Array.from(decodeWav(b).samples));
+  });
+
   it('round-trips encodeWav16', () => {
     const x = Float32Array.from([0, 0.5, -0.5, 1, -1]);
     const a = decodeWav(encodeWav16(x, 16000));

@@ -24,6 +24,7 @@ export interface DecodedAudio {
   encoding: string;
 }
 
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 const WAVE_FORMAT_PCM = 0x0001;
 const WAVE_FORMAT_IEEE_FLOAT = 0x0003;
 const WAVE_FORMAT_ALAW = 0x0006;
@@ -129,10 +130,23 @@ export function decodeWav(input: Uint8Array, options: DecodeOptions = {}): Decod
   if (options.maxDurationSeconds !== undefined && frames / sampleRate > options.maxDurationSeconds) {
     throw new AudioFormatError('too_long', `audio is ${(frames / sampleRate).toFixed(1)} s long; the limit is ${options.maxDurationSeconds} s`);
   }
-  const dv = new DataView(data.buffer, data.byteOffset, frames * frameBytes);
-  const read = sampleReader(encoding, dv);
   const out = new Float32Array(frames);
   const inv = 1 / channels;
+  // Fast path for the common 16-bit PCM (aligned typed-array view on little-endian hosts).
+  if (encoding === 'pcm_s16le' && data.byteOffset % 2 === 0 && LITTLE_ENDIAN) {
+    const pcm = new Int16Array(data.buffer, data.byteOffset, frames * channels);
+    const scale = inv / 32768;
+    if (channels === 1) for (let f = 0; f < frames; f++) out[f] = pcm[f] * scale;
+    else
+      for (let f = 0, o = 0; f < frames; f++) {
+        let acc = 0;
+        for (let c = 0; c < channels; c++) acc += pcm[o++];
+        out[f] = acc * scale;
+      }
+    return { samples: out, sampleRate, channels, encoding };
+  }
+  const dv = new DataView(data.buffer, data.byteOffset, frames * frameBytes);
+  const read = sampleReader(encoding, dv);
   for (let f = 0, off = 0; f < frames; f++) {
     let acc = 0;
     for (let c = 0; c < channels; c++, off += bytesPerSample) acc += read(off);
