@@ -48,3 +48,26 @@ def test_committed_base_model_matches_its_manifest(model_dir):
     assert {"encoder", "decoder", "encoderQuantized", "decoderQuantized"} <= set(doc["onnx"])
     assert {"finance", "medical", "general"} <= set(doc["metrics"]["wer"])
     assert manifest.verify(model_dir) == []
+
+
+def test_wise_ft_interpolation_is_linear_in_the_weights(model_dir, tmp_path):
+    import torch
+    from transformers import WhisperForConditionalGeneration
+
+    from whisperops_trainer.export import copy_hf_side_files
+    from whisperops_trainer.train import interpolate
+
+    base = WhisperForConditionalGeneration.from_pretrained(str(model_dir))
+    tuned = WhisperForConditionalGeneration.from_pretrained(str(model_dir))
+    with torch.no_grad():
+        tuned.model.decoder.layers[0].fc1.weight.add_(1.0)
+    (tmp_path / "tuned").mkdir()
+    tuned.save_pretrained(str(tmp_path / "tuned"))
+    copy_hf_side_files(model_dir, tmp_path / "tuned")
+    for alpha in (0.0, 0.6, 1.0):
+        interpolate(str(model_dir), str(tmp_path / "tuned"), alpha, str(tmp_path / f"w{alpha}"))
+        m = WhisperForConditionalGeneration.from_pretrained(str(tmp_path / f"w{alpha}"))
+        diff = m.model.decoder.layers[0].fc1.weight - base.model.decoder.layers[0].fc1.weight
+        assert torch.allclose(diff, torch.full_like(diff, alpha), atol=1e-5)
+        assert torch.equal(m.model.encoder.conv1.weight, base.model.encoder.conv1.weight)
+        assert (tmp_path / f"w{alpha}" / "tokenizer.json").is_file()

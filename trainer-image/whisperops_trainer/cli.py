@@ -8,6 +8,7 @@
   evaluate     WER/CER per scenario of a model folder on a JSONL manifest (PyTorch or ONNX)
   export       ONNX (+ INT8/fp16) of an HF model folder, with model-manifest.json
   export-base  export the embedded base model in place, verify ONNX vs PyTorch, write its manifest
+  interpolate  WiSE-FT weight interpolation between a base and a fine-tuned model folder
   params       trainable/total parameters of LoRA on whisper-large-v2, computed on the meta device
 """
 
@@ -57,6 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--version", required=True)
     b.add_argument("--n", type=int, default=100, help="utterances per scenario for the metrics")
     b.add_argument("--scenarios", default="general,finance,medical")
+
+    w = sub.add_parser("interpolate", help="WiSE-FT: base + alpha * (tuned - base) into a new model folder")
+    w.add_argument("--base", required=True)
+    w.add_argument("--tuned", required=True)
+    w.add_argument("--alpha", type=float, required=True)
+    w.add_argument("--out", required=True)
 
     p = sub.add_parser("params", help="LoRA parameter count of whisper-large-v2 on the meta device")
     p.add_argument("--rank", type=int, default=16)
@@ -136,6 +143,11 @@ def main(argv: list[str] | None = None) -> int:
 
         res = base_export.run(Path(args.model), args.version, args.n, args.scenarios.split(","))
         print(json.dumps(res, indent=2), file=sys.stderr)
+        return 0
+    if args.cmd == "interpolate":
+        from .train import interpolate
+
+        interpolate(args.base, args.tuned, args.alpha, args.out)
         return 0
     if args.cmd == "params":
         from . import params

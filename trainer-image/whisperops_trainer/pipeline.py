@@ -342,6 +342,21 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     model_dir = work / "model"
     tr = run_training(base_dir, stages, cfg, model_dir, spec, work)
 
+    alpha = float(spec.get("training", {}).get("baseInterpolation", 1.0))
+    if alpha < 1.0:
+        # WiSE-FT against forgetting: theta_base + alpha * (theta_tuned - theta_base). The CRD has no
+        # field for it yet (proposed: spec.training.baseInterpolation, number in (0, 1], default 1).
+        from .train import interpolate
+
+        tuned = work / "model-tuned"
+        if tuned.exists():
+            import shutil
+
+            shutil.rmtree(tuned)
+        model_dir.rename(tuned)
+        interpolate(str(base_dir), str(tuned), alpha, str(model_dir))
+        log.info("Interpolated with the base model (WiSE-FT)", alpha=alpha)
+
     log.set_stage("evaluate")
     scores = _evaluate(model_dir, d.evals, "fine-tuned", feats) if d.evals else {}
     for scen in scores:
