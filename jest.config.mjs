@@ -34,7 +34,6 @@ export default {
             globalTeardown: '<rootDir>/test/cluster/jest-global-teardown.ts',
           }
         : {}),
-      testTimeout: 300_000,
     },
   ],
 };

@@ -40,7 +40,7 @@ describe('CRDs and generated types', () => {
     expect(problems).toEqual([]);
   });
 
-  it.each(KINDS.map((k) => [k.kind, k.plural, k.shortNames]))('%s is namespaced, in category whisperops, short names %s', (kind, plural, shortNames) => {
+  it.each(KINDS.map((k) => [k.kind, k.plural, k.shortNames] as const))('%s is namespaced, in category whisperops, short names %s', (kind, plural, shortNames) => {
     const crd = YAML.parse(readFileSync(crdPath(plural), 'utf8')) as {
       spec: { scope: string; names: { kind: string; shortNames: string[]; categories: string[] }; versions: { subresources: { status?: object } }[] };
     };

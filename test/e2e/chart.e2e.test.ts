@@ -1,11 +1,14 @@
 // The Helm chart: lints against its values schema, renders secure defaults and the RBAC of
 // charts/whisperops/files/operator-rbac.yaml, passes the real API server's validation, and
 // installs and uninstalls for real.
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import YAML from 'yaml';
 import { applyCrds, CommandError, createTestNamespace, deleteTestNamespace, eventually, helm, kubectl } from '../cluster/index.js';
+
+// API server round trips and Helm runs on a shared 2-core machine: jest's 5 s default is too tight.
+jest.setTimeout(120_000);
 
 const chart = join(process.cwd(), 'charts', 'whisperops');
 interface Doc { kind: string; metadata: { name: string; annotations?: Record<string, string> }; [k: string]: unknown }

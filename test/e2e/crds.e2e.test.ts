@@ -1,11 +1,14 @@
 // The API server itself enforces the whisperops API: every valid example is accepted, every file in
 // examples/invalid/ is rejected with the message it names, defaults and immutability hold, and the
 // CRDs teach `kubectl explain`, print their columns and serve the scale subresource.
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import YAML from 'yaml';
 import { applyCrds, CommandError, createTestNamespace, deleteTestNamespace, kubectl } from '../cluster/index.js';
+
+// API server round trips and Helm runs on a shared 2-core machine: jest's 5 s default is too tight.
+jest.setTimeout(120_000);
 
 const examples = join(process.cwd(), 'examples');
 const yamlFiles = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.yaml') && f !== 'namespace.yaml').sort();
