@@ -227,8 +227,11 @@ export function createApp(deps: AppDeps): express.Express {
     const done = manager.acquire(picked.model);
     const tQueued = performance.now();
     let result: JobResult;
+    let kept: Float32Array | undefined;
     try {
-      result = await inference.run(picked.model.key, { audio: audio.samples, sampleRate: audio.sampleRate, language, prompt: field('prompt') ?? '', temperature });
+      // The samples move into the worker; the dataset store keeps its own copy.
+      kept = recent.keepsAudio ? audio.samples.slice() : undefined;
+      result = await inference.run(picked.model.key, { audio: audio.samples, sampleRate: audio.sampleRate, language, prompt: field('prompt') ?? '', temperature }, { transfer: true });
     } catch (err) {
       log.error({ requestId, deployment, version, err: (err as Error).message }, 'Transcription failed');
       fail(new ApiError(500, `transcription failed: ${(err as Error).message}`, 'inference_failed'), 'inference_error');
@@ -247,7 +250,7 @@ export function createApp(deps: AppDeps): express.Express {
     metrics.audioSeconds.inc(labels, result.audioSeconds);
     recent.remember(
       { id: requestId, deployment, modelVersion: version, role: picked.role, text: result.text, at: Date.now(), audioSeconds: result.audioSeconds },
-      audio.samples,
+      kept,
       audio.sampleRate,
     );
     res.set('x-whisperops-deployment', deployment);

@@ -25,6 +25,7 @@ interface Pending {
   key: string;
   job: TranscribeJob;
   windows: number;
+  transfer: boolean;
   resolve: (r: JobResult) => void;
   reject: (e: Error) => void;
 }
@@ -126,7 +127,7 @@ export class InferencePool {
     this.dispatch();
   }
 
-  private call(slot: Slot, msg: ToWorker): Promise<FromWorker> {
+  private call(slot: Slot, msg: ToWorker, transfer: ArrayBuffer[] = []): Promise<FromWorker> {
     const reqId = this.nextId++;
     return new Promise<FromWorker>((resolve, reject) => {
       if (!slot.alive) {
@@ -134,7 +135,7 @@ export class InferencePool {
         return;
       }
       slot.calls.set(reqId, { resolve, reject });
-      slot.worker.postMessage({ ...msg, reqId });
+      slot.worker.postMessage({ ...msg, reqId }, transfer);
     });
   }
 
@@ -168,15 +169,21 @@ export class InferencePool {
     await Promise.allSettled(this.slots.filter((s) => s.alive).map((slot) => this.call(slot, { type: 'unload', reqId: 0, key })));
   }
 
-  /** Queues a job for the model `key`; resolves when a worker has transcribed it. */
-  run(key: string, input: JobInput): Promise<JobResult> {
+  /**
+   * Queues a job for the model `key`; resolves when a worker has transcribed it. With `transfer`, the
+   * audio's buffer is moved into the worker instead of copied (it is detached here; only when the array
+   * spans its whole buffer).
+   */
+  run(key: string, input: JobInput, opts: { transfer?: boolean } = {}): Promise<JobResult> {
     if (this.closed) return Promise.reject(new InferenceError('the inference pool is closed'));
     if (!this.specs.has(key)) return Promise.reject(new InferenceError(`model ${key} is not loaded`));
     const job: TranscribeJob = { ...input, id: this.nextId++ };
     const windowSeconds = this.opts.windowSecondsHint ?? 10;
     const windows = Math.max(1, Math.ceil(input.audio.length / input.sampleRate / windowSeconds));
     return new Promise<JobResult>((resolve, reject) => {
-      this.queue.push({ key, job, windows, resolve, reject });
+      const a = input.audio;
+      const transfer = opts.transfer === true && a.buffer instanceof ArrayBuffer && a.byteOffset === 0 && a.byteLength === a.buffer.byteLength;
+      this.queue.push({ key, job, windows, transfer, resolve, reject });
       this.dispatch();
     });
   }
@@ -206,7 +213,8 @@ export class InferencePool {
     const key = batch[0]?.key ?? '';
     const jobs = batch.map((p) => p.job);
     try {
-      const reply = await this.call(slot, { type: 'run', reqId: 0, key, jobs });
+      const transfer = batch.filter((p) => p.transfer).map((p) => p.job.audio.buffer as ArrayBuffer);
+      const reply = await this.call(slot, { type: 'run', reqId: 0, key, jobs }, transfer);
       if (reply.type === 'results') {
         const byId = new Map(reply.results.map((r) => [r.id, r]));
         for (const p of batch) {

@@ -203,8 +203,12 @@ export class WhisperModel {
     const frames = this.preprocessor.nb_max_frames;
     const nMels = this.preprocessor.feature_size;
     const t0 = performance.now();
-    const feats = new Float32Array(B * nMels * frames);
-    reqs.forEach((r, b) => feats.set(r.features, b * nMels * frames));
+    let feats: Float32Array;
+    if (B === 1 && reqs[0]) feats = reqs[0].features; // no copy for a single window
+    else {
+      feats = new Float32Array(B * nMels * frames);
+      reqs.forEach((r, b) => feats.set(r.features, b * nMels * frames));
+    }
     const enc = await this.encoder.run({ input_features: new ort.Tensor('float32', feats, [B, nMels, frames]) });
     const hidden = enc.last_hidden_state;
     if (!hidden) throw new Error('encoder returned no last_hidden_state');

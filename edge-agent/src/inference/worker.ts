@@ -15,6 +15,17 @@ function send(msg: FromWorker): void {
   port?.postMessage(msg);
 }
 
+/** Feature buffers reused across windows (one per batch slot), so each window allocates no 320 KB array. */
+const featureBuffers: Float32Array[] = [];
+function featureBuffer(slot: number, size: number): Float32Array {
+  let b = featureBuffers[slot];
+  if (!b || b.length !== size) {
+    b = new Float32Array(size);
+    featureBuffers[slot] = b;
+  }
+  return b;
+}
+
 async function runJobs(model: WhisperModel, jobs: Extract<ToWorker, { type: 'run' }>['jobs']): Promise<JobResult[]> {
   const sr = model.preprocessor.sampling_rate;
   const frameCount = model.preprocessor.feature_size * model.preprocessor.nb_max_frames;
@@ -22,7 +33,8 @@ async function runJobs(model: WhisperModel, jobs: Extract<ToWorker, { type: 'run
     job: number;
     start: number;
     end: number;
-    req: DecodeRequest;
+    audio: Float32Array;
+    previous: number[];
   }
   const wins: Win[] = [];
   const featuresMs = new Array<number>(jobs.length).fill(0);
@@ -31,10 +43,7 @@ async function runJobs(model: WhisperModel, jobs: Extract<ToWorker, { type: 'run
     const audio = resample(job.audio, job.sampleRate, sr);
     const previous = model.previousIds(job.prompt);
     model.promptIds(job.language); // throws on unsupported languages before any work
-    for (const [start, end] of splitWindows(audio, model.windowSamples, sr)) {
-      const features = model.logMel.compute(audio.subarray(start, end), new Float32Array(frameCount));
-      wins.push({ job: j, start: start / sr, end: end / sr, req: { features, previous, language: job.language, temperature: job.temperature } });
-    }
+    for (const [start, end] of splitWindows(audio, model.windowSamples, sr)) wins.push({ job: j, start, end, audio, previous });
     featuresMs[j] = performance.now() - t0;
   });
   const results: JobResult[] = jobs.map((job, j) => ({
@@ -49,12 +58,21 @@ async function runJobs(model: WhisperModel, jobs: Extract<ToWorker, { type: 'run
   }));
   for (let i = 0; i < wins.length; i += init.maxBatch) {
     const chunk = wins.slice(i, i + init.maxBatch);
-    const decoded = await model.decode(chunk.map((w) => w.req));
+    // Features are computed per batch, into the reused buffers.
+    const reqs: DecodeRequest[] = chunk.map((w, slot) => {
+      const t0 = performance.now();
+      const features = model.logMel.compute(w.audio.subarray(w.start, w.end), featureBuffer(slot, frameCount));
+      const r = results[w.job];
+      if (r) r.featuresMs += performance.now() - t0;
+      const job = jobs[w.job];
+      return { features, previous: w.previous, language: job?.language ?? 'en', temperature: job?.temperature ?? 0 };
+    });
+    const decoded = await model.decode(reqs);
     chunk.forEach((w, k) => {
       const d = decoded[k];
       const r = results[w.job];
       if (!d || !r) return;
-      r.windows.push({ start: w.start, end: w.end, text: d.text, tokens: d.tokens, avgLogprob: d.avgLogprob });
+      r.windows.push({ start: w.start / sr, end: w.end / sr, text: d.text, tokens: d.tokens, avgLogprob: d.avgLogprob });
       r.encoderMs += d.encoderMs;
       r.decoderMs += d.decoderMs;
       r.batchWindows = Math.max(r.batchWindows, chunk.length);
