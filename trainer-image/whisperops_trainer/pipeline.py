@@ -22,6 +22,10 @@ from .jobspec import InvalidJob, load_job
 from .train import TrainConfig
 
 EXIT_OK, EXIT_INVALID, EXIT_GATE, EXIT_RETRY = 0, 2, 3, 1
+
+
+class WorkerNodeDone(Exception):
+    """A node other than node 0 of a multi-node job finished its share (exit 0, no result)."""
 DEFAULT_MAX_WER_INCREASE = 0.02
 
 
@@ -226,8 +230,9 @@ def run_training(base_dir: Path, stages: list[tuple[str, list[Sample]]], cfg: Tr
 
     res_spec = spec.get("resources", {})
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    world = min(int(res_spec.get("gpusPerNode", 1)) or 1, gpus) if gpus else 1
-    nodes = int(res_spec.get("nodes", 1))
+    per_node = int(os.environ.get("NPROC_PER_NODE") or res_spec.get("gpusPerNode", 1) or 1)
+    world = min(per_node, gpus) if gpus else 1
+    nodes = int(os.environ.get("NNODES") or res_spec.get("nodes", 1))
     if world <= 1 and nodes <= 1 or "LOCAL_RANK" in os.environ:
         return train.train(str(base_dir), stages, cfg, str(out_dir)).to_json()
     plan = {"model_dir": str(base_dir), "out_dir": str(out_dir), "cfg": cfg.to_json(), "stages": []}
@@ -341,6 +346,10 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     log.set_stage("train")
     model_dir = work / "model"
     tr = run_training(base_dir, stages, cfg, model_dir, spec, work)
+    if int(os.environ.get("NODE_RANK", "0") or 0) != 0:
+        # multi-node: node 0 holds the trained model (global rank 0 saves it) and does the rest
+        log.info("Training done on a worker node; node 0 evaluates, exports and publishes")
+        raise WorkerNodeDone()
 
     alpha = float(spec.get("training", {}).get("baseInterpolation", 1.0))
     if alpha < 1.0:
@@ -432,6 +441,8 @@ def run(job_file: str | None) -> int:
         log.error("Invalid input", reason="InvalidInput", error=str(e))
         result.write(result.encode_failure("InvalidInput", str(e)))
         return EXIT_INVALID
+    except WorkerNodeDone:
+        return EXIT_OK
     except QualityGateFailed as e:
         log.error("Quality gate failed", reason="QualityGateFailed", error=str(e))
         result.write(result.encode_failure("QualityGateFailed", str(e)))
