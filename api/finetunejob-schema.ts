@@ -107,6 +107,7 @@ function training(): Schema {
     gradientAccumulationSteps: int('Micro-batches accumulated per optimizer step.', { minimum: 1, maximum: 1024, default: 1 }),
     precision: enumOf('Numeric precision; auto is bf16 on GPUs that support it and fp32 on CPU.', ['auto', 'bf16', 'fp16', 'fp32'], 'auto'),
     seed: int('Random seed, for reproducible runs.', { minimum: 0, maximum: 2_147_483_647, default: 42 }),
+    baseInterpolation: num('Weight-space interpolation with the base model after training (WiSE-FT): the result is base + α·(fine-tuned − base); 1 keeps the fine-tuned weights, lower values trade domain gain for less forgetting.', { minimum: 0, maximum: 1, exclusiveMinimum: true, default: 1 }),
   }, { default: {}, 'x-kubernetes-validations': immutable('training') });
 }
 

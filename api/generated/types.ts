@@ -288,6 +288,10 @@ export interface FineTuneJobSpec {
      * Random seed, for reproducible runs.
      */
     seed: number;
+    /**
+     * Weight-space interpolation with the base model after training (WiSE-FT): the result is base + α·(fine-tuned − base); 1 keeps the fine-tuned weights, lower values trade domain gain for less forgetting.
+     */
+    baseInterpolation: number;
   };
   /**
    * Where and on what the training pods run.
@@ -1272,6 +1276,10 @@ export interface InferenceDeploymentSpec {
          * Random seed, for reproducible runs.
          */
         seed: number;
+        /**
+         * Weight-space interpolation with the base model after training (WiSE-FT): the result is base + α·(fine-tuned − base); 1 keeps the fine-tuned weights, lower values trade domain gain for less forgetting.
+         */
+        baseInterpolation: number;
       };
       /**
        * Where and on what the training pods run.
