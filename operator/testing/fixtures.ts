@@ -17,7 +17,7 @@ export function defaultSpec(): FineTuneJobSpec {
       specAugment: { maskTimeProb: 0.05, maskTimeLength: 10, maskFeatureProb: 0, maskFeatureLength: 10 },
     },
     method: { type: 'lora', lora: { rank: 16, alpha: 32, dropout: 0.05, targetModules: ['q_proj', 'v_proj'] } },
-    training: { epochs: 1, batchSize: 16, gradientAccumulationSteps: 1, precision: 'auto', seed: 42 },
+    training: { epochs: 1, batchSize: 16, gradientAccumulationSteps: 1, precision: 'auto', seed: 42, baseInterpolation: 1 },
     resources: { gpusPerNode: 4, nodes: 1, gpuProducts: ['NVIDIA-A100-SXM4-80GB', 'NVIDIA-A100-SXM4-40GB'] },
     export: { onnx: true },
     output: { uri: 'file:///models/out/finance' },
