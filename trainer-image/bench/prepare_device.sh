@@ -5,7 +5,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 D="$ROOT/.tmp/device"
-SHARED="${WHISPEROPS_SHARED_DATA:-$ROOT/../shared/data}"
+SHARED="${WHISPEROPS_SHARED_DATA:-$ROOT/data}"
 rm -rf "$D" && mkdir -p "$D/espeak/bin" "$D/espeak/lib" "$D/espeak/data/espeak-ng-data" "$D/whl" "$D/data"
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \

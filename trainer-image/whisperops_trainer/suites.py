@@ -21,6 +21,10 @@ def shared_data() -> Path:
     if env:
         return Path(env)
     here = Path(__file__).resolve()
+    # The repository's own copy (data/) first: the project runs without ../shared.
+    for up in here.parents:
+        if (up / "data" / "domain").is_dir() and (up / "data" / "general").is_dir():
+            return up / "data"
     for up in here.parents:
         cand = up.parent / "shared" / "data"
         if cand.is_dir():
@@ -28,7 +32,7 @@ def shared_data() -> Path:
         cand = up / "shared" / "data"
         if cand.is_dir():
             return cand
-    raise FileNotFoundError("shared/data not found; set WHISPEROPS_SHARED_DATA")
+    raise FileNotFoundError("data/ (or shared/data) not found; set WHISPEROPS_SHARED_DATA")
 
 
 def cache_dir() -> Path:
