@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Debian packages the demo and the tests need: espeak-ng (real speech for tests), sox (audio checks),
-# prometheus (the real server scraping agents), openssl (cluster certificates). Installs only what is
-# missing; `apt-get update` runs only when something must be installed.
+# openssl (cluster certificates). Installs only what is missing; `apt-get update` runs only when
+# something must be installed.
 set -euo pipefail
 need=()
-for pkg in espeak-ng sox prometheus openssl ca-certificates; do
+for pkg in espeak-ng sox openssl ca-certificates; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if ((${#need[@]})); then
