@@ -67,6 +67,27 @@ function toJsonSchema(s: Record<string, unknown>): JSONSchema4 {
   return out;
 }
 
+/**
+ * An InferenceDeployment's retraining template repeats FineTuneJob spec fields; where a field's
+ * schema is the same, its type is written as a reference (FineTuneJobSpec['dataset']) so the two
+ * cannot diverge and the generated file does not repeat them.
+ */
+function referenceFineTuneJobFields(schema: Record<string, unknown>, ftjSpec: Record<string, unknown> | undefined): Record<string, unknown> {
+  type Props = Record<string, Record<string, unknown>>;
+  const template = ((((schema.properties as Props | undefined)?.retraining?.properties as Props | undefined)?.template) ?? undefined);
+  const ftjProps = ftjSpec?.properties as Props | undefined;
+  const templateProps = template?.properties as Props | undefined;
+  if (!template || !ftjProps || !templateProps) return schema;
+  const copy = structuredClone(schema);
+  const target = ((copy.properties as Props).retraining?.properties as Props).template?.properties as Props;
+  for (const [name, field] of Object.entries(templateProps)) {
+    if (JSON.stringify(field) === JSON.stringify(ftjProps[name])) {
+      target[name] = { tsType: `FineTuneJobSpec['${name}']`, ...(field.default !== undefined ? { default: field.default } : {}) };
+    }
+  }
+  return copy;
+}
+
 interface CrdFile {
   spec: { names: { kind: string }; versions: { schema: { openAPIV3Schema: { properties: Record<string, Record<string, unknown>> } } }[] };
 }
@@ -77,6 +98,7 @@ export async function renderTypes(crdYamls: string[]): Promise<string> {
     "import type { V1ObjectMeta } from '@kubernetes/client-node';",
     '',
   ];
+  const specsByKind = new Map<string, Record<string, unknown>>();
   for (const text of crdYamls) {
     const crd = YAML.parse(text) as CrdFile;
     const kind = crd.spec.names.kind;
@@ -86,7 +108,8 @@ export async function renderTypes(crdYamls: string[]): Promise<string> {
     for (const part of ['spec', 'status'] as const) {
       const schema = props[part];
       if (!schema) throw new Error(`${kind}: no ${part} schema`);
-      parts.push(await compile(toJsonSchema(schema), `${kind}${part === 'spec' ? 'Spec' : 'Status'}`, {
+      if (part === 'spec') specsByKind.set(kind, schema);
+      parts.push(await compile(toJsonSchema(referenceFineTuneJobFields(schema, specsByKind.get('FineTuneJob'))), `${kind}${part === 'spec' ? 'Spec' : 'Status'}`, {
         bannerComment: '', additionalProperties: false, format: true, ignoreMinAndMaxItems: true,
       }));
     }
