@@ -4,7 +4,7 @@
 //   2. whisperops installed with Helm (CRDs, RBAC, config); the operator runs as a local process
 //      with the token of the chart's ServiceAccount, so it has exactly the chart's RBAC;
 //   3. the examples applied with kubectl, and an invalid one rejected by the API server;
-//   4. the real trainer fine-tunes the embedded model on synthetic finance speech on the CPU (LoRA),
+//   4. the real trainer fine-tunes the embedded model on synthetic finance speech on the CPU (decoder only),
 //      exports ONNX + INT8 behind its WER gate, and writes its result JSON;
 //   5. a FineTuneJob on 4×A100 is reconciled by the operator into a batch/v1 Job; the scheduler puts
 //      it on an A100 node, and kwok (standing in for the kubelet: no container runtime here) ends the
@@ -144,17 +144,19 @@ async function main(): Promise<void> {
     show(`rejected: ${err.stderr.trim().split('\n').pop() ?? ''}`);
   }
 
-  step('4. The real trainer fine-tunes the embedded model on finance speech (CPU, LoRA, ONNX + INT8)');
+  step('4. The real trainer fine-tunes the embedded model on finance speech (CPU, decoder only, ONNX + INT8)');
   const data = join(ROOT, 'data');
   const spec = {
     baseModel: { uri: `file://${ROOT}/models/tiny-whisper-synth`, version: 'tiny-whisper-synth-1.0.0' },
     dataset: {
       scenario: 'finance',
-      synthesize: { corpusUri: `file://${data}/domain/finance_corpus.txt`, scenario: 'finance', maxUtterances: Number(process.env.DEMO_UTTERANCES ?? 400) },
-      replay: { uri: `file://${data}/general/general_corpus.txt`, fraction: 0.2 },
+      synthesize: { corpusUri: `file://${data}/domain/finance_corpus.txt`, scenario: 'finance', maxUtterances: Number(process.env.DEMO_UTTERANCES ?? 300) },
+      replay: { uri: `file://${data}/general/general_corpus.txt`, fraction: 0.5 },
     },
-    method: { type: 'lora', lora: { rank: 16, alpha: 32, dropout: 0.05, targetModules: ['q_proj', 'v_proj'] } },
-    training: { learningRate: 0.002, batchSize: 16, maxSteps: Number(process.env.DEMO_STEPS ?? 120), seed: 42 },
+    // The best small CPU recipe of trainer-image's benchmark (README "Figures"): decoder only,
+    // half general replay, two epochs.
+    method: { type: 'freezeEncoder' },
+    training: { learningRate: 0.0001, batchSize: 16, epochs: Number(process.env.DEMO_EPOCHS ?? 2), seed: 42 },
     export: { onnx: true, quantization: 'int8', maxWerIncrease: 0.05 },
   };
   const trainerSources = readdirSync(join(ROOT, 'trainer-image', 'whisperops_trainer')).sort().map((f) => readFileSync(join(ROOT, 'trainer-image', 'whisperops_trainer', f)).toString()).join('');
@@ -176,7 +178,7 @@ async function main(): Promise<void> {
       onLine: (line) => {
         if (!line.startsWith('{')) return;
         const r = JSON.parse(line) as Record<string, unknown>;
-        if (r.msg === 'Training' && Number(r.step) % 20 !== 0) return;
+        if (r.msg === 'Training' && Number(r.step) % 10 !== 0) return;
         show(`${String(r.stage)}: ${String(r.msg)}${r.loss !== undefined ? ` step ${String(r.step)} loss ${Number(r.loss).toFixed(3)}` : ''}`);
       },
     });
