@@ -1,5 +1,3 @@
-import { existsSync } from 'node:fs';
-
 // Two projects: "unit" (pure logic, in-process services, real models; no cluster) and
 // "e2e" (needs the real local control plane started by test/cluster's global setup).
 const tsJest = [
@@ -26,14 +24,9 @@ export default {
       displayName: 'e2e',
       testMatch: ['<rootDir>/**/*.e2e.test.ts'],
       testPathIgnorePatterns: ['/node_modules/', '/dist/', '/trainer-image/'],
-      // The harness lives in test/cluster; jest validates these paths for every project, so they are
-      // only named once the files exist.
-      ...(existsSync('test/cluster/jest-global-setup.ts')
-        ? {
-            globalSetup: '<rootDir>/test/cluster/jest-global-setup.ts',
-            globalTeardown: '<rootDir>/test/cluster/jest-global-teardown.ts',
-          }
-        : {}),
+      // Starts the real local control plane (or reuses one from `npm run cluster:up`).
+      globalSetup: '<rootDir>/test/cluster/jest-global-setup.ts',
+      globalTeardown: '<rootDir>/test/cluster/jest-global-teardown.ts',
     },
   ],
 };
