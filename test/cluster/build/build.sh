@@ -75,14 +75,20 @@ build_kubernetes() {
   finish "${dir}"
 }
 
+# Points a wrapper module at MODULE@VERSION when its go.mod pins another version.
+ensure_module_version() {
+  local mod_dir="$1" module="$2" version="$3"
+  if ! grep -q "${module} ${version}\$" "${mod_dir}/go.mod"; then
+    log "modules/$(basename "${mod_dir}")/go.mod is not for ${version}: updating it"
+    (cd "${mod_dir}" && go get "${module}@${version}" && go mod tidy)
+  fi
+}
+
 build_etcd() {
   local dir; dir="$(component_dir etcd "${ETCD_VERSION}")"
   is_complete "${dir}" && return 0
   local mod_dir="${cluster_dir}/modules/etcd"
-  if ! grep -q "go.etcd.io/etcd/server/v3 ${ETCD_VERSION}\$" "${mod_dir}/go.mod"; then
-    log "modules/etcd/go.mod is not for ${ETCD_VERSION}: updating it"
-    (cd "${mod_dir}" && go get "go.etcd.io/etcd/server/v3@${ETCD_VERSION}" && go mod tidy)
-  fi
+  ensure_module_version "${mod_dir}" go.etcd.io/etcd/server/v3 "${ETCD_VERSION}"
   mkdir -p "${dir}/bin"; rm -f "${dir}/build-seconds.txt"
   # etcd's own build (scripts/build_lib.sh) stamps the git SHA; the version is compiled in.
   (cd "${mod_dir}" && go_build "${dir}/bin/etcd" "go.etcd.io/etcd/server/v3" "" \
@@ -94,10 +100,7 @@ build_kwok() {
   local dir; dir="$(component_dir kwok "${KWOK_VERSION}")"
   is_complete "${dir}" && return 0
   local mod_dir="${cluster_dir}/modules/kwok"
-  if ! grep -q "sigs.k8s.io/kwok ${KWOK_VERSION}\$" "${mod_dir}/go.mod"; then
-    log "modules/kwok/go.mod is not for ${KWOK_VERSION}: updating it"
-    (cd "${mod_dir}" && go get "sigs.k8s.io/kwok@${KWOK_VERSION}" && go mod tidy)
-  fi
+  ensure_module_version "${mod_dir}" sigs.k8s.io/kwok "${KWOK_VERSION}"
   mkdir -p "${dir}/bin"; rm -f "${dir}/build-seconds.txt"
   (cd "${mod_dir}" && go_build "${dir}/bin/kwok" "sigs.k8s.io/kwok/cmd/kwok" "" \
     "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v}" "${dir}/build-seconds.txt")
@@ -108,10 +111,7 @@ build_helm() {
   local dir; dir="$(component_dir helm "${HELM_VERSION}")"
   is_complete "${dir}" && return 0
   local mod_dir="${cluster_dir}/modules/helm"
-  if ! grep -q "helm.sh/helm/v3 ${HELM_VERSION}\$" "${mod_dir}/go.mod"; then
-    log "modules/helm/go.mod is not for ${HELM_VERSION}: updating it"
-    (cd "${mod_dir}" && go get "helm.sh/helm/v3@${HELM_VERSION}" && go mod tidy)
-  fi
+  ensure_module_version "${mod_dir}" helm.sh/helm/v3 "${HELM_VERSION}"
   mkdir -p "${dir}/bin"; rm -f "${dir}/build-seconds.txt"
   # Without these, helm believes the cluster is Kubernetes 1.20 (pkg/chartutil/capabilities.go).
   local kv="${KUBERNETES_VERSION#v}" kmaj kmin
