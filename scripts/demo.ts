@@ -13,13 +13,12 @@
 //      (new templates around the finance terms, spoken by espeak-ng) are transcribed by both, feedback
 //      feeds the agent's word-error counters, and the WER before and after is printed.
 // Flags: --keep leaves the cluster running; --retrain ignores the cached fine-tune of step 4.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { execFileSync } from 'node:child_process';
 import { CommandError, eventually, helm, kubectl, serviceAccountKubeconfigFile } from '../test/cluster/index.js';
 import { wordErrors } from '../edge-agent/src/text/wer.js';
 

@@ -8,7 +8,11 @@ for pkg in espeak-ng sox openssl ca-certificates; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if ((${#need[@]})); then
-  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null 2>&1 || { echo "missing ${need[*]} and not root: install them with apt-get" >&2; exit 1; }
+    SUDO="sudo"
+  fi
   echo "installing Debian packages: ${need[*]}" >&2
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

@@ -18,22 +18,8 @@ PRINT=0
 
 log() { echo "[python-setup] $*" >&2; }
 
-# --- Debian packages -----------------------------------------------------------------------
-missing=()
-command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
-if ((${#missing[@]})); then
-  SUDO=""
-  if [[ "$(id -u)" != 0 ]]; then
-    if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
-      log "missing ${missing[*]} and not root: install them with apt-get"; exit 1
-    fi
-  fi
-  log "installing ${missing[*]}"
-  if ! $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1; then
-    $SUDO apt-get update -qq >/dev/null
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  fi
-fi
+# --- Debian packages (espeak-ng): one installer for the whole project ---------------------
+bash "$ROOT/scripts/setup/debian.sh"
 
 # --- venv ----------------------------------------------------------------------------------
 PY="${WHISPEROPS_PYTHON:-python3}"
