@@ -1,12 +1,11 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
-import { readFileSync } from 'node:fs';
 import { Fft, RealPowerSpectrum } from './fft.js';
-import { LogMel } from './log-mel.js';
+import { LogMel, melFilterBank } from './log-mel.js';
+import { logMelFixture, maxAbsDiff, WHISPER_TINY_SYNTH } from './log-mel-fixture.js';
 import { resample } from './resample.js';
 import { AudioFormatError, decodeWav, encodeWav16 } from './wav.js';
 
-const WHISPER_TINY_SYNTH = { feature_size: 80, sampling_rate: 16000, hop_length: 160, n_fft: 400, n_samples: 160000, nb_max_frames: 1000 };
 
 function naiveDft(re: number[], im: number[]): [number[], number[]] {
   const n = re.length;
@@ -58,32 +57,58 @@ describe('Fft', () => {
 
 describe('LogMel', () => {
   it("matches transformers' WhisperFeatureExtractor (fixture from testdata/make-log-mel-fixture.py)", () => {
-    const fx = JSON.parse(readFileSync(new URL('./testdata/log-mel-fixture.json', import.meta.url), 'utf8')) as {
-      rows: number[];
-      frames: number[];
-      values: number[][];
-      padded_value: number;
-      shape: number[];
-    };
-    const sr = 16000;
-    const n = 1.5 * sr;
-    const x = new Float32Array(n);
-    for (let i = 0; i < n; i++) {
-      const t = i / sr;
-      x[i] = 0.3 * Math.sin(2 * Math.PI * (200 * t + 1500 * t * t)) + 0.2 * Math.sin(2 * Math.PI * 440 * t) + 0.05 * Math.sin(2 * Math.PI * 6000 * t);
-      if (i % 800 === 0) x[i] = Math.fround(x[i] + 0.5);
-    }
-    const lm = new LogMel(WHISPER_TINY_SYNTH);
-    const f = lm.compute(x);
-    expect(f.length).toBe(fx.shape[0] * fx.shape[1]);
-    let maxDiff = 0;
-    fx.rows.forEach((r, ri) =>
-      fx.frames.forEach((c, ci) => {
-        maxDiff = Math.max(maxDiff, Math.abs(f[r * 1000 + c] - fx.values[ri][ci]));
-      }),
-    );
+    const { signal, diff } = logMelFixture();
+    const { maxDiff, paddedDiff } = diff(new LogMel(WHISPER_TINY_SYNTH).compute(signal));
     expect(maxDiff).toBeLessThan(1e-4);
-    expect(f[999]).toBeCloseTo(fx.padded_value, 5);
+    expect(paddedDiff).toBeLessThan(1e-5);
+  });
+
+  it('equals the plain algorithm (every frame, full padding) for any audio length and call order', () => {
+    // A small window (50 frames) so that lengths near and over n_samples are cheap; one instance is reused
+    // across calls, so what a longer call leaves in its buffers must not leak into the next.
+    const cfg = { feature_size: 80, sampling_rate: 16000, hop_length: 160, n_fft: 400, n_samples: 8000, nb_max_frames: 50 };
+    const half = cfg.n_fft / 2;
+    const filters = melFilterBank(cfg.n_fft / 2 + 1, cfg.feature_size, cfg.sampling_rate);
+    const window = Float64Array.from({ length: cfg.n_fft }, (_, i) => 0.5 - 0.5 * Math.cos((2 * Math.PI * i) / cfg.n_fft));
+    const rfft = new RealPowerSpectrum(cfg.n_fft);
+    const plain = (audio: Float32Array): Float32Array => {
+      const padded = new Float32Array(cfg.n_samples + 2 * half);
+      padded.set(audio.subarray(0, cfg.n_samples), half);
+      for (let i = 1; i <= half; i++) {
+        padded[half - i] = padded[half + i];
+        padded[half + cfg.n_samples - 1 + i] = padded[half + cfg.n_samples - 1 - i];
+      }
+      const logs = new Float64Array(cfg.feature_size * cfg.nb_max_frames);
+      const power = new Float64Array(cfg.n_fft / 2 + 1);
+      for (let t = 0; t < cfg.nb_max_frames; t++) {
+        rfft.compute(padded, t * cfg.hop_length, window, power);
+        filters.forEach((f, m) => {
+          let acc = 0;
+          f.weights.forEach((w, j) => (acc += w * power[f.start + j]));
+          logs[m * cfg.nb_max_frames + t] = Math.log10(Math.max(acc, 1e-10));
+        });
+      }
+      const floor = Math.max(...logs) - 8;
+      return Float32Array.from(logs, (v) => (Math.max(v, floor) + 4) / 4);
+    };
+    const lm = new LogMel(cfg);
+    const clip = fc
+      .record({ lead: fc.integer({ min: 0, max: 9000 }), body: fc.integer({ min: 0, max: 9000 }), trail: fc.integer({ min: 0, max: 3000 }), seed: fc.integer() })
+      .map(({ lead, body, trail, seed }) => {
+        const a = new Float32Array(lead + body + trail);
+        for (let i = 0; i < body; i++) a[lead + i] = Math.fround(0.3 * Math.sin(0.05 * i + seed) + 0.1 * Math.sin(0.9 * i));
+        return a;
+      });
+    fc.assert(
+      fc.property(fc.array(clip, { minLength: 1, maxLength: 4 }), (clips) => {
+        for (const a of clips) {
+          const got = lm.compute(a);
+          const want = plain(a);
+          expect(maxAbsDiff(got, want)).toBeLessThan(1e-6);
+        }
+      }),
+      { numRuns: 25 },
+    );
   });
 
   it('gives the floor value everywhere for silence and stays finite', () => {

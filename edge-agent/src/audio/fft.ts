@@ -249,7 +249,7 @@ export class RealPowerSpectrum {
   }
 
   /** Writes n/2 + 1 power values of `x` (length n, read from `offset`, multiplied by `window`) to `out`. */
-  compute(x: ArrayLike<number>, offset: number, window: Float64Array, out: Float64Array): void {
+  compute(x: Float32Array, offset: number, window: Float64Array, out: Float64Array): void {
     const h = this.n / 2;
     const { re, im, cos, sin } = this;
     for (let t = 0; t < h; t++) {

@@ -77,38 +77,98 @@ export function melFilterBank(nBins: number, nMels: number, sampleRate: number):
   return filters;
 }
 
+/**
+ * Whisper's framing: the audio (at most n_samples, zero-padded to n_samples) with n_fft/2 samples of
+ * reflect padding on each side (numpy "reflect": the edge sample is not repeated); frame t starts at
+ * t · hop. Only frames tLo … tHi can see audio: the others hold zeros, whose log-mel is the floor.
+ * The buffer is reused across calls; only the part a call uses is written.
+ */
+export class Framer {
+  readonly padded: Float32Array;
+  /** End of the part of `padded` the last call wrote (beyond it, zeros). */
+  private dirty = 0;
+
+  constructor(readonly config: PreprocessorConfig) {
+    this.padded = new Float32Array(config.n_samples + 2 * Math.floor(config.n_fft / 2));
+  }
+
+  /** Pads `audio` into `padded`; returns the frames that see audio (tLo > tHi when none does). */
+  frame(audio: Float32Array): { tLo: number; tHi: number } {
+    const { n_fft: nFft, hop_length: hop, n_samples: nSamples, nb_max_frames: nFrames } = this.config;
+    const half = Math.floor(nFft / 2);
+    const len = Math.min(audio.length, nSamples);
+    const padded = this.padded;
+    const used = half + len;
+    if (this.dirty > used) padded.fill(0, used, this.dirty);
+    padded.set(audio.subarray(0, len), half);
+    for (let i = 1; i <= half; i++) padded[half - i] = padded[half + i];
+    this.dirty = used;
+    if (len >= nSamples - half) {
+      // The end padding reflects audio only when the audio reaches into the last half window.
+      for (let i = 1; i <= half; i++) padded[half + nSamples - 1 + i] = padded[half + nSamples - 1 - i];
+      this.dirty = padded.length;
+    }
+    let firstNz = padded.length;
+    let lastNz = -1;
+    for (let i = 0; i < this.dirty; i++) if (padded[i] !== 0) { firstNz = i; break; }
+    for (let i = this.dirty - 1; i >= 0; i--) if (padded[i] !== 0) { lastNz = i; break; }
+    if (lastNz < 0) return { tLo: nFrames, tHi: -1 };
+    return { tLo: Math.max(0, Math.ceil((firstNz - nFft + 1) / hop)), tHi: Math.min(nFrames - 1, Math.floor(lastNz / hop)) };
+  }
+}
+
+const LOG_FLOOR = -10; // log10(1e-10)
+
+/**
+ * Whisper's normalisation of log10 mel power `out` (nMels × nFrames, row-major), where only frames
+ * tLo … tHi are written and `maxLog` is their maximum: frames without audio take the floor, everything is
+ * clamped to (max − 8), then mapped to (x + 4) / 4.
+ */
+export function normalizeLogMel(out: Float32Array, nMels: number, nFrames: number, tLo: number, tHi: number, maxLog: number): void {
+  const max = tLo > 0 || tHi < nFrames - 1 ? Math.max(maxLog, LOG_FLOOR) : maxLog;
+  const floor = max - 8;
+  const silent = ((LOG_FLOOR < floor ? floor : LOG_FLOOR) + 4) / 4;
+  for (let m = 0; m < nMels; m++) {
+    const row = m * nFrames;
+    if (tLo > 0) out.fill(silent, row, row + Math.min(tLo, nFrames));
+    for (let i = row + tLo; i <= row + tHi; i++) {
+      const v = out[i] < floor ? floor : out[i];
+      out[i] = (v + 4) / 4;
+    }
+    if (tHi < nFrames - 1) out.fill(silent, row + Math.max(tHi + 1, tLo), row + nFrames);
+  }
+}
+
+/** The log-mel front end in JavaScript (float64 FFT); the reference the ONNX front end is tested against. */
 export class LogMel {
   private readonly rfft: RealPowerSpectrum;
   private readonly window: Float64Array;
-  private readonly filters: SparseFilter[];
   /** The filters flattened: filter m covers bins melStart[m] … melStart[m] + melLen[m] − 1, weights from melOff[m]. */
   private readonly melStart: Int32Array;
   private readonly melLen: Int32Array;
   private readonly melOff: Int32Array;
   private readonly melW: Float64Array;
-  private readonly nBins: number;
   private readonly power: Float64Array;
-  private readonly padded: Float32Array;
+  private readonly framer: Framer;
 
   constructor(readonly config: PreprocessorConfig) {
-    const { n_fft: nFft, feature_size: nMels, sampling_rate: sr, n_samples: nSamples } = config;
+    const { n_fft: nFft, feature_size: nMels, sampling_rate: sr } = config;
     this.rfft = new RealPowerSpectrum(nFft);
-    this.window = new Float64Array(nFft);
-    for (let i = 0; i < nFft; i++) this.window[i] = 0.5 - 0.5 * Math.cos((2 * Math.PI * i) / nFft);
-    this.nBins = Math.floor(nFft / 2) + 1;
-    this.filters = melFilterBank(this.nBins, nMels, sr);
-    this.melStart = Int32Array.from(this.filters, (f) => f.start);
-    this.melLen = Int32Array.from(this.filters, (f) => f.weights.length);
+    this.window = hannWindow(nFft);
+    const nBins = Math.floor(nFft / 2) + 1;
+    const filters = melFilterBank(nBins, nMels, sr);
+    this.melStart = Int32Array.from(filters, (f) => f.start);
+    this.melLen = Int32Array.from(filters, (f) => f.weights.length);
     this.melOff = new Int32Array(nMels);
     let off = 0;
-    this.filters.forEach((f, m) => {
+    filters.forEach((f, m) => {
       this.melOff[m] = off;
       off += f.weights.length;
     });
     this.melW = new Float64Array(off);
-    this.filters.forEach((f, m) => this.melW.set(f.weights, this.melOff[m]));
-    this.power = new Float64Array(this.nBins);
-    this.padded = new Float32Array(nSamples + 2 * Math.floor(nFft / 2));
+    filters.forEach((f, m) => this.melW.set(f.weights, this.melOff[m]));
+    this.power = new Float64Array(nBins);
+    this.framer = new Framer(config);
   }
 
   /** Frames per window (the encoder's input length). */
@@ -121,48 +181,30 @@ export class LogMel {
    * `out` (nMels × nb_max_frames, row-major, as the encoder's `input_features` expects).
    */
   compute(audio: Float32Array, out: Float32Array = new Float32Array(this.config.feature_size * this.config.nb_max_frames)): Float32Array {
-    const { n_fft: nFft, hop_length: hop, n_samples: nSamples, feature_size: nMels, nb_max_frames: nFrames } = this.config;
-    const half = Math.floor(nFft / 2);
-    const len = Math.min(audio.length, nSamples);
-    const padded = this.padded;
-    padded.fill(0);
-    padded.set(audio.subarray(0, len), half);
-    // Reflect padding (numpy "reflect": the edge sample is not repeated).
-    for (let i = 1; i <= half; i++) {
-      padded[half - i] = padded[half + i];
-      padded[half + nSamples - 1 + i] = padded[half + nSamples - 1 - i];
-    }
-    let firstNz = padded.length;
-    let lastNz = -1;
-    for (let i = 0; i < padded.length; i++) if (padded[i] !== 0) { firstNz = i; break; }
-    for (let i = padded.length - 1; i >= 0; i--) if (padded[i] !== 0) { lastNz = i; break; }
-    const LOG_FLOOR = -10; // log10(1e-10)
+    const { hop_length: hop, feature_size: nMels, nb_max_frames: nFrames } = this.config;
+    const { tLo, tHi } = this.framer.frame(audio);
+    const padded = this.framer.padded;
     let maxLog = -Infinity;
     const { power, window, melStart, melLen, melOff, melW } = this;
-    for (let t = 0; t < nFrames; t++) {
-      const start = t * hop;
-      if (start > lastNz || start + nFft - 1 < firstNz) {
-        for (let m = 0; m < nMels; m++) out[m * nFrames + t] = LOG_FLOOR;
-        maxLog = Math.max(maxLog, LOG_FLOOR);
-        continue;
-      }
-      this.rfft.compute(padded, start, window, power);
+    for (let t = tLo; t <= tHi; t++) {
+      this.rfft.compute(padded, t * hop, window, power);
       for (let m = 0; m < nMels; m++) {
         const b0 = melStart[m];
         const w0 = melOff[m];
-        const len = melLen[m];
+        const n = melLen[m];
         let acc = 0;
-        for (let j = 0; j < len; j++) acc += melW[w0 + j] * power[b0 + j];
+        for (let j = 0; j < n; j++) acc += melW[w0 + j] * power[b0 + j];
         const v = Math.log10(acc > 1e-10 ? acc : 1e-10);
         out[m * nFrames + t] = v;
         if (v > maxLog) maxLog = v;
       }
     }
-    const floor = maxLog - 8;
-    for (let i = 0; i < nMels * nFrames; i++) {
-      const v = out[i] < floor ? floor : out[i];
-      out[i] = (v + 4) / 4;
-    }
+    normalizeLogMel(out, nMels, nFrames, tLo, tHi, maxLog);
     return out;
   }
+}
+
+/** Periodic Hann window of length n (numpy: hann(n + 1)[:-1]). */
+export function hannWindow(n: number): Float64Array {
+  return Float64Array.from({ length: n }, (_, i) => 0.5 - 0.5 * Math.cos((2 * Math.PI * i) / n));
 }
