@@ -6,7 +6,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { LogMel, parsePreprocessorConfig } from '../audio/log-mel.js';
+import { parsePreprocessorConfig } from '../audio/log-mel.js';
+import { OnnxLogMel } from '../audio/log-mel-onnx.js';
 import type { PreprocessorConfig } from '../audio/log-mel.js';
 import { WhisperTokenizer } from '../text/tokenizer.js';
 import { onnxFileNames } from './model-files.js';
@@ -75,7 +76,8 @@ function readJson(dir: string, name: string): unknown {
 }
 
 export class WhisperModel {
-  readonly logMel: LogMel;
+  /** The log-mel front end (an ORT session of its own; see audio/log-mel-onnx.ts). */
+  readonly logMel: OnnxLogMel;
   readonly tokenizer: WhisperTokenizer;
   readonly preprocessor: PreprocessorConfig;
   readonly windowSamples: number;
@@ -92,18 +94,25 @@ export class WhisperModel {
   private readonly headDim: number;
   private readonly vocab: number;
   private readonly decoderHasCacheBranch: boolean;
+  /**
+   * Outputs fetched after the first decoder step: logits and the self-attention cache. The cross-attention
+   * cache (present.*.encoder.*, 4 × 2 × 512 KiB for tiny-whisper-synth) is fixed after step 0, so it is
+   * not copied out again on every step. Undefined when the decoder lacks one of these outputs.
+   */
+  private readonly cachedStepOutputs: string[] | undefined;
 
   private constructor(
     readonly dir: string,
     private readonly encoder: ort.InferenceSession,
     private readonly decoder: ort.InferenceSession,
+    logMel: OnnxLogMel,
     config: ModelConfig,
     gen: GenerationConfig,
     preprocessor: PreprocessorConfig,
     tokenizer: WhisperTokenizer,
   ) {
     this.preprocessor = preprocessor;
-    this.logMel = new LogMel(preprocessor);
+    this.logMel = logMel;
     this.tokenizer = tokenizer;
     // The encoder takes exactly 2 × max_source_positions frames (10 s for tiny-whisper-synth, 30 s for Whisper).
     const frames = 2 * config.max_source_positions;
@@ -125,6 +134,8 @@ export class WhisperModel {
     this.headDim = config.d_model / config.decoder_attention_heads;
     this.vocab = config.vocab_size;
     this.decoderHasCacheBranch = decoder.inputNames.includes('use_cache_branch');
+    const stepOutputs = ['logits', ...Array.from({ length: this.layers }, (_, l) => [`present.${l}.decoder.key`, `present.${l}.decoder.value`]).flat()];
+    this.cachedStepOutputs = stepOutputs.every((n) => decoder.outputNames.includes(n)) ? stepOutputs : undefined;
     for (const name of ['input_ids', 'encoder_hidden_states', 'past_key_values.0.decoder.key', 'past_key_values.0.encoder.key']) {
       if (!decoder.inputNames.includes(name)) throw new ModelLoadError(`decoder_model_merged has no input ${name} (not an optimum merged decoder with past)`);
     }
@@ -145,12 +156,16 @@ export class WhisperModel {
       logSeverityLevel: 3,
     };
     let encoder: ort.InferenceSession | undefined;
+    let decoder: ort.InferenceSession | undefined;
     try {
       encoder = await ort.InferenceSession.create(join(dir, files.encoder), sessionOptions);
-      const decoder = await ort.InferenceSession.create(join(dir, files.decoder), sessionOptions);
-      return new WhisperModel(dir, encoder, decoder, config, gen, pre, tokenizer);
+      decoder = await ort.InferenceSession.create(join(dir, files.decoder), sessionOptions);
+      // The front end is a few matrix products: the CPU provider, whatever the model runs on.
+      const logMel = await OnnxLogMel.create(pre, { ...sessionOptions, executionProviders: ['cpu'] });
+      return new WhisperModel(dir, encoder, decoder, logMel, config, gen, pre, tokenizer);
     } catch (err) {
       await encoder?.release();
+      await decoder?.release();
       if (err instanceof ModelLoadError) throw err;
       throw new ModelLoadError(`cannot load ONNX sessions from ${dir}: ${(err as Error).message}`, { cause: err });
     }
@@ -179,6 +194,7 @@ export class WhisperModel {
   async release(): Promise<void> {
     await this.encoder.release();
     await this.decoder.release();
+    await this.logMel.release();
   }
 
   /** Decodes windows; requests with different prompt lengths are run as separate batches. */
@@ -238,7 +254,7 @@ export class WhisperModel {
         ...past,
       };
       if (this.decoderHasCacheBranch) feeds.use_cache_branch = new ort.Tensor('bool', new Uint8Array([step > 0 ? 1 : 0]), [1]);
-      const out = await this.decoder.run(feeds);
+      const out = step > 0 && this.cachedStepOutputs ? await this.decoder.run(feeds, this.cachedStepOutputs) : await this.decoder.run(feeds);
       for (let l = 0; l < this.layers; l++) {
         for (const kv of ['key', 'value']) {
           const dec = out[`present.${l}.decoder.${kv}`];

@@ -59,14 +59,15 @@ async function runJobs(model: WhisperModel, jobs: Extract<ToWorker, { type: 'run
   for (let i = 0; i < wins.length; i += init.maxBatch) {
     const chunk = wins.slice(i, i + init.maxBatch);
     // Features are computed per batch, into the reused buffers.
-    const reqs: DecodeRequest[] = chunk.map((w, slot) => {
+    const reqs: DecodeRequest[] = [];
+    for (const [slot, w] of chunk.entries()) {
       const t0 = performance.now();
-      const features = model.logMel.compute(w.audio.subarray(w.start, w.end), featureBuffer(slot, frameCount));
+      const features = await model.logMel.compute(w.audio.subarray(w.start, w.end), featureBuffer(slot, frameCount));
       const r = results[w.job];
       if (r) r.featuresMs += performance.now() - t0;
       const job = jobs[w.job];
-      return { features, previous: w.previous, language: job?.language ?? 'en', temperature: job?.temperature ?? 0 };
-    });
+      reqs.push({ features, previous: w.previous, language: job?.language ?? 'en', temperature: job?.temperature ?? 0 });
+    }
     const decoded = await model.decode(reqs);
     chunk.forEach((w, k) => {
       const d = decoded[k];
