@@ -86,6 +86,14 @@ describe('edge agent: embedded INT8 model, 2 workers, model set from a ConfigMap
       const body = (await res.json()) as { text: string };
       firstIds.push(res.headers.get('x-request-id') ?? '');
       expect(res.headers.get('x-whisperops-model-version')).toBe(base.version);
+      // Server-Timing names where the time went; the parts add up to no more than the total.
+      const timing = Object.fromEntries((res.headers.get('server-timing') ?? '').split(', ').map((p) => [p.split(';dur=')[0], Number(p.split(';dur=')[1])]));
+      expect(Object.keys(timing)).toEqual(['parse', 'wav', 'queue', 'hop', 'features', 'encoder', 'decoder', 'total']);
+      expect(timing.encoder).toBeGreaterThan(0);
+      expect(timing.decoder).toBeGreaterThan(0);
+      expect(timing.features).toBeGreaterThan(0);
+      const parts = ['parse', 'wav', 'queue', 'hop', 'features', 'encoder', 'decoder'].reduce((a, k) => a + (timing[k] ?? NaN), 0);
+      expect(parts).toBeLessThanOrEqual((timing.total ?? 0) + 0.05);
       const e = wordErrors(sentences[i] ?? '', body.text);
       errors += e.errors;
       words += e.referenceWords;

@@ -163,6 +163,7 @@ export function createApp(deps: AppDeps): express.Express {
       else fail(new ApiError(400, `malformed multipart request: ${e.message ?? 'unknown error'}`, 'invalid_request'), 'bad_request');
       return;
     }
+    const tParsed = performance.now();
     const body = (req.body ?? {}) as Record<string, unknown>;
     const field = (name: string): string | undefined => (typeof body[name] === 'string' ? body[name] : undefined);
     const file = req.file;
@@ -205,6 +206,7 @@ export function createApp(deps: AppDeps): express.Express {
       }
       throw err;
     }
+    const tDecoded = performance.now();
     const abort = new AbortController();
     const onClose = (): void => {
       if (!res.writableEnded) abort.abort();
@@ -256,6 +258,25 @@ export function createApp(deps: AppDeps): express.Express {
     res.set('x-whisperops-deployment', deployment);
     res.set('x-whisperops-model-version', version);
     res.set('x-whisperops-model-role', picked.role);
+    // Where the time went (W3C Server-Timing, milliseconds): upload parsing, WAV decoding, waiting for a
+    // stream and a worker, the worker's front end, encoder and decoder, and the whole request so far.
+    const tDone = performance.now();
+    const inWorker = result.featuresMs + result.encoderMs + result.decoderMs;
+    res.set(
+      'Server-Timing',
+      [
+        ['parse', tParsed - t0],
+        ['wav', tDecoded - tParsed],
+        ['queue', Math.max(0, tQueued - tAdmit)],
+        ['hop', Math.max(0, tDone - tQueued - inWorker)],
+        ['features', result.featuresMs],
+        ['encoder', result.encoderMs],
+        ['decoder', result.decoderMs],
+        ['total', tDone - t0],
+      ]
+        .map(([k, v]) => `${String(k)};dur=${Number(v).toFixed(2)}`)
+        .join(', '),
+    );
     metrics.requests.inc({ route: 'transcriptions', code: '200', ...labels });
     metrics.requestDuration.observe(labels, totalSeconds);
     switch (format) {
