@@ -13,7 +13,7 @@
 //     (when @huggingface/transformers is installed: bash edge-agent/bench/setup-transformers-baseline.sh)
 // Options (env): BENCH_DTYPES=int8,fp32  BENCH_WORKERS=2  BENCH_REQUESTS_PER_STREAM=3  BENCH_PAIR_ROUNDS=4
 //                WHISPEROPS_TFJS_DIR=/tmp/tfjs (where the baseline package is installed)
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import http, { createServer } from 'node:http';
 import { availableParallelism, cpus, loadavg } from 'node:os';
@@ -237,6 +237,23 @@ function processCpuSeconds(pid: number): number {
   }
 }
 
+/** CPU ids to pin ratio (a)'s rounds to, one per round in turn; empty when taskset is missing (unpinned). */
+const allCpus = `0-${availableParallelism() - 1}`;
+const pinCpus: (string | undefined)[] = (() => {
+  try {
+    execFileSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' });
+    return Array.from({ length: availableParallelism() }, (_, i) => String(i));
+  } catch {
+    return [undefined];
+  }
+})();
+
+/** Sets the CPU affinity of every thread of `pids` (taskset -a); a no-op for undefined. */
+function pinTo(cpus: string | undefined, pids: number[]): void {
+  if (cpus === undefined || pinCpus[0] === undefined) return;
+  for (const pid of pids) execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
+}
+
 async function spawnAgent(args: string[]): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
   const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', 'edge-agent/src/main.ts', '--port', String(port), ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
@@ -344,16 +361,17 @@ async function main(): Promise<void> {
     const bareT = { cold: [] as number[], warm: [] as number[] };
     const pairRatios: number[] = [];
     const timingSum: Record<string, number> = {};
+    const coldTimingSum: Record<string, number> = {};
     const bareTokens: number[][] = [];
     let oursCpu = 0;
     let bareCpu = 0;
     const oursOnce = async (i: number, warm: boolean): Promise<number> => {
       const c0 = processCpuSeconds(agent.pid);
       const r = await post(url, clips[i]?.body ?? Buffer.alloc(0));
-      if (!warm) return r.ms;
-      oursCpu += processCpuSeconds(agent.pid) - c0;
-      timingSum.client = (timingSum.client ?? 0) + r.ms;
-      for (const [k, v] of Object.entries(r.timing)) timingSum[k] = (timingSum[k] ?? 0) + v;
+      if (warm) oursCpu += processCpuSeconds(agent.pid) - c0;
+      const sums = warm ? timingSum : coldTimingSum;
+      sums.client = (sums.client ?? 0) + r.ms;
+      for (const [k, v] of Object.entries(r.timing)) sums[k] = (sums[k] ?? 0) + v;
       return r.ms;
     };
     const bareOnce = async (i: number, warm: boolean, round: number): Promise<number> => {
@@ -366,7 +384,11 @@ async function main(): Promise<void> {
       if (round === 0 && warm) bareTokens[i] = toks;
       return ms;
     };
+    // Both sides share one core at a time (the agent's threads and this process, pinned with taskset), and
+    // the rounds alternate between the cores: on a VM the cores are not equally fast at any moment (other
+    // tenants), and a side that happened to stay on the slower one would carry it into the ratio.
     for (let round = 0; round < pairRounds; round++) {
+      pinTo(pinCpus[round % pinCpus.length], [agent.pid, process.pid]);
       for (let i = 0; i < clips.length; i++) {
         const oursFirst = (round * clips.length + i) % 2 === 0;
         for (const side of oursFirst ? ['ours', 'bare'] : ['bare', 'ours']) {
@@ -381,10 +403,12 @@ async function main(): Promise<void> {
         pairRatios.push((ours.warm.at(-1) ?? NaN) / (bareT.warm.at(-1) ?? NaN));
       }
     }
+    pinTo(allCpus, [agent.pid, process.pid]);
     const pairs = ours.warm.length;
-    const breakdown = Object.entries(timingSum)
-      .map(([k, v]) => `${k} ${fmt(v / pairs, 2)}`)
-      .join(', ');
+    const breakdownOf = (sums: Record<string, number>): string =>
+      Object.entries(sums)
+        .map(([k, v]) => `${k} ${fmt(v / pairs, 2)}`)
+        .join(', ');
     // transformers.js on the same windows, interleaved with ours clip by clip (single-stream ratio (b)).
     const tfjsAB: number[] = [];
     const tfjsTexts: string[] = [];
@@ -433,17 +457,17 @@ async function main(): Promise<void> {
     for (const l of levels) say(`| ${l.streams} | ${l.requests} | ${fmt(l.throughput, 2)} | ${fmt(l.throughput * CLIP_SECONDS, 1)} | ${fmt(l.p50, 0)} | ${fmt(l.p99, 0)} | ${l.failed} |`);
     say(`/metrics under 16 streams: p99 ${fmt(metricsP99, 1)} ms over ${metricsSamples} scrapes`);
     say(`bare onnxruntime-node sessions (encoder + greedy merged decoder, 1 thread): ${fmt(bareWarm, 1)} ms per clip; same transcript as ours for ${sameAsBare}/${clips.length} clips`);
-    say(`ratio (a) our end-to-end per clip (1 stream; HTTP, multipart, WAV, front end, worker hops included; ${fmt(oursWarm, 1)} ms) / bare sessions (${fmt(bareWarm, 1)} ms), warm, ${pairs} adjacent pairs, wall time = ${fmt(oursWarm / bareWarm, 3)}  (target ≤ 1.10); median of pair ratios ${fmt(pct(pairRatios, 50), 3)}`);
-    say(`  where our time went (ms per clip; Server-Timing; client = as the load generator saw it): ${breakdown}`);
+    say(`ratio (a) our end-to-end per clip (1 stream; HTTP, multipart, WAV, front end, worker hops included; ${fmt(oursWarm, 1)} ms) / bare sessions (${fmt(bareWarm, 1)} ms), warm, ${pairs} adjacent pairs${pinCpus[0] === undefined ? ' (taskset missing: unpinned)' : `, both sides on one core, rounds alternating over cores ${pinCpus.join(',')}`}, wall time = ${fmt(oursWarm / bareWarm, 3)}  (target ≤ 1.10); median of pair ratios ${fmt(pct(pairRatios, 50), 3)}`);
+    say(`  where our time went (ms per clip; Server-Timing; client = as the load generator saw it): ${breakdownOf(timingSum)}`);
     say(`  in CPU time: agent process ${fmt((oursCpu / pairs) * 1000, 1)} ms per clip / bare ${fmt((bareCpu / pairs) * 1000, 1)} ms per clip = ${fmt(oursCpu / bareCpu, 3)}`);
-    say(`  cold (each side's first run after the other's): ${fmt(mean(ours.cold), 1)} / ${fmt(mean(bareT.cold), 1)} ms = ${fmt(mean(ours.cold) / mean(bareT.cold), 3)}`);
+    say(`  cold (each side's first run after the other's): ${fmt(mean(ours.cold), 1)} / ${fmt(mean(bareT.cold), 1)} ms = ${fmt(mean(ours.cold) / mean(bareT.cold), 3)}; ours: ${breakdownOf(coldTimingSum)}`);
     if (tf1) {
       say(`transformers.js (${tf1.note}), interleaved with ours clip by clip: ${fmt(mean(tfjsAB), 1)} ms per clip vs ours ${fmt(oursABms, 1)} ms; same transcript as ours for ${sameAsTfjs}/${clips.length} clips`);
       say(`transformers.js clips one after another: ${fmt(tfjsThroughput, 2)} clips/s (1 thread, mean of the blocks before and after ours); ${fmt(tfjsDefaultThroughput, 2)} clips/s (${tfDefNote})`);
       const alt = Math.max(tfjsThroughput, Number.isFinite(tfjsDefaultThroughput) ? tfjsDefaultThroughput : 0);
       say(`ratio (b) our throughput / transformers.js (its faster setting): single stream ${fmt(mean(tfjsAB) / oursABms, 2)} (interleaved), 16 streams ${fmt(ours16, 2)} clips/s → ${fmt(ours16 / alt, 2)}  (target ≥ 1.0)`);
     } else say(`ratio (b): transformers.js baseline not installed (bash edge-agent/bench/setup-transformers-baseline.sh; looked in ${tfjsDir})`);
-    json[dtype] = { e2eMs, rtf: e2eMs / 1000 / CLIP_SECONDS, wer: errs / words, levels, metricsP99, bareMs: bareWarm, oursMs: oursWarm, ratioA: oursWarm / bareWarm, ratioAPairMedian: pct(pairRatios, 50), timing: Object.fromEntries(Object.entries(timingSum).map(([k, v]) => [k, v / pairs])), ratioACpu: oursCpu / bareCpu, oursCpuMs: (oursCpu / pairs) * 1000, bareCpuMs: (bareCpu / pairs) * 1000, cold: { oursMs: mean(ours.cold), bareMs: mean(bareT.cold), ratio: mean(ours.cold) / mean(bareT.cold) }, sameAsBare, tfjsMsInterleaved: mean(tfjsAB), tfjsThroughput, ours16, tfjsDefaultThroughput, sameAsTfjs, ourTexts, tfjsTexts };
+    json[dtype] = { e2eMs, rtf: e2eMs / 1000 / CLIP_SECONDS, wer: errs / words, levels, metricsP99, bareMs: bareWarm, oursMs: oursWarm, ratioA: oursWarm / bareWarm, ratioAPairMedian: pct(pairRatios, 50), timing: Object.fromEntries(Object.entries(timingSum).map(([k, v]) => [k, v / pairs])), ratioACpu: oursCpu / bareCpu, oursCpuMs: (oursCpu / pairs) * 1000, bareCpuMs: (bareCpu / pairs) * 1000, cold: { oursMs: mean(ours.cold), bareMs: mean(bareT.cold), ratio: mean(ours.cold) / mean(bareT.cold), timing: Object.fromEntries(Object.entries(coldTimingSum).map(([k, v]) => [k, v / pairs])) }, sameAsBare, tfjsMsInterleaved: mean(tfjsAB), tfjsThroughput, ours16, tfjsDefaultThroughput, sameAsTfjs, ourTexts, tfjsTexts };
   }
   say('');
   say(`total bench time ${((Date.now() - started) / 1000).toFixed(0)} s; load average at end ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
