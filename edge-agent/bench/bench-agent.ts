@@ -138,7 +138,7 @@ async function level(url: string, clips: { body: Buffer }[], streams: number, re
 }
 
 /** Bare onnxruntime-node: the encoder and the greedy merged-decoder loop, nothing else, on one thread. */
-async function bareSessions(dtype: ModelDtype): Promise<{ once: (f: Float32Array) => Promise<number[]>; release: () => Promise<void> }> {
+async function bareSessions(dtype: ModelDtype): Promise<{ once: (f: Float32Array) => Promise<number[]>; encoderMs: () => number; release: () => Promise<void> }> {
   const files = onnxFileNames(dtype);
   const so: ort.InferenceSession.SessionOptions = { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' };
   const enc = await ort.InferenceSession.create(join(EMBEDDED_MODEL, files.encoder), so);
@@ -147,8 +147,11 @@ async function bareSessions(dtype: ModelDtype): Promise<{ once: (f: Float32Array
   const heads = config.decoder_attention_heads;
   const hd = config.d_model / heads;
   const stepOutputs = ['logits', ...Array.from({ length: config.decoder_layers }, (_, l) => [`present.${l}.decoder.key`, `present.${l}.decoder.value`]).flat()];
+  let lastEncoderMs = 0;
   const once = async (f: Float32Array): Promise<number[]> => {
+    const t0 = performance.now();
     const { last_hidden_state: h } = await enc.run({ input_features: new ort.Tensor('float32', f, [1, 80, f.length / 80]) });
+    lastEncoderMs = performance.now() - t0;
     if (!h) throw new Error('no encoder output');
     const empty = new ort.Tensor('float32', new Float32Array(0), [1, heads, 0, hd]);
     const past: Record<string, ort.Tensor> = {};
@@ -181,7 +184,7 @@ async function bareSessions(dtype: ModelDtype): Promise<{ once: (f: Float32Array
     await enc.release();
     await dec.release();
   };
-  return { once, release };
+  return { once, encoderMs: () => lastEncoderMs, release };
 }
 
 interface Tfjs {
@@ -365,6 +368,7 @@ async function main(): Promise<void> {
     const bareTokens: number[][] = [];
     let oursCpu = 0;
     let bareCpu = 0;
+    let bareEncoderMs = 0;
     const oursOnce = async (i: number, warm: boolean): Promise<number> => {
       const c0 = processCpuSeconds(agent.pid);
       const r = await post(url, clips[i]?.body ?? Buffer.alloc(0));
@@ -380,7 +384,10 @@ async function main(): Promise<void> {
       const toks = await bareRunner.once(feats[i] ?? new Float32Array());
       const ms = performance.now() - t;
       const u = process.cpuUsage(u0);
-      if (warm) bareCpu += (u.user + u.system) / 1e6;
+      if (warm) {
+        bareCpu += (u.user + u.system) / 1e6;
+        bareEncoderMs += bareRunner.encoderMs();
+      }
       if (round === 0 && warm) bareTokens[i] = toks;
       return ms;
     };
@@ -459,6 +466,7 @@ async function main(): Promise<void> {
     say(`bare onnxruntime-node sessions (encoder + greedy merged decoder, 1 thread): ${fmt(bareWarm, 1)} ms per clip; same transcript as ours for ${sameAsBare}/${clips.length} clips`);
     say(`ratio (a) our end-to-end per clip (1 stream; HTTP, multipart, WAV, front end, worker hops included; ${fmt(oursWarm, 1)} ms) / bare sessions (${fmt(bareWarm, 1)} ms), warm, ${pairs} adjacent pairs${pinCpus[0] === undefined ? ' (taskset missing: unpinned)' : `, both sides on one core, rounds alternating over cores ${pinCpus.join(',')}`}, wall time = ${fmt(oursWarm / bareWarm, 3)}  (target ≤ 1.10); median of pair ratios ${fmt(pct(pairRatios, 50), 3)}`);
     say(`  where our time went (ms per clip; Server-Timing; client = as the load generator saw it): ${breakdownOf(timingSum)}`);
+    say(`  bare sessions' split: encoder ${fmt(bareEncoderMs / pairs, 2)}, decoder loop ${fmt(bareWarm - bareEncoderMs / pairs, 2)} (ms per clip, warm)`);
     say(`  in CPU time: agent process ${fmt((oursCpu / pairs) * 1000, 1)} ms per clip / bare ${fmt((bareCpu / pairs) * 1000, 1)} ms per clip = ${fmt(oursCpu / bareCpu, 3)}`);
     say(`  cold (each side's first run after the other's): ${fmt(mean(ours.cold), 1)} / ${fmt(mean(bareT.cold), 1)} ms = ${fmt(mean(ours.cold) / mean(bareT.cold), 3)}; ours: ${breakdownOf(coldTimingSum)}`);
     if (tf1) {
