@@ -8,21 +8,20 @@
 //     encoder + greedy-decoder work (same features, same tokens, same thread count), target ≤ 1.10,
 //     measured clip by clip in adjacent pairs (each side twice: cold, then warm), with the agent's
 //     Server-Timing breakdown
-// Requests go out through node:http with keep-alive and bodies built once (as wrk does).
+// Requests go out on raw keep-alive HTTP/1.1 connections with the bodies built once (as wrk does).
 //   - ratio (b): our throughput / the transformers.js ASR pipeline's on the same model files, target ≥ 1.0
 //     (when @huggingface/transformers is installed: bash edge-agent/bench/setup-transformers-baseline.sh)
 // Options (env): BENCH_DTYPES=int8,fp32  BENCH_WORKERS=2  BENCH_REQUESTS_PER_STREAM=3  BENCH_PAIR_ROUNDS=4
 //                WHISPEROPS_TFJS_DIR=/tmp/tfjs (where the baseline package is installed)
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, fork, spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import http, { createServer } from 'node:http';
+import { createServer } from 'node:http';
+import net from 'node:net';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import * as ort from 'onnxruntime-node';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { resample } from '../src/audio/resample.js';
 import { decodeWav, encodeWav16 } from '../src/audio/wav.js';
-import { onnxFileNames } from '../src/inference/model-files.js';
 import type { ModelDtype } from '../src/inference/model-files.js';
 import { splitWindows, WhisperModel } from '../src/inference/whisper-model.js';
 import { EMBEDDED_MODEL, REPO_ROOT, speak, tempDir, testSentences } from '../src/testing/speech.js';
@@ -59,10 +58,10 @@ function makeClips(): { wav: Uint8Array; body: Buffer; samples: Float32Array; te
 }
 
 /**
- * The load generator's request: node:http with keep-alive and the multipart body built once per clip, as
- * wrk-style load generators do, so the client's own form encoding is not counted as the agent's time.
+ * The load generator: raw keep-alive HTTP/1.1 connections on 127.0.0.1 (one per concurrent stream), each
+ * request the prebuilt multipart body behind a few header lines, the response read by its Content-Length —
+ * what wrk does, so that an HTTP client library's own per-request work is not counted as the agent's.
  */
-const keepAlive = new http.Agent({ keepAlive: true, maxSockets: 64 });
 const BOUNDARY = '----whisperops-bench';
 function multipartBody(wav: Uint8Array): Buffer {
   const head = `--${BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="clip.wav"\r\nContent-Type: audio/wav\r\n\r\n`;
@@ -77,36 +76,98 @@ interface Posted {
   timing: Record<string, number>;
 }
 
-function post(url: string, body: Buffer): Promise<Posted> {
-  return new Promise((resolve, reject) => {
-    const t = performance.now();
-    const req = http.request(
-      `${url}/v1/audio/transcriptions`,
-      { method: 'POST', agent: keepAlive, headers: { 'content-type': `multipart/form-data; boundary=${BOUNDARY}`, 'content-length': body.length } },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const ms = performance.now() - t;
-          let text = '';
-          try {
-            text = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { text?: string }).text ?? '';
-          } catch {
-            // an error body; the status says so
-          }
-          const timing: Record<string, number> = {};
-          for (const part of String(res.headers['server-timing'] ?? '').split(',')) {
-            const m = /^\s*([\w-]+);dur=([\d.]+)/.exec(part);
-            if (m?.[1] && m[2]) timing[m[1]] = Number(m[2]);
-          }
-          resolve({ ms, text, status: res.statusCode ?? 0, timing });
-        });
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
+class Connection {
+  private buf: Buffer = Buffer.alloc(0);
+  /** False once the agent closed the connection (its keep-alive timeout) or it failed. */
+  alive = true;
+  private waiting: { t0: number; resolve: (p: Posted) => void; reject: (e: Error) => void } | undefined;
+
+  private constructor(
+    private readonly socket: net.Socket,
+    private readonly host: string,
+  ) {
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => {
+      this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+      this.parse();
+    });
+    const fail = (e: Error): void => {
+      this.alive = false;
+      this.waiting?.reject(e);
+      this.waiting = undefined;
+    };
+    socket.on('error', fail);
+    socket.on('close', () => fail(new Error('connection closed')));
+  }
+
+  static open(port: number): Promise<Connection> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect(port, '127.0.0.1', () => resolve(new Connection(socket, `127.0.0.1:${port}`)));
+      socket.once('error', reject);
+    });
+  }
+
+  post(body: Buffer): Promise<Posted> {
+    return new Promise((resolve, reject) => {
+      this.waiting = { t0: performance.now(), resolve, reject };
+      this.socket.cork();
+      this.socket.write(`POST /v1/audio/transcriptions HTTP/1.1\r\nHost: ${this.host}\r\nContent-Type: multipart/form-data; boundary=${BOUNDARY}\r\nContent-Length: ${body.length}\r\n\r\n`);
+      this.socket.write(body);
+      this.socket.uncork();
+    });
+  }
+
+  private parse(): void {
+    const w = this.waiting;
+    if (!w) return;
+    const end = this.buf.indexOf('\r\n\r\n');
+    if (end < 0) return;
+    const head = this.buf.subarray(0, end).toString('latin1').split('\r\n');
+    const headers = new Map(head.slice(1).map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
+    const length = Number(headers.get('content-length') ?? NaN);
+    if (!Number.isFinite(length)) {
+      w.reject(new Error('response without Content-Length'));
+      return;
+    }
+    if (this.buf.length < end + 4 + length) return;
+    const ms = performance.now() - w.t0;
+    const body = this.buf.subarray(end + 4, end + 4 + length).toString('utf8');
+    this.buf = this.buf.subarray(end + 4 + length);
+    this.waiting = undefined;
+    let text = '';
+    try {
+      text = (JSON.parse(body) as { text?: string }).text ?? '';
+    } catch {
+      // an error body; the status says so
+    }
+    const timing: Record<string, number> = {};
+    for (const part of (headers.get('server-timing') ?? '').split(',')) {
+      const m = /^\s*([\w-]+);dur=([\d.]+)/.exec(part);
+      if (m?.[1] && m[2]) timing[m[1]] = Number(m[2]);
+    }
+    w.resolve({ ms, text, status: Number(head[0]?.split(' ')[1] ?? 0), timing });
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+/** Idle connections per agent URL; a request takes one (or opens one) and gives it back. */
+const idle = new Map<string, Connection[]>();
+async function post(url: string, body: Buffer): Promise<Posted> {
+  const list = idle.get(url) ?? [];
+  idle.set(url, list);
+  let conn = list.pop();
+  while (conn && !conn.alive) conn = list.pop();
+  conn ??= await Connection.open(Number(new URL(url).port));
+  const r = await conn.post(body);
+  list.push(conn);
+  return r;
+}
+function closeConnections(url: string): void {
+  for (const c of idle.get(url) ?? []) c.close();
+  idle.delete(url);
 }
 
 interface LevelResult {
@@ -137,54 +198,46 @@ async function level(url: string, clips: { body: Buffer }[], streams: number, re
   return { streams, requests, throughput: requests / wall, p50: pct(lat, 50), p99: pct(lat, 99), failed, latencies: lat };
 }
 
-/** Bare onnxruntime-node: the encoder and the greedy merged-decoder loop, nothing else, on one thread. */
-async function bareSessions(dtype: ModelDtype): Promise<{ once: (f: Float32Array) => Promise<number[]>; encoderMs: () => number; release: () => Promise<void> }> {
-  const files = onnxFileNames(dtype);
-  const so: ort.InferenceSession.SessionOptions = { intraOpNumThreads: 1, interOpNumThreads: 1, executionMode: 'sequential', graphOptimizationLevel: 'all' };
-  const enc = await ort.InferenceSession.create(join(EMBEDDED_MODEL, files.encoder), so);
-  const dec = await ort.InferenceSession.create(join(EMBEDDED_MODEL, files.decoder), so);
-  const config = JSON.parse(readFileSync(join(EMBEDDED_MODEL, 'config.json'), 'utf8')) as { decoder_layers: number; decoder_attention_heads: number; d_model: number; vocab_size: number };
-  const heads = config.decoder_attention_heads;
-  const hd = config.d_model / heads;
-  const stepOutputs = ['logits', ...Array.from({ length: config.decoder_layers }, (_, l) => [`present.${l}.decoder.key`, `present.${l}.decoder.value`]).flat()];
-  let lastEncoderMs = 0;
-  const once = async (f: Float32Array): Promise<number[]> => {
-    const t0 = performance.now();
-    const { last_hidden_state: h } = await enc.run({ input_features: new ort.Tensor('float32', f, [1, 80, f.length / 80]) });
-    lastEncoderMs = performance.now() - t0;
-    if (!h) throw new Error('no encoder output');
-    const empty = new ort.Tensor('float32', new Float32Array(0), [1, heads, 0, hd]);
-    const past: Record<string, ort.Tensor> = {};
-    for (let l = 0; l < config.decoder_layers; l++) for (const k of ['decoder', 'encoder']) for (const kv of ['key', 'value']) past[`past_key_values.${l}.${k}.${kv}`] = empty;
-    let ids = BigInt64Array.from([1000n, 1001n, 1003n, 1007n]);
-    const out: number[] = [];
-    for (let step = 0; step < 124; step++) {
-      const feeds = { input_ids: new ort.Tensor('int64', ids, [1, ids.length]), encoder_hidden_states: h, use_cache_branch: new ort.Tensor('bool', new Uint8Array([step > 0 ? 1 : 0]), [1]), ...past };
-      // As the agent does: after step 0 only the logits and the self-attention cache are fetched.
-      const r = step > 0 ? await dec.run(feeds, stepOutputs) : await dec.run(feeds);
-      for (let l = 0; l < config.decoder_layers; l++) {
-        for (const kv of ['key', 'value']) {
-          const d = r[`present.${l}.decoder.${kv}`];
-          if (d) past[`past_key_values.${l}.decoder.${kv}`] = d;
-          const e = r[`present.${l}.encoder.${kv}`];
-          if (step === 0 && e) past[`past_key_values.${l}.encoder.${kv}`] = e;
-        }
-      }
-      const logits = r.logits?.data as Float32Array;
-      const base = (ids.length - 1) * config.vocab_size;
-      let best = step === 0 ? 1 : 0; // begin_suppress_tokens = [0]
-      for (let v = 0; v < config.vocab_size; v++) if ((step > 0 || v !== 0) && logits[base + v] > logits[base + best]) best = v;
-      if (best === 0) break;
-      out.push(best);
-      ids = BigInt64Array.from([BigInt(best)]);
-    }
-    return out;
+interface BareRun {
+  ms: number;
+  cpuMs: number;
+  encoderMs: number;
+  tokens: number[];
+}
+
+/**
+ * The bare session loop (bare-runner.ts) in a child process of its own, pinned like the agent: its
+ * garbage (the decoder's output tensors, tens of MB per clip) is collected in its own process, never in
+ * this load generator while an agent request is being timed. Times are taken inside the child, around
+ * the session calls only.
+ */
+async function startBare(dtype: ModelDtype, feats: Float32Array[]): Promise<{ pid: number; run: (i: number) => Promise<BareRun>; stop: () => Promise<void> }> {
+  const child = fork(fileURLToPath(new URL('./bare-runner.ts', import.meta.url)), [], { execArgv: ['--import', 'tsx'], serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const reply = <T>(): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      const onExit = (code: number | null): void => reject(new Error(`bare runner exited with code ${code}`));
+      child.once('exit', onExit);
+      child.once('message', (m) => {
+        child.off('exit', onExit);
+        resolve(m as T);
+      });
+    });
+  const ready = reply<{ ready: true }>();
+  child.send({ dtype, feats });
+  await ready;
+  return {
+    pid: child.pid ?? 0,
+    run: (i) => {
+      const r = reply<BareRun>();
+      child.send({ run: i });
+      return r;
+    },
+    stop: async () => {
+      const exited = new Promise<void>((r) => child.once('exit', () => r()));
+      child.send({ stop: true });
+      await exited;
+    },
   };
-  const release = async (): Promise<void> => {
-    await enc.release();
-    await dec.release();
-  };
-  return { once, encoderMs: () => lastEncoderMs, release };
 }
 
 interface Tfjs {
@@ -349,8 +402,7 @@ async function main(): Promise<void> {
     const feats: Float32Array[] = [];
     for (const w of windows) feats.push((await fe.logMel.compute(w)).slice());
     await fe.release();
-    const bareRunner = await bareSessions(dtype);
-    for (const f of feats.slice(0, 2)) await bareRunner.once(f);
+    const bareRunner = await startBare(dtype, feats);
     const tf1 = await loadTfjs(dtype, 1);
     for (const w of windows.slice(0, 2)) await tf1?.run(w);
     // Clip by clip, each side twice in a row (A A B B, then B B A A for the next clip, and so on): the first
@@ -358,8 +410,8 @@ async function main(): Promise<void> {
     // in cache, as an agent serving one request after another does (warm). Adjacent runs see the same
     // machine, so drifts in the speed of a shared VM's cores cancel. The warm ratio is the target figure;
     // the cold one is printed beside it. CPU time is taken around the warm runs too: the agent process's
-    // (all its threads) and this process's; unlike wall time it does not grow when other processes compete
-    // for the cores.
+    // (all its threads) and the bare runner's; unlike wall time it does not grow when other processes
+    // compete for the cores.
     const ours = { cold: [] as number[], warm: [] as number[] };
     const bareT = { cold: [] as number[], warm: [] as number[] };
     const pairRatios: number[] = [];
@@ -379,23 +431,20 @@ async function main(): Promise<void> {
       return r.ms;
     };
     const bareOnce = async (i: number, warm: boolean, round: number): Promise<number> => {
-      const u0 = process.cpuUsage();
-      const t = performance.now();
-      const toks = await bareRunner.once(feats[i] ?? new Float32Array());
-      const ms = performance.now() - t;
-      const u = process.cpuUsage(u0);
+      const r = await bareRunner.run(i);
       if (warm) {
-        bareCpu += (u.user + u.system) / 1e6;
-        bareEncoderMs += bareRunner.encoderMs();
+        bareCpu += r.cpuMs / 1000;
+        bareEncoderMs += r.encoderMs;
       }
-      if (round === 0 && warm) bareTokens[i] = toks;
-      return ms;
+      if (round === 0 && warm) bareTokens[i] = r.tokens;
+      return r.ms;
     };
-    // Both sides share one core at a time (the agent's threads and this process, pinned with taskset), and
+    // Both sides share one core at a time (the agent's threads, this load generator and the bare runner,
+    // pinned with taskset), and
     // the rounds alternate between the cores: on a VM the cores are not equally fast at any moment (other
     // tenants), and a side that happened to stay on the slower one would carry it into the ratio.
     for (let round = 0; round < pairRounds; round++) {
-      pinTo(pinCpus[round % pinCpus.length], [agent.pid, process.pid]);
+      pinTo(pinCpus[round % pinCpus.length], [agent.pid, process.pid, bareRunner.pid]);
       for (let i = 0; i < clips.length; i++) {
         const oursFirst = (round * clips.length + i) % 2 === 0;
         for (const side of oursFirst ? ['ours', 'bare'] : ['bare', 'ours']) {
@@ -410,7 +459,7 @@ async function main(): Promise<void> {
         pairRatios.push((ours.warm.at(-1) ?? NaN) / (bareT.warm.at(-1) ?? NaN));
       }
     }
-    pinTo(allCpus, [agent.pid, process.pid]);
+    pinTo(allCpus, [agent.pid, process.pid, bareRunner.pid]);
     const pairs = ours.warm.length;
     const breakdownOf = (sums: Record<string, number>): string =>
       Object.entries(sums)
@@ -448,7 +497,8 @@ async function main(): Promise<void> {
         tfDefNote = tfDef.note;
       }
     }
-    await bareRunner.release();
+    await bareRunner.stop();
+    closeConnections(url);
     await agent.stop();
     const oursABms = mean(oursAB);
     const oursWarm = mean(ours.warm);
