@@ -11,7 +11,7 @@
 // Requests go out on raw keep-alive HTTP/1.1 connections with the bodies built once (as wrk does).
 //   - ratio (b): our throughput / the transformers.js ASR pipeline's on the same model files, target ≥ 1.0
 //     (when @huggingface/transformers is installed: bash edge-agent/bench/setup-transformers-baseline.sh)
-// Options (env): BENCH_DTYPES=int8,fp32  BENCH_WORKERS=2  BENCH_REQUESTS_PER_STREAM=3  BENCH_PAIR_ROUNDS=4
+// Options (env): BENCH_DTYPES=int8,fp32  BENCH_WORKERS=2  BENCH_REQUESTS_PER_STREAM=3  BENCH_PAIR_ROUNDS=2 BENCH_PAIR_PROCESSES=3
 //                WHISPEROPS_TFJS_DIR=/tmp/tfjs (where the baseline package is installed)
 import { execFileSync, fork, spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -32,7 +32,8 @@ const SR = 16000;
 const dtypes = (process.env.BENCH_DTYPES ?? 'int8,fp32').split(',') as ModelDtype[];
 const workers = Number(process.env.BENCH_WORKERS ?? Math.min(4, availableParallelism()));
 const perStream = Number(process.env.BENCH_REQUESTS_PER_STREAM ?? 3);
-const pairRounds = Number(process.env.BENCH_PAIR_ROUNDS ?? 4);
+const pairRounds = Number(process.env.BENCH_PAIR_ROUNDS ?? 2);
+const pairProcesses = Number(process.env.BENCH_PAIR_PROCESSES ?? 3);
 const tfjsDir = process.env.WHISPEROPS_TFJS_DIR ?? '/tmp/tfjs';
 
 function pct(xs: number[], p: number): number {
@@ -211,7 +212,13 @@ interface BareRun {
  * this load generator while an agent request is being timed. Times are taken inside the child, around
  * the session calls only.
  */
-async function startBare(dtype: ModelDtype, feats: Float32Array[]): Promise<{ pid: number; run: (i: number) => Promise<BareRun>; stop: () => Promise<void> }> {
+interface Bare {
+  pid: number;
+  run: (i: number) => Promise<BareRun>;
+  stop: () => Promise<void>;
+}
+
+async function startBare(dtype: ModelDtype, feats: Float32Array[]): Promise<Bare> {
   const child = fork(fileURLToPath(new URL('./bare-runner.ts', import.meta.url)), [], { execArgv: ['--import', 'tsx'], serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const reply = <T>(): Promise<T> =>
     new Promise<T>((resolve, reject) => {
@@ -347,7 +354,8 @@ async function main(): Promise<void> {
   const json: Record<string, unknown> = {};
   for (const dtype of dtypes) {
     // The agent runs as its own process (as in production), so the load generator does not share its event loop.
-    const agent = await spawnAgent(['--workers', String(workers), '--threads', '1', '--dtype', dtype, '--max-queue', '256', '--shutdown-delay-seconds', '0', '--log-level', 'warn']);
+    const agentArgs = ['--workers', String(workers), '--threads', '1', '--dtype', dtype, '--max-queue', '256', '--shutdown-delay-seconds', '0', '--log-level', 'warn'];
+    const agent = await spawnAgent(agentArgs);
     const url = agent.url;
     for (const c of clips.slice(0, 4)) await post(url, c.body); // warm-up
     // Single stream: RTF and transcripts.
@@ -421,17 +429,17 @@ async function main(): Promise<void> {
     let oursCpu = 0;
     let bareCpu = 0;
     let bareEncoderMs = 0;
-    const oursOnce = async (i: number, warm: boolean): Promise<number> => {
-      const c0 = processCpuSeconds(agent.pid);
-      const r = await post(url, clips[i]?.body ?? Buffer.alloc(0));
-      if (warm) oursCpu += processCpuSeconds(agent.pid) - c0;
+    const oursOnce = async (a: { url: string; pid: number }, i: number, warm: boolean): Promise<number> => {
+      const c0 = processCpuSeconds(a.pid);
+      const r = await post(a.url, clips[i]?.body ?? Buffer.alloc(0));
+      if (warm) oursCpu += processCpuSeconds(a.pid) - c0;
       const sums = warm ? timingSum : coldTimingSum;
       sums.client = (sums.client ?? 0) + r.ms;
       for (const [k, v] of Object.entries(r.timing)) sums[k] = (sums[k] ?? 0) + v;
       return r.ms;
     };
-    const bareOnce = async (i: number, warm: boolean, round: number): Promise<number> => {
-      const r = await bareRunner.run(i);
+    const bareOnce = async (b: Bare, i: number, warm: boolean, round: number): Promise<number> => {
+      const r = await b.run(i);
       if (warm) {
         bareCpu += r.cpuMs / 1000;
         bareEncoderMs += r.encoderMs;
@@ -440,26 +448,41 @@ async function main(): Promise<void> {
       return r.ms;
     };
     // Both sides share one core at a time (the agent's threads, this load generator and the bare runner,
-    // pinned with taskset), and
-    // the rounds alternate between the cores: on a VM the cores are not equally fast at any moment (other
-    // tenants), and a side that happened to stay on the slower one would carry it into the ratio.
-    for (let round = 0; round < pairRounds; round++) {
-      pinTo(pinCpus[round % pinCpus.length], [agent.pid, process.pid, bareRunner.pid]);
-      for (let i = 0; i < clips.length; i++) {
-        const oursFirst = (round * clips.length + i) % 2 === 0;
-        for (const side of oursFirst ? ['ours', 'bare'] : ['bare', 'ours']) {
-          if (side === 'ours') {
-            ours.cold.push(await oursOnce(i, false));
-            ours.warm.push(await oursOnce(i, true));
-          } else {
-            bareT.cold.push(await bareOnce(i, false, round));
-            bareT.warm.push(await bareOnce(i, true, round));
+    // pinned with taskset), and the rounds alternate between the cores: on a VM the cores are not equally
+    // fast at any moment (other tenants), and a side that happened to stay on the slower one would carry
+    // it into the ratio. And the pairs are spread over several process pairs (a fresh agent and a fresh
+    // bare runner each): the same sessions on the same features ran up to ±5 % faster or slower from one
+    // process to the next here (memory layout), which one process pair alone would carry into the ratio.
+    const processRatios: number[] = [];
+    for (let p = 0; p < pairProcesses; p++) {
+      const a = p === 0 ? agent : await spawnAgent(agentArgs);
+      const b = p === 0 ? bareRunner : await startBare(dtype, feats);
+      if (p > 0) for (const c of clips.slice(0, 4)) await post(a.url, c.body); // warm-up
+      const w0 = ours.warm.length;
+      for (let round = 0; round < pairRounds; round++) {
+        pinTo(pinCpus[round % pinCpus.length], [a.pid, process.pid, b.pid]);
+        for (let i = 0; i < clips.length; i++) {
+          const oursFirst = (round * clips.length + i) % 2 === 0;
+          for (const side of oursFirst ? ['ours', 'bare'] : ['bare', 'ours']) {
+            if (side === 'ours') {
+              ours.cold.push(await oursOnce(a, i, false));
+              ours.warm.push(await oursOnce(a, i, true));
+            } else {
+              bareT.cold.push(await bareOnce(b, i, false, p + round));
+              bareT.warm.push(await bareOnce(b, i, true, p + round));
+            }
           }
+          pairRatios.push((ours.warm.at(-1) ?? NaN) / (bareT.warm.at(-1) ?? NaN));
         }
-        pairRatios.push((ours.warm.at(-1) ?? NaN) / (bareT.warm.at(-1) ?? NaN));
+      }
+      pinTo(allCpus, [a.pid, process.pid, b.pid]);
+      processRatios.push(mean(ours.warm.slice(w0)) / mean(bareT.warm.slice(w0)));
+      if (p > 0) {
+        closeConnections(a.url);
+        await a.stop();
+        await b.stop();
       }
     }
-    pinTo(allCpus, [agent.pid, process.pid, bareRunner.pid]);
     const pairs = ours.warm.length;
     const breakdownOf = (sums: Record<string, number>): string =>
       Object.entries(sums)
@@ -514,7 +537,7 @@ async function main(): Promise<void> {
     for (const l of levels) say(`| ${l.streams} | ${l.requests} | ${fmt(l.throughput, 2)} | ${fmt(l.throughput * CLIP_SECONDS, 1)} | ${fmt(l.p50, 0)} | ${fmt(l.p99, 0)} | ${l.failed} |`);
     say(`/metrics under 16 streams: p99 ${fmt(metricsP99, 1)} ms over ${metricsSamples} scrapes`);
     say(`bare onnxruntime-node sessions (encoder + greedy merged decoder, 1 thread): ${fmt(bareWarm, 1)} ms per clip; same transcript as ours for ${sameAsBare}/${clips.length} clips`);
-    say(`ratio (a) our end-to-end per clip (1 stream; HTTP, multipart, WAV, front end, worker hops included; ${fmt(oursWarm, 1)} ms) / bare sessions (${fmt(bareWarm, 1)} ms), warm, ${pairs} adjacent pairs${pinCpus[0] === undefined ? ' (taskset missing: unpinned)' : `, both sides on one core, rounds alternating over cores ${pinCpus.join(',')}`}, wall time = ${fmt(oursWarm / bareWarm, 3)}  (target ≤ 1.10); median of pair ratios ${fmt(pct(pairRatios, 50), 3)}`);
+    say(`ratio (a) our end-to-end per clip (1 stream; HTTP, multipart, WAV, front end, worker hops included; ${fmt(oursWarm, 1)} ms) / bare sessions (${fmt(bareWarm, 1)} ms), warm, ${pairs} adjacent pairs over ${pairProcesses} agent/bare process pairs${pinCpus[0] === undefined ? ' (taskset missing: unpinned)' : `, both sides on one core, rounds alternating over cores ${pinCpus.join(',')}`}, wall time = ${fmt(oursWarm / bareWarm, 3)}  (target ≤ 1.10); per process pair ${processRatios.map((r) => fmt(r, 3)).join(' ')}; median of pair ratios ${fmt(pct(pairRatios, 50), 3)}`);
     say(`  where our time went (ms per clip; Server-Timing; client = as the load generator saw it): ${breakdownOf(timingSum)}`);
     say(`  bare sessions' split: encoder ${fmt(bareEncoderMs / pairs, 2)}, decoder loop ${fmt(bareWarm - bareEncoderMs / pairs, 2)} (ms per clip, warm)`);
     say(`  in CPU time: agent process ${fmt((oursCpu / pairs) * 1000, 1)} ms per clip / bare ${fmt((bareCpu / pairs) * 1000, 1)} ms per clip = ${fmt(oursCpu / bareCpu, 3)}`);
@@ -525,7 +548,7 @@ async function main(): Promise<void> {
       const alt = Math.max(tfjsThroughput, Number.isFinite(tfjsDefaultThroughput) ? tfjsDefaultThroughput : 0);
       say(`ratio (b) our throughput / transformers.js (its faster setting): single stream ${fmt(mean(tfjsAB) / oursABms, 2)} (interleaved), 16 streams ${fmt(ours16, 2)} clips/s → ${fmt(ours16 / alt, 2)}  (target ≥ 1.0)`);
     } else say(`ratio (b): transformers.js baseline not installed (bash edge-agent/bench/setup-transformers-baseline.sh; looked in ${tfjsDir})`);
-    json[dtype] = { e2eMs, rtf: e2eMs / 1000 / CLIP_SECONDS, wer: errs / words, levels, metricsP99, bareMs: bareWarm, oursMs: oursWarm, ratioA: oursWarm / bareWarm, ratioAPairMedian: pct(pairRatios, 50), timing: Object.fromEntries(Object.entries(timingSum).map(([k, v]) => [k, v / pairs])), ratioACpu: oursCpu / bareCpu, oursCpuMs: (oursCpu / pairs) * 1000, bareCpuMs: (bareCpu / pairs) * 1000, cold: { oursMs: mean(ours.cold), bareMs: mean(bareT.cold), ratio: mean(ours.cold) / mean(bareT.cold), timing: Object.fromEntries(Object.entries(coldTimingSum).map(([k, v]) => [k, v / pairs])) }, sameAsBare, tfjsMsInterleaved: mean(tfjsAB), tfjsThroughput, ours16, tfjsDefaultThroughput, sameAsTfjs, ourTexts, tfjsTexts };
+    json[dtype] = { e2eMs, rtf: e2eMs / 1000 / CLIP_SECONDS, wer: errs / words, levels, metricsP99, bareMs: bareWarm, oursMs: oursWarm, ratioA: oursWarm / bareWarm, ratioAPairMedian: pct(pairRatios, 50), ratioAPerProcessPair: processRatios, timing: Object.fromEntries(Object.entries(timingSum).map(([k, v]) => [k, v / pairs])), ratioACpu: oursCpu / bareCpu, oursCpuMs: (oursCpu / pairs) * 1000, bareCpuMs: (bareCpu / pairs) * 1000, cold: { oursMs: mean(ours.cold), bareMs: mean(bareT.cold), ratio: mean(ours.cold) / mean(bareT.cold), timing: Object.fromEntries(Object.entries(coldTimingSum).map(([k, v]) => [k, v / pairs])) }, sameAsBare, tfjsMsInterleaved: mean(tfjsAB), tfjsThroughput, ours16, tfjsDefaultThroughput, sameAsTfjs, ourTexts, tfjsTexts };
   }
   say('');
   say(`total bench time ${((Date.now() - started) / 1000).toFixed(0)} s; load average at end ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
