@@ -59,7 +59,6 @@ export async function bareSessions(dtype: ModelDtype): Promise<{ once: (f: Float
   return { once, encoderMs: () => lastEncoderMs, release };
 }
 
-
 type Msg = { dtype: ModelDtype; feats: Float32Array[] } | { run: number } | { stop: true };
 let runner: Awaited<ReturnType<typeof bareSessions>> | undefined;
 let feats: Float32Array[] = [];

@@ -1,11 +1,10 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { Fft, RealPowerSpectrum } from './fft.js';
-import { LogMel, melFilterBank } from './log-mel.js';
+import { hannWindow, LogMel, melFilterBank } from './log-mel.js';
 import { logMelFixture, maxAbsDiff, WHISPER_TINY_SYNTH } from './log-mel-fixture.js';
 import { resample } from './resample.js';
 import { AudioFormatError, decodeWav, encodeWav16 } from './wav.js';
-
 
 function naiveDft(re: number[], im: number[]): [number[], number[]] {
   const n = re.length;
@@ -47,7 +46,7 @@ describe('Fft', () => {
   it('RealPowerSpectrum equals |DFT|² of a windowed real signal', () => {
     const n = 400;
     const x = Float32Array.from({ length: n + 10 }, (_, i) => Math.sin(i * 0.37) + 0.1 * Math.cos(i * 2.1));
-    const w = Float64Array.from({ length: n }, (_, i) => 0.5 - 0.5 * Math.cos((2 * Math.PI * i) / n));
+    const w = hannWindow(n);
     const out = new Float64Array(n / 2 + 1);
     new RealPowerSpectrum(n).compute(x, 5, w, out);
     const [eR, eI] = naiveDft(Array.from({ length: n }, (_, i) => x[5 + i] * w[i]), new Array<number>(n).fill(0));
@@ -69,7 +68,7 @@ describe('LogMel', () => {
     const cfg = { feature_size: 80, sampling_rate: 16000, hop_length: 160, n_fft: 400, n_samples: 8000, nb_max_frames: 50 };
     const half = cfg.n_fft / 2;
     const filters = melFilterBank(cfg.n_fft / 2 + 1, cfg.feature_size, cfg.sampling_rate);
-    const window = Float64Array.from({ length: cfg.n_fft }, (_, i) => 0.5 - 0.5 * Math.cos((2 * Math.PI * i) / cfg.n_fft));
+    const window = hannWindow(cfg.n_fft);
     const rfft = new RealPowerSpectrum(cfg.n_fft);
     const plain = (audio: Float32Array): Float32Array => {
       const padded = new Float32Array(cfg.n_samples + 2 * half);
