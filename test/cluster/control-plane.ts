@@ -8,7 +8,7 @@ import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import {
   adminKubeconfigPath,
@@ -21,7 +21,10 @@ import {
 } from './config.js';
 import { kubeconfigDocument } from './kubeconfig.js';
 import { createNodes, desiredNodes, kwokNodeAnnotation } from './nodes.js';
+import { startObjectStore, type ObjectStoreInfo } from './object-store.js';
 import { createPki, frontProxyClientName, type ClientIdentity, type Pki } from './pki.js';
+import { startProcessNodes, type ProcessNodesInfo } from './process-nodes.js';
+import { startPrometheus, type PrometheusInfo } from './prometheus.js';
 
 export const components = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok'] as const;
 export type Component = (typeof components)[number];
@@ -37,6 +40,40 @@ export interface Ports {
 
 export type Owner = 'cli' | 'jest';
 
+/**
+ * What an add-on (the process-backed nodes, Prometheus, the S3 store) gets to start itself once the
+ * control plane is up. Add-ons live in their own files (process-nodes.ts, prometheus.ts, object-store.ts).
+ */
+export interface AddonContext {
+  /** the cluster dir; an add-on keeps its state under a sub-folder of its own */
+  dir: string;
+  /** https://127.0.0.1:<port> of the API server */
+  server: string;
+  pki: Pki;
+  adminKubeconfig: string;
+  /** the clean environment the control plane's processes run with (PATH, HOME inside the cluster dir) */
+  env: NodeJS.ProcessEnv;
+  /** <dir>/logs/<name>.log */
+  logFile(name: string): string;
+  /** Starts a detached process (own process group) logging to logFile(name); returns its pid. */
+  startDetached(name: string, binary: string, args: string[], env?: NodeJS.ProcessEnv): number;
+}
+
+/** A long-running process an add-on started: stopped (TERM, then KILL) by stopCluster, checked by isHealthy. */
+export interface AddonProcess {
+  name: string;
+  pid: number;
+  /** absolute path of the binary it runs (guards against reused pids) */
+  binary: string;
+}
+
+/** What the add-ons report (URLs, credentials' locations); printed by `cluster:up` and read by tests. */
+export interface AddonsInfo {
+  processNodes?: ProcessNodesInfo;
+  prometheus?: PrometheusInfo;
+  objectStore?: ObjectStoreInfo;
+}
+
 export interface ClusterState {
   versionKey: string;
   binDir: string;
@@ -49,6 +86,8 @@ export interface ClusterState {
   adminKubeconfig: string;
   startedAt: string;
   startSeconds: number;
+  addons: AddonsInfo;
+  addonProcesses: AddonProcess[];
 }
 
 /** Everything the service CIDR and kwok invent is documentation/private space that nothing here contacts. */
@@ -63,6 +102,13 @@ const clients: ClientIdentity[] = [
   { file: 'scheduler', commonName: 'system:kube-scheduler', organizations: [] },
   // kwok writes node and pod status and leases of every fake node; it runs as a cluster admin like kwokctl's.
   { file: 'kwok', commonName: 'kwok-controller', organizations: ['system:masters'] },
+  // The process-backed nodes (virtual-kubelet): one process runs several nodes, mints ServiceAccount
+  // tokens for their pods and provisions local volumes, so it runs as a cluster admin like kwok.
+  { file: 'process-node', commonName: 'whisperops-process-node', organizations: ['system:masters'] },
+  // The API server's client certificate towards the node API (kubectl logs/exec), as kubeadm names it.
+  { file: 'apiserver-kubelet-client', commonName: 'kube-apiserver-kubelet-client', organizations: ['system:masters'] },
+  // Prometheus discovers pods with its own identity: RBAC grants it list/watch on pods only (prometheus.ts).
+  { file: 'prometheus', commonName: 'whisperops-prometheus', organizations: [] },
 ];
 
 export function log(message: string): void {
@@ -320,6 +366,9 @@ export async function isHealthy(state: ClusterState): Promise<boolean> {
   for (const c of components) {
     if (!isAlive(state.pids[c]) || !(await isOurProcess(state.pids[c], state.binDir))) return false;
   }
+  for (const p of state.addonProcesses ?? []) {
+    if (!isAlive(p.pid) || !(await isOurProcess(p.pid, dirname(p.binary)))) return false;
+  }
   const pki = join(state.dir, 'pki');
   try {
     const res = await httpGet(`${state.server}/readyz`, {
@@ -335,15 +384,35 @@ export async function isHealthy(state: ClusterState): Promise<boolean> {
 
 /** Stops the processes recorded in `state` (TERM, then KILL after 10 s), newest first. */
 export async function stopProcesses(state: ClusterState): Promise<void> {
+  for (const p of [...(state.addonProcesses ?? [])].reverse()) {
+    if (!isAlive(p.pid) || !(await isOurProcess(p.pid, dirname(p.binary)))) continue;
+    // Add-ons run in process groups of their own: the group goes with them (pods of the process nodes
+    // have groups of their own, which the process-node program stops itself; see process-nodes.ts).
+    await stopPid(p.pid, p.name, true);
+  }
   for (const c of [...components].reverse()) {
     const pid = state.pids[c];
     if (!pid || !isAlive(pid) || !(await isOurProcess(pid, state.binDir))) continue;
-    process.kill(pid, 'SIGTERM');
-    const deadline = Date.now() + 10_000;
-    while (isAlive(pid) && Date.now() < deadline) await sleep(100);
-    if (isAlive(pid)) process.kill(pid, 'SIGKILL');
-    log(`stopped ${c} (pid ${pid})`);
+    await stopPid(pid, c, false);
   }
+}
+
+/** TERM, then KILL after 10 s (with `group`, to the whole process group whose leader is pid). */
+async function stopPid(pid: number, name: string, group: boolean): Promise<void> {
+  const target = group ? -pid : pid;
+  try {
+    process.kill(target, 'SIGTERM');
+  } catch {
+    return;
+  }
+  const deadline = Date.now() + 10_000;
+  while (isAlive(pid) && Date.now() < deadline) await sleep(100);
+  try {
+    if (group || isAlive(pid)) process.kill(target, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+  log(`stopped ${name} (pid ${pid})`);
 }
 
 /** Stops the cluster whose state is in the cluster dir and removes that dir. */
@@ -372,15 +441,19 @@ export interface StartOptions {
 }
 
 function startProcess(bin: string, name: Component, args: string[], logFile: string, env: NodeJS.ProcessEnv): number {
+  return spawnDetached(join(bin, name), args, logFile, env);
+}
+
+function spawnDetached(binary: string, args: string[], logFile: string, env: NodeJS.ProcessEnv): number {
   const fd = openSync(logFile, 'a');
   try {
-    const child = spawn(join(bin, name === 'kwok' ? 'kwok' : name), args, {
+    const child = spawn(binary, args, {
       detached: true,
       stdio: ['ignore', fd, fd],
       env,
     });
     child.unref();
-    if (child.pid === undefined) throw new Error(`could not start ${name}`);
+    if (child.pid === undefined) throw new Error(`could not start ${binary}`);
     return child.pid;
   } finally {
     closeSync(fd);
@@ -454,6 +527,8 @@ export async function startCluster(opts: StartOptions): Promise<ClusterState> {
   const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, LANG: 'C.UTF-8' };
 
   const pids: Partial<Record<Component, number>> = {};
+  const addons: AddonsInfo = {};
+  const addonProcesses: AddonProcess[] = [];
   const logFile = (c: Component): string => join(dir, 'logs', `${c}.log`);
   const deadCheck = (c: Component) => (): string | undefined => {
     const pid = pids[c];
@@ -471,6 +546,8 @@ export async function startCluster(opts: StartOptions): Promise<ClusterState> {
     adminKubeconfig: kubeconfigs.admin,
     startedAt: new Date(t0).toISOString(),
     startSeconds: (Date.now() - t0) / 1000,
+    addons,
+    addonProcesses,
   });
   const saveState = async (): Promise<void> => {
     await writeFile(join(dir, 'state.json'), JSON.stringify(state(), null, 2) + '\n');
@@ -554,6 +631,31 @@ export async function startCluster(opts: StartOptions): Promise<ClusterState> {
         return true;
       }, deadCheck('kube-controller-manager')),
     );
+    await saveState();
+
+    // Add-ons: the process-backed nodes, Prometheus and the S3 store, started side by side.
+    const ctx: AddonContext = {
+      dir,
+      server,
+      pki,
+      adminKubeconfig: kubeconfigs.admin,
+      env,
+      logFile: (name) => join(dir, 'logs', `${name}.log`),
+      startDetached: (name, binary, args, extraEnv) => {
+        const pid = spawnDetached(binary, args, join(dir, 'logs', `${name}.log`), { ...env, ...extraEnv });
+        addonProcesses.push({ name, pid, binary });
+        return pid;
+      },
+    };
+    const [processNodes, prometheus, objectStore] = await Promise.all([
+      startProcessNodes(ctx).finally(saveState),
+      startPrometheus(ctx).finally(saveState),
+      startObjectStore(ctx).finally(saveState),
+    ]);
+    if (processNodes !== undefined) addons.processNodes = processNodes;
+    if (prometheus !== undefined) addons.prometheus = prometheus;
+    if (objectStore !== undefined) addons.objectStore = objectStore;
+    log(`add-ons ready (${Date.now() - t0} ms)`);
     await saveState();
     const s = state();
     log(`cluster ready in ${s.startSeconds.toFixed(1)} s; admin kubeconfig: ${kubeconfigs.admin}`);
