@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the local control plane's binaries (kube-apiserver, kube-controller-manager, kube-scheduler,
-# kubectl, etcd, kwok, helm) from their Go modules into $WHISPEROPS_CACHE/k8s, unless they are
+# kubectl, etcd, kwok, helm, prometheus, promtool, versitygw) from their Go modules into $WHISPEROPS_CACHE/k8s, unless they are
 # cached already. Idempotent; about a second when everything is cached. See test/cluster/README.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -39,7 +39,7 @@ fi
 t0=$(date +%s)
 bin="$(bash test/cluster/build/build.sh | tail -n 1)"
 t1=$(date +%s)
-for b in kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok helm; do
+for b in kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok helm prometheus promtool versitygw; do
   [[ -x "${bin}/${b}" ]] || { say "missing ${bin}/${b} after the build"; exit 1; }
 done
 if [[ -f "${bin}/../build-seconds.txt" ]] && (( t1 - t0 > 5 )); then

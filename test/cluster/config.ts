@@ -14,6 +14,10 @@ export interface ComponentVersions {
   etcd: string;
   kwok: string;
   helm: string;
+  /** Prometheus 3.x release (v3.MM.P; the Go module version is v0.3MM.P) */
+  prometheus: string;
+  /** versitygw, the S3 gateway */
+  versitygw: string;
 }
 
 /** Parses `KEY=value` lines of versions.env (comments and blank lines ignored). */
@@ -36,6 +40,8 @@ export function parseVersionsEnv(text: string): ComponentVersions {
     etcd: get('ETCD_VERSION'),
     kwok: get('KWOK_VERSION'),
     helm: get('HELM_VERSION'),
+    prometheus: get('PROMETHEUS_VERSION'),
+    versitygw: get('VERSITYGW_VERSION'),
   };
 }
 
@@ -45,14 +51,14 @@ export function versions(): ComponentVersions {
 
 /** The cache key of a set of binaries; build.sh uses the same spelling. */
 export function versionKey(v: ComponentVersions): string {
-  return `kube-${v.kubernetes}_etcd-${v.etcd}_kwok-${v.kwok}_helm-${v.helm}`;
+  return `kube-${v.kubernetes}_etcd-${v.etcd}_kwok-${v.kwok}_helm-${v.helm}_prometheus-${v.prometheus}_versitygw-${v.versitygw}`;
 }
 
 export function cacheRoot(env: NodeJS.ProcessEnv = process.env): string {
   return env.WHISPEROPS_CACHE ?? join(homedir(), '.cache', 'whisperops');
 }
 
-/** Directory holding kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd, kwok, helm. */
+/** Directory holding kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd, kwok, helm, prometheus, promtool, versitygw. */
 export function binDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(cacheRoot(env), 'k8s', versionKey(versions()), 'bin');
 }

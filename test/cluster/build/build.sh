@@ -4,6 +4,8 @@
 #   etcd:       etcd (go.etcd.io/etcd/server/v3)
 #   kwok:       kwok (sigs.k8s.io/kwok/cmd/kwok)
 #   helm:       helm (helm.sh/helm/v3/cmd/helm)
+#   prometheus: prometheus, promtool (github.com/prometheus/prometheus/cmd/…, module v0.3MM.P = Prometheus 3.MM.P)
+#   versitygw:  versitygw (github.com/versity/versitygw/cmd/versitygw), the S3 gateway
 # Each component is cached under $WHISPEROPS_CACHE/k8s/<component>-<version>/bin; the set the
 # harness uses is assembled (hard links) in $WHISPEROPS_CACHE/k8s/<version-key>/bin, whose path is
 # printed on the last line of stdout.
@@ -124,27 +126,79 @@ build_helm() {
   finish "${dir}"
 }
 
+# Prometheus 3.MM.P is published as the Go module version v0.3MM.P (0.(100*major+minor).patch).
+prometheus_module_version() {
+  local v="${PROMETHEUS_VERSION#v}" major minor patch
+  IFS=. read -r major minor patch <<< "${v}"
+  printf 'v0.%d.%d' "$((major * 100 + minor))" "${patch}"
+}
+
+# Publication time of MODULE@VERSION on the proxy (reproducible build date).
+module_time() {
+  local mod_dir="$1" module="$2" version="$3" info
+  info="$(cd "${mod_dir}" && go mod download -json "${module}@${version}" | sed -n 's/^[[:space:]]*"Info": "\(.*\)",$/\1/p')"
+  sed -n 's/.*"Time":"\([^"]*\)".*/\1/p' "${info}"
+}
+
+build_prometheus() {
+  local dir; dir="$(component_dir prometheus "${PROMETHEUS_VERSION}")"
+  is_complete "${dir}" && return 0
+  local mod_dir="${cluster_dir}/modules/prometheus" modv
+  modv="$(prometheus_module_version)"
+  ensure_module_version "${mod_dir}" github.com/prometheus/prometheus "${modv}"
+  mkdir -p "${dir}/bin"; rm -f "${dir}/build-seconds.txt"
+  # As promu stamps release builds (.promu.yml); the revision is the module version (no git here),
+  # the build date the module's publication time.
+  local t build_date pv="github.com/prometheus/common/version"
+  t="$(module_time "${mod_dir}" github.com/prometheus/prometheus "${modv}")"
+  build_date="$(date -u -d "${t}" +%Y%m%d-%H:%M:%S)"
+  local ldflags="-s -w -X ${pv}.Version=${PROMETHEUS_VERSION#v} -X ${pv}.Revision=${modv}"
+  ldflags+=" -X ${pv}.Branch=HEAD -X ${pv}.BuildUser=whisperops@localhost -X ${pv}.BuildDate=${build_date}"
+  # Only Kubernetes service discovery: the other discoverers are not needed and cost build time.
+  (cd "${mod_dir}" && go_build "${dir}/bin/prometheus" github.com/prometheus/prometheus/cmd/prometheus \
+    "remove_all_sd,enable_kubernetes_sd" "${ldflags}" "${dir}/build-seconds.txt")
+  (cd "${mod_dir}" && go_build "${dir}/bin/promtool" github.com/prometheus/prometheus/cmd/promtool \
+    "remove_all_sd,enable_kubernetes_sd" "${ldflags}" "${dir}/build-seconds.txt")
+  finish "${dir}"
+}
+
+build_versitygw() {
+  local dir; dir="$(component_dir versitygw "${VERSITYGW_VERSION}")"
+  is_complete "${dir}" && return 0
+  local mod_dir="${cluster_dir}/modules/versitygw"
+  ensure_module_version "${mod_dir}" github.com/versity/versitygw "${VERSITYGW_VERSION}"
+  mkdir -p "${dir}/bin"; rm -f "${dir}/build-seconds.txt"
+  local t; t="$(module_time "${mod_dir}" github.com/versity/versitygw "${VERSITYGW_VERSION}")"
+  # Its Makefile stamps main.Version/Build/BuildTime.
+  (cd "${mod_dir}" && go_build "${dir}/bin/versitygw" github.com/versity/versitygw/cmd/versitygw "" \
+    "-s -w -X main.Version=${VERSITYGW_VERSION} -X main.Build=${VERSITYGW_VERSION} -X main.BuildTime=${t}" "${dir}/build-seconds.txt")
+  finish "${dir}"
+}
+
 components=("$@")
-((${#components[@]})) || components=(kubernetes etcd kwok helm)
+((${#components[@]})) || components=(kubernetes etcd kwok helm prometheus versitygw)
 for c in "${components[@]}"; do
   case "${c}" in
-    kubernetes|etcd|kwok|helm) "build_${c}" ;;
+    kubernetes|etcd|kwok|helm|prometheus|versitygw) "build_${c}" ;;
     *) echo "unknown component ${c}" >&2; exit 2 ;;
   esac
 done
 
 # Assemble the versioned bin dir the harness uses, once every component exists.
-key="kube-${KUBERNETES_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_helm-${HELM_VERSION}"
+# config.ts versionKey() spells it the same way.
+key="kube-${KUBERNETES_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_helm-${HELM_VERSION}_prometheus-${PROMETHEUS_VERSION}_versitygw-${VERSITYGW_VERSION}"
 set_dir="${cache_root}/${key}"
+pairs=("kubernetes ${KUBERNETES_VERSION}" "etcd ${ETCD_VERSION}" "kwok ${KWOK_VERSION}" "helm ${HELM_VERSION}"
+       "prometheus ${PROMETHEUS_VERSION}" "versitygw ${VERSITYGW_VERSION}")
 all_present=1
-for pair in "kubernetes ${KUBERNETES_VERSION}" "etcd ${ETCD_VERSION}" "kwok ${KWOK_VERSION}" "helm ${HELM_VERSION}"; do
+for pair in "${pairs[@]}"; do
   # shellcheck disable=SC2086
   is_complete "$(component_dir ${pair})" || all_present=0
 done
 if ((all_present)); then
   if [[ ! -f "${set_dir}/.complete" ]]; then
     rm -rf "${set_dir}"; mkdir -p "${set_dir}/bin"
-    for pair in "kubernetes ${KUBERNETES_VERSION}" "etcd ${ETCD_VERSION}" "kwok ${KWOK_VERSION}" "helm ${HELM_VERSION}"; do
+    for pair in "${pairs[@]}"; do
       # shellcheck disable=SC2086
       src="$(component_dir ${pair})"
       ln -f "${src}"/bin/* "${set_dir}/bin/" 2>/dev/null || cp -f "${src}"/bin/* "${set_dir}/bin/"
