@@ -19,7 +19,7 @@ import { liveUsers, lockPathFor, registerUser, releaseUser, withLock } from './s
 
 function ensureBinaries(): void {
   const bin = binDir();
-  if (existsSync(join(bin, 'kube-apiserver')) && existsSync(join(bin, 'kwok')) && existsSync(join(bin, 'helm'))) return;
+  if (['kube-apiserver', 'kwok', 'helm', 'prometheus', 'versitygw'].every((b) => existsSync(join(bin, b)))) return;
   log(`binaries missing in ${bin}: building them (first build takes tens of minutes)`);
   const t0 = Date.now();
   const res = spawnSync('bash', [buildScript], { stdio: ['ignore', 'ignore', 'inherit'] });
@@ -40,6 +40,17 @@ function print(state: ClusterState, reused: boolean, json: boolean): void {
       `  nodes:            2 A100 + ${state.edgeNodes} Jetson (kwok)`,
       `  logs:             ${join(state.dir, 'logs')}`,
       `  kubectl:          KUBECONFIG=${state.adminKubeconfig} ${join(state.binDir, 'kubectl')} get nodes`,
+      ...(state.addons?.prometheus !== undefined
+        ? [`  Prometheus:       ${state.addons.prometheus.url} (scrape interval ${state.addons.prometheus.scrapeIntervalSeconds} s)`]
+        : []),
+      ...(state.addons?.objectStore !== undefined
+        ? [
+            `  S3 endpoint:      ${state.addons.objectStore.endpoint} (path-style, region ${state.addons.objectStore.region}; ` +
+              `credentials in Secret ${state.addons.objectStore.secret.namespace}/${state.addons.objectStore.secret.name} ` +
+              `and ${state.addons.objectStore.credentialsFile})`,
+            `  embedded model:   ${state.addons.objectStore.embeddedModelUri}`,
+          ]
+        : []),
       '',
     ].join('\n'),
   );

@@ -6,10 +6,16 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
-import { adminKubeconfigPath, binDir, clusterDir, repoRoot } from './config.js';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { adminKubeconfigPath, binDir, clusterDir, repoRoot, stateFile } from './config.js';
+import { readState, type ClusterState } from './control-plane.js';
 import { kubeconfigDocument } from './kubeconfig.js';
+import { loopbackFetch } from './loopback.js';
+import { makeS3Client, readCredentials, type ObjectStoreInfo, type S3Credentials } from './object-store.js';
+import type { PrometheusInfo } from './prometheus.js';
 
 export { binDir } from './config.js';
+export { assertLoopbackUrl, loopbackFetch } from './loopback.js';
 export { a100NodeNames, a100Products, edgeTaint, kwokNodeAnnotation } from './nodes.js';
 
 /** Pod annotations read by the kwok stages in test/cluster/stages (see README). */
@@ -201,4 +207,85 @@ export async function eventually<T>(what: string, check: () => Promise<T | undef
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`, { cause: lastError });
     await sleep(intervalMs);
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Add-ons: Prometheus and the S3 store of the running cluster (see README "Prometheus", "Object store")
+
+/** state.json of the running cluster (WHISPEROPS_CLUSTER_DIR or the shared one). */
+export async function clusterState(): Promise<ClusterState> {
+  const state = await readState(stateFile());
+  if (state === undefined) throw new Error(`no cluster state at ${stateFile()}: is the test cluster running?`);
+  return state;
+}
+
+export async function prometheusInfo(): Promise<PrometheusInfo> {
+  const info = (await clusterState()).addons.prometheus;
+  if (info === undefined) throw new Error('the running cluster has no Prometheus (started by an older harness?)');
+  return info;
+}
+
+/** http://127.0.0.1:<port> of the cluster's Prometheus. */
+export async function prometheusUrl(): Promise<string> {
+  return (await prometheusInfo()).url;
+}
+
+export type PromLabels = Record<string, string>;
+/** [unix seconds, value as Prometheus prints it ("1", "NaN", "+Inf")] */
+export type PromSample = [number, string];
+export type PromQueryData =
+  | { resultType: 'vector'; result: Array<{ metric: PromLabels; value: PromSample }> }
+  | { resultType: 'matrix'; result: Array<{ metric: PromLabels; values: PromSample[] }> }
+  | { resultType: 'scalar'; result: PromSample }
+  | { resultType: 'string'; result: PromSample };
+
+export class PromQueryError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly errorType?: string,
+  ) {
+    super(message);
+    this.name = 'PromQueryError';
+  }
+}
+
+/**
+ * GET /api/v1/query of the cluster's Prometheus (127.0.0.1 only). Returns `data` (`resultType` and
+ * `result`; an empty vector is `result: []`); throws PromQueryError unless the answer is `success`.
+ */
+export async function promQuery(expr: string, time?: Date): Promise<PromQueryData> {
+  const url = new URL('/api/v1/query', await prometheusUrl());
+  url.searchParams.set('query', expr);
+  if (time !== undefined) url.searchParams.set('time', String(time.getTime() / 1000));
+  const res = await loopbackFetch(url, {}, 5_000);
+  const text = await res.text();
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new PromQueryError(`query ${expr}: HTTP ${res.status}, not JSON: ${text.slice(0, 200)}`, res.status);
+  }
+  if (typeof body !== 'object' || body === null || !('status' in body)) {
+    throw new PromQueryError(`query ${expr}: HTTP ${res.status}, unexpected answer`, res.status);
+  }
+  if (body.status !== 'success' || !res.ok || !('data' in body)) {
+    const errorType = 'errorType' in body && typeof body.errorType === 'string' ? body.errorType : undefined;
+    const error = 'error' in body && typeof body.error === 'string' ? body.error : 'no error message';
+    throw new PromQueryError(`query ${expr}: HTTP ${res.status} ${errorType ?? ''}: ${error}`, res.status, errorType);
+  }
+  return body.data as PromQueryData;
+}
+
+/** The store's info from state.json plus its root credentials (from credentials.json; never log them). */
+export async function objectStore(): Promise<ObjectStoreInfo & { credentials: S3Credentials }> {
+  const info = (await clusterState()).addons.objectStore;
+  if (info === undefined) throw new Error('the running cluster has no object store (started by an older harness?)');
+  return { ...info, credentials: await readCredentials(info.credentialsFile) };
+}
+
+/** A standard S3 client (@aws-sdk/client-s3, path-style) for the cluster's store; destroy() it when done. */
+export async function s3Client(): Promise<S3Client> {
+  const store = await objectStore();
+  return makeS3Client(store.endpoint, store.credentials);
 }
