@@ -23,7 +23,7 @@ import { kubeconfigDocument } from './kubeconfig.js';
 import { createNodes, desiredNodes, kwokNodeAnnotation } from './nodes.js';
 import { startObjectStore, type ObjectStoreInfo } from './object-store.js';
 import { createPki, frontProxyClientName, type ClientIdentity, type Pki } from './pki.js';
-import { startProcessNodes, type ProcessNodesInfo } from './process-nodes.js';
+import { startProcessNodes, sweepProcessNodePods, type ProcessNodesInfo } from './process-nodes.js';
 import { startPrometheus, type PrometheusInfo } from './prometheus.js';
 
 export const components = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok'] as const;
@@ -216,6 +216,10 @@ export function apiserverArgs(l: Layout): string[] {
     // The API server would publish its advertise address (127.0.0.1) as the endpoint of the
     // "kubernetes" Service, which Endpoints validation rejects as loopback; nothing in-cluster dials it.
     '--endpoint-reconciler-type=none',
+    // kubectl logs/exec reach the process nodes' API with this certificate (they only accept clients of the cluster CA).
+    `--kubelet-client-certificate=${l.pki.client('apiserver-kubelet-client').cert}`,
+    `--kubelet-client-key=${l.pki.client('apiserver-kubelet-client').key}`,
+    '--kubelet-preferred-address-types=InternalIP,Hostname',
     '--allow-privileged=true',
     '--profiling=false',
     '--v=1',
@@ -390,6 +394,8 @@ export async function stopProcesses(state: ClusterState): Promise<void> {
     // have groups of their own, which the process-node program stops itself; see process-nodes.ts).
     await stopPid(p.pid, p.name, true);
   }
+  const swept = sweepProcessNodePods(state.addons?.processNodes);
+  if (swept > 0) log(`killed ${swept} left-over pod processes of the process nodes`);
   for (const c of [...components].reverse()) {
     const pid = state.pids[c];
     if (!pid || !isAlive(pid) || !(await isOurProcess(pid, state.binDir))) continue;

@@ -51,7 +51,8 @@ function gpuJob(name: string, annotations: Record<string, string>, gpus = 4): V1
         spec: {
           restartPolicy: 'Never',
           affinity: a100Affinity,
-          nodeSelector: { 'nvidia.com/gpu.present': 'true' },
+          // kwok plays these pods (see podOutcome): kwok's nodes only, not the process-backed A100.
+          nodeSelector: { 'nvidia.com/gpu.present': 'true', type: 'kwok' },
           containers: [
             {
               name: 'trainer',
@@ -87,7 +88,7 @@ describe('local control plane', () => {
   it('has the fake A100 and Jetson nodes, Ready, with their labels, capacity and taints', async () => {
     const nodes = (await core.listNode()).items;
     const ready = (n: (typeof nodes)[number]): boolean => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
-    const a100 = nodes.filter((n) => n.metadata?.labels?.['nvidia.com/gpu.present'] === 'true');
+    const a100 = nodes.filter((n) => n.metadata?.labels?.['nvidia.com/gpu.present'] === 'true' && n.metadata.labels.type === 'kwok');
     expect(a100.map((n) => n.metadata?.name).sort()).toEqual([...a100NodeNames].sort());
     expect(a100.map((n) => n.metadata?.labels?.['nvidia.com/gpu.product']).sort()).toEqual([...a100Products].sort());
     for (const n of a100) {
@@ -172,7 +173,7 @@ describe('local control plane', () => {
 
   it('keeps pods off Jetson nodes unless they tolerate the edge taint, and runs those that do', async () => {
     const spec = (tolerate: boolean): V1Pod['spec'] => ({
-      nodeSelector: { 'whisperops.dev/device': 'jetson-agx-xavier' },
+      nodeSelector: { 'whisperops.dev/device': 'jetson-agx-xavier', type: 'kwok' },
       ...(tolerate ? { tolerations: [{ key: edgeTaint.key, operator: 'Equal', value: edgeTaint.value, effect: edgeTaint.effect }] } : {}),
       containers: [{ name: 'agent', image: 'registry.invalid/whisperops/edge-agent:test' }],
     });
@@ -194,7 +195,7 @@ describe('local control plane', () => {
       return pod.status?.conditions?.find((x) => x.type === 'PodScheduled' && x.reason === 'Unschedulable')?.message;
     });
     // Every Jetson node is rejected for its taint, every other node for the selector.
-    const jetsons = (await core.listNode({ labelSelector: 'whisperops.dev/device=jetson-agx-xavier' })).items.length;
+    const jetsons = (await core.listNode({ labelSelector: 'whisperops.dev/device=jetson-agx-xavier,type=kwok' })).items.length;
     expect(message).toContain(`${jetsons} node(s) had untolerated taint`);
     // A pod without the outcome annotation and without a Job owner keeps running.
     await new Promise((resolve) => setTimeout(resolve, 1500));

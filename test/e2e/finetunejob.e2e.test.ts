@@ -37,7 +37,8 @@ function financeExample(name: string, annotations: Record<string, string>, spec:
   return {
     ...doc,
     metadata: { ...doc.metadata, name, namespace: ns },
-    spec: { ...doc.spec, podMetadata: { annotations }, ...spec },
+    // kwok plays these trainer pods (see podOutcome): keep them off the process-backed A100 node.
+    spec: { ...doc.spec, podMetadata: { annotations }, ...spec, resources: { ...(doc.spec.resources as object), ...(spec.resources ?? {}), nodeSelector: { type: 'kwok' } } },
   } as KubernetesObject;
 }
 

@@ -40,6 +40,8 @@ function fineTuneJob(name: string, annotations: Record<string, string>): Kuberne
       dataset: { uri: 'file:///data/medical/manifest.jsonl', scenario: 'medical' },
       output: { uri: `file:///models/${name}` },
       podMetadata: { annotations },
+      // kwok plays these trainer pods (see podOutcome): keep them off the process-backed A100 node.
+      resources: { nodeSelector: { type: 'kwok' } },
     },
   } as KubernetesObject;
 }
