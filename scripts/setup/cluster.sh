@@ -10,6 +10,9 @@ say() { printf '[setup/cluster] %s\n' "$*" >&2; }
 
 need_apt=()
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+# gcc builds the process nodes' bind shim; nsenter (util-linux) runs probes and kubectl exec in pods.
+command -v gcc >/dev/null 2>&1 || need_apt+=(gcc libc6-dev)
+command -v nsenter >/dev/null 2>&1 || need_apt+=(util-linux)
 command -v go >/dev/null 2>&1 || need_apt+=(golang-go)
 [[ -f /etc/ssl/certs/ca-certificates.crt ]] || need_apt+=(ca-certificates)
 if ((${#need_apt[@]})); then
@@ -46,3 +49,7 @@ if [[ -f "${bin}/../build-seconds.txt" ]] && (( t1 - t0 > 5 )); then
   say "first build took $((t1 - t0)) s; per binary (s): $(tr '\n' ' ' < "${bin}/../build-seconds.txt")"
 fi
 say "binaries ready in ${bin} ($((t1 - t0)) s)"
+
+# The process-backed nodes' program (our own source: keyed by its hash, rebuilt when it changes).
+pn="$(bash test/cluster/build/build-process-node.sh | tail -n 1)"
+say "process-node ready in ${pn} ($(( $(date +%s) - t1 )) s)"
