@@ -53,7 +53,7 @@ type Config struct {
 	// VolumeSyncSeconds is how often ConfigMap/Secret/downward API/token volumes are refreshed.
 	VolumeSyncSeconds int `json:"volumeSyncSeconds"`
 	// StorageClass is the name of the local-path StorageClass this program provisions for.
-	StorageClass string `json:"storageClass"`
+	StorageClass string     `json:"storageClass"`
 	Nodes        []NodeSpec `json:"nodes"`
 }
 

@@ -311,7 +311,9 @@ func (p *nodeProvider) GetPods(_ context.Context) ([]*corev1.Pod, error) {
 	for _, pr := range out {
 		pods = append(pods, pr.snapshot())
 	}
-	sort.Slice(pods, func(i, j int) bool { return key(pods[i].Namespace, pods[i].Name) < key(pods[j].Namespace, pods[j].Name) })
+	sort.Slice(pods, func(i, j int) bool {
+		return key(pods[i].Namespace, pods[i].Name) < key(pods[j].Namespace, pods[j].Name)
+	})
 	return pods, nil
 }
 

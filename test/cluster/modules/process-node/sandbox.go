@@ -9,8 +9,8 @@ import (
 	"strings"
 	"syscall"
 
-	corev1 "k8s.io/api/core/v1"
 	"golang.org/x/sys/unix"
+	corev1 "k8s.io/api/core/v1"
 )
 
 // sandboxSpec is what the sandbox needs to become a container: written by the provider (0600, in the
@@ -118,9 +118,9 @@ func (c *containerRuntime) sandboxSpec(restart int32) (*sandboxSpec, error) {
 		}
 	}
 	spec := &sandboxSpec{
-		Root:       filepath.Join(c.dir(), "rootfs"),
-		Upper:      filepath.Join(c.dir(), "upper"),
-		Work:       filepath.Join(c.dir(), "work"),
+		Root:  filepath.Join(c.dir(), "rootfs"),
+		Upper: filepath.Join(c.dir(), "upper"),
+		Work:  filepath.Join(c.dir(), "work"),
 		// The bind shim travels into every container like a layer of the image.
 		Layers:     append(append([]Layer{}, c.image.Layers...), Layer{From: p.rt.cfg.BindShim, To: shimInContainer}),
 		Dirs:       c.image.Dirs,
