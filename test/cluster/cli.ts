@@ -37,7 +37,14 @@ function print(state: ClusterState, reused: boolean, json: boolean): void {
       `cluster ${reused ? 'already running' : `started in ${state.startSeconds.toFixed(1)} s`} (owner ${state.owner})`,
       `  API server:       ${state.server}`,
       `  admin kubeconfig: ${state.adminKubeconfig}`,
-      `  nodes:            2 A100 + ${state.edgeNodes} Jetson (kwok)`,
+      `  nodes:            2 A100 + ${state.edgeNodes} Jetson (kwok, type=kwok)`,
+      ...(state.addons?.processNodes !== undefined
+        ? [
+            `  process nodes:    ${state.addons.processNodes.nodes.join(', ')} (type=process: pods of the images in ${state.addons.processNodes.imagesFile} run as processes)`,
+            `  pod addresses:    ${state.addons.processNodes.podNetwork}: reach a pod at its IP, e.g. ` +
+              `curl http://$(kubectl get pod NAME -o jsonpath='{.status.podIP}'):PORT/ (no Services: loopback IPs have no endpoints)`,
+          ]
+        : []),
       `  logs:             ${join(state.dir, 'logs')}`,
       `  kubectl:          KUBECONFIG=${state.adminKubeconfig} ${join(state.binDir, 'kubectl')} get nodes`,
       ...(state.addons?.prometheus !== undefined
