@@ -74,6 +74,7 @@ func loadImageTable(path string, vars map[string]string) (*ImageTable, error) {
 		}
 		for i := range img.Layers {
 			img.Layers[i].From = ex(img.Layers[i].From)
+			img.Layers[i].To = ex(img.Layers[i].To)
 			if _, statErr := os.Stat(img.Layers[i].From); statErr != nil && err == nil {
 				err = fmt.Errorf("image %s: layer %s: %w", name, img.Layers[i].From, statErr)
 			}
