@@ -1,14 +1,16 @@
 // The local demo (README's main command, run by scripts/demo.sh after set-up). Everything runs on
 // this machine and listens on 127.0.0.1:
-//   1. the real local control plane (test/cluster) with kwok A100 and Jetson nodes;
-//   2. whisperops installed with Helm (CRDs, RBAC, config); the operator runs as a local process
-//      with the token of the chart's ServiceAccount, so it has exactly the chart's RBAC;
+//   1. the real local control plane (test/cluster): kwok A100 and Jetson nodes, process-backed nodes
+//      whose pods of the project's images run as real processes, Prometheus and an S3 store;
+//   2. whisperops installed with Helm (CRDs, RBAC, config); the chart's operator Deployment runs as a
+//      real process on a process-backed node with the chart's ConfigMap and ServiceAccount token;
 //   3. the examples applied with kubectl, and an invalid one rejected by the API server;
 //   4. the real trainer fine-tunes the embedded model on synthetic finance speech on the CPU (decoder only),
 //      exports ONNX + INT8 behind its WER gate, and writes its result JSON;
 //   5. a FineTuneJob on 4×A100 is reconciled by the operator into a batch/v1 Job; the scheduler puts
-//      it on an A100 node, and kwok (standing in for the kubelet: no container runtime here) ends the
-//      pod with the termination message of step 4, which the operator copies into status.result;
+//      it on a kwok A100 node, and kwok ends the pod with the termination message of step 4 (a
+//      stand-in, said so in the output: the trainer running in its pod is the closed-loop issue's),
+//      which the operator copies into status.result;
 //   6. the edge agent serves the base and the fine-tuned model; finance sentences that neither saw
 //      (new templates around the finance terms, spoken by espeak-ng) are transcribed by both, feedback
 //      feeds the agent's word-error counters, and the WER before and after is printed.
@@ -19,7 +21,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CommandError, eventually, helm, kubectl, serviceAccountKubeconfigFile } from '../test/cluster/index.js';
+import { CommandError, eventually, helm, kubectl } from '../test/cluster/index.js';
 import { wordErrors } from '../edge-agent/src/text/wer.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url)).replace(/\/$/, '');
@@ -112,25 +114,23 @@ async function main(): Promise<void> {
   const logs = join(WORK, 'logs');
   mkdirSync(logs, { recursive: true });
 
-  step('1. Local control plane (kube-apiserver, etcd, controller-manager, scheduler built from Go modules; kwok nodes)');
-  show((await run(process.execPath, ['--import', 'tsx', 'test/cluster/cli.ts', 'up'], { quiet: true })).split('\n').slice(-6).join('\n'));
-  show(await kubectl(['get', 'nodes', '-L', 'nvidia.com/gpu.product,whisperops.dev/device', '--no-headers']).then((o) => {
+  step('1. Local control plane (kube-apiserver, etcd, controller-manager, scheduler built from Go modules; kwok and process-backed nodes; Prometheus; S3 store)');
+  show((await run(process.execPath, ['--import', 'tsx', 'test/cluster/cli.ts', 'up'], { quiet: true })).split('\n').slice(-9).join('\n'));
+  show(await kubectl(['get', 'nodes', '-L', 'type,nvidia.com/gpu.product,whisperops.dev/device', '--no-headers']).then((o) => {
     const lines = o.trim().split('\n');
-    return [...lines.filter((l) => l.includes('A100')), `… and ${lines.filter((l) => l.includes('jetson')).length} Jetson edge nodes`].join('\n');
+    const kwokJetsons = lines.filter((l) => l.includes('jetson-') && l.includes(' kwok ')).length;
+    return [...lines.filter((l) => !(l.includes('jetson-') && l.includes(' kwok '))), `… and ${kwokJetsons} kwok Jetson edge nodes`].join('\n');
   }));
 
-  step('2. helm install whisperops (CRDs, RBAC, config); the operator runs locally as the chart\'s ServiceAccount');
-  show(await helm(['upgrade', '--install', 'whisperops', join(ROOT, 'charts', 'whisperops'), '--namespace', SYSTEM_NS, '--create-namespace', '--take-ownership', '--set', 'replicaCount=0', '--wait']));
-  const saKubeconfig = await serviceAccountKubeconfigFile(SYSTEM_NS, 'whisperops');
-  const opPort = await freePort();
-  startProcess('operator', ['operator/src/main.ts', `--kubeconfig=${saKubeconfig}`, `--http-bind-address=127.0.0.1:${opPort}`,
-    `--leader-election-namespace=${SYSTEM_NS}`, '--leader-election-lease-name=whisperops-operator'], join(logs, 'operator.log'));
-  await waitHttp(`http://127.0.0.1:${opPort}/readyz`, 'the operator to be ready');
+  step('2. helm install whisperops (CRDs, RBAC, config); the chart\'s operator Deployment runs on a process-backed node');
+  show(await helm(['upgrade', '--install', 'whisperops', join(ROOT, 'charts', 'whisperops'), '--namespace', SYSTEM_NS, '--create-namespace', '--take-ownership',
+    '--set', 'replicaCount=1', '--set-json', 'nodeSelector={"type":"process","node-role.kubernetes.io/system":""}', '--wait', '--timeout', '120s']));
   const leader = await eventually('the operator to hold the leader Lease', async () => {
     const holder = (await kubectl(['get', 'lease', '-n', SYSTEM_NS, 'whisperops-operator', '-o', 'jsonpath={.spec.holderIdentity}'])).trim();
     return holder || undefined;
-  }, 60_000, 500);
-  show(`operator ready on 127.0.0.1:${opPort} (/healthz /readyz /metrics); Lease whisperops-operator held by ${leader}`);
+  }, 90_000, 500);
+  show(await kubectl(['get', 'pods', '-n', SYSTEM_NS, '-l', 'app.kubernetes.io/name=whisperops', '-o', 'wide']));
+  show(`Lease whisperops-operator held by ${leader} (kubectl logs -n ${SYSTEM_NS} ${leader.split('_')[0] ?? leader})`);
 
   step('3. kubectl apply the examples; the API server rejects an invalid one');
   await kubectl(['apply', '-f', join(ROOT, 'examples', 'namespace.yaml')]);
@@ -188,11 +188,13 @@ async function main(): Promise<void> {
   show(`trainer's held-out WER: ${Object.keys(result.wer).map((s) => `${s} ${(100 * (result.baseWer[s] ?? NaN)).toFixed(1)}% → ${(100 * (result.wer[s] ?? NaN)).toFixed(1)}%`).join(', ')}`);
 
   step('5. FineTuneJob on 4×A100 → operator → batch/v1 Job → scheduler → A100 node → status.result');
+  show('STAND-IN: kwok plays the trainer pod on a kwok A100 node and ends it with the result of step 4 as its termination message (the trainer running in its pod comes with the closed loop).');
   const ftj = JSON.stringify({
     apiVersion: 'whisperops.dev/v1alpha1', kind: 'FineTuneJob', metadata: { name: 'finance-demo', namespace: NS },
     spec: {
       ...spec, output: { uri: result.modelUri },
-      resources: { gpusPerNode: 4 },
+      // kwok plays this pod (the stand-in below), so it goes to a kwok A100 node.
+      resources: { gpusPerNode: 4, nodeSelector: { type: 'kwok' } },
       podMetadata: { annotations: { 'test.whisperops.dev/outcome': 'succeed', 'test.whisperops.dev/run-seconds': '3', 'test.whisperops.dev/termination-message': readFileSync(resultFile, 'utf8') } },
     },
   });
