@@ -256,7 +256,8 @@ func traversable(root, path string) {
 	cur := root
 	for _, part := range parts[:max(len(parts)-1, 0)] {
 		cur = filepath.Join(cur, part)
-		st, err := os.Stat(cur)
+		// Lstat: a symbolic link could point out of the container's root, onto the host's own folders.
+		st, err := os.Lstat(cur)
 		if err != nil || !st.IsDir() {
 			return
 		}
