@@ -66,6 +66,16 @@ export function edgePoolStatus(): Schema {
     readyNodes: int('Eligible devices running a ready agent.', { minimum: 0 }),
     lastScaleTime: str('When the built-in scaler last changed the size.', { format: 'date-time', maxLength: 64 }),
     lastScaleReason: str('Why the size last changed.', { maxLength: 1024 }),
+    observedStreams: num('Concurrent streams (in flight + queued) across the agents at the built-in scaler\'s last decision; absent when the load was unknown.', { minimum: 0 }),
+    recommendations: arr(
+      'The built-in scaler\'s recent recommendations, kept in status so that the stabilization windows survive an operator restart or a new leader. Only those that can still matter are kept: within the longer window, and not outweighed by a newer one.',
+      obj('One recommendation.', {
+        time: str('When it was made.', { format: 'date-time', maxLength: 64 }),
+        replicas: int('Agents the load called for then (after the tolerance band and maxReplicas, before stabilization, minReplicas and device capacity).', { minimum: 0, maximum: 10_000 }),
+      }, { required: ['time', 'replicas'] }),
+      128,
+      { 'x-kubernetes-list-type': 'atomic' },
+    ),
     models: arr('Models the agents report.', obj('A model version served in the pool.', {
       deployment: str('InferenceDeployment name.', { maxLength: 253 }),
       version: str('Model version.', { maxLength: 128 }),

@@ -843,6 +843,27 @@ export interface EdgePoolStatus {
    */
   lastScaleReason?: string;
   /**
+   * Concurrent streams (in flight + queued) across the agents at the built-in scaler's last decision; absent when the load was unknown.
+   */
+  observedStreams?: number;
+  /**
+   * The built-in scaler's recent recommendations, kept in status so that the stabilization windows survive an operator restart or a new leader. Only those that can still matter are kept: within the longer window, and not outweighed by a newer one.
+   *
+   * @maxItems 128
+   *
+   * Items: One recommendation.
+   */
+  recommendations?: {
+    /**
+     * When it was made.
+     */
+    time: string;
+    /**
+     * Agents the load called for then (after the tolerance band and maxReplicas, before stabilization, minReplicas and device capacity).
+     */
+    replicas: number;
+  }[];
+  /**
    * Models the agents report.
    *
    * @maxItems 64
