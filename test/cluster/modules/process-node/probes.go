@@ -68,7 +68,12 @@ func (c *containerRuntime) runProbe(stop <-chan struct{}, p *corev1.Probe, kind 
 	period := secondsOr(p.PeriodSeconds, 10)
 	timeout := secondsOr(p.TimeoutSeconds, 1)
 	successes, failures := 0, 0
-	succeedAt, failAt := int(max(p.SuccessThreshold, 1)), int(max(p.FailureThreshold, 3))
+	// The API server defaults failureThreshold to 3 and successThreshold to 1; explicit values (1
+	// and 2 included) count as given.
+	succeedAt, failAt := int(max(p.SuccessThreshold, 1)), int(p.FailureThreshold)
+	if failAt < 1 {
+		failAt = 3
+	}
 	wait := time.Duration(p.InitialDelaySeconds) * time.Second
 	for {
 		select {
