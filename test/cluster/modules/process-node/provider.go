@@ -20,6 +20,7 @@ import (
 	"github.com/virtual-kubelet/virtual-kubelet/node/api"
 	"github.com/virtual-kubelet/virtual-kubelet/node/nodeutil"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -267,8 +268,41 @@ func (p *nodeProvider) DeletePod(_ context.Context, pod *corev1.Pod) error {
 			delete(p.rt.pods, k)
 		}
 		p.rt.mu.Unlock()
+		p.removeFromAPI(pod)
 	}()
 	return nil
+}
+
+// removeFromAPI deletes a terminated pod's object at once, as the kubelet's status manager does once
+// every container has ended and the API has the final status. (virtual-kubelet itself only
+// force-deletes it when the whole grace period has passed, so a pod whose containers exit promptly
+// on SIGTERM would otherwise stay Terminating until then.)
+func (p *nodeProvider) removeFromAPI(pod *corev1.Pod) {
+	pods := p.rt.client.CoreV1().Pods(pod.Namespace)
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(p.rt.ctx, 5*time.Second)
+		cur, err := pods.Get(ctx, pod.Name, metav1.GetOptions{})
+		cancel()
+		if apierrors.IsNotFound(err) || (err == nil && cur.UID != pod.UID) {
+			return
+		}
+		if err == nil && (cur.Status.Phase == corev1.PodSucceeded || cur.Status.Phase == corev1.PodFailed) {
+			break
+		}
+		select {
+		case <-p.rt.ctx.Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	ctx, cancel := context.WithTimeout(p.rt.ctx, 10*time.Second)
+	defer cancel()
+	zero := int64(0)
+	err := pods.Delete(ctx, pod.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero, Preconditions: metav1.NewUIDPreconditions(string(pod.UID))})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		log.L.WithError(err).Warnf("pod %s/%s: final delete", pod.Namespace, pod.Name)
+	}
 }
 
 func (p *nodeProvider) lookup(namespace, name string) (*podRuntime, error) {
