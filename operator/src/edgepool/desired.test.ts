@@ -1,0 +1,164 @@
+import { describe, expect, it } from '@jest/globals';
+import type { V1Deployment } from '@kubernetes/client-node';
+import fc from 'fast-check';
+import { ModelSetError, modelSetProblems, parseModelSet } from '../../../api/model-set.js';
+import {
+  CACHE_DIR, datasetStoreProblem, desiredConfigMap, desiredDeployment, MODEL_SET_KEY, MODEL_SET_PATH, splitThreads,
+} from './desired.js';
+import { agentSettings, defaultEdgePoolSpec, edgePool } from './fixtures.js';
+import { configMapName, deploymentName, EDGEPOOL_LABEL, poolId, selectorString } from './names.js';
+
+function env(d: V1Deployment): Record<string, string | undefined> {
+  return Object.fromEntries((d.spec?.template.spec?.containers[0]?.env ?? []).map((e) => [e.name, e.value]));
+}
+
+describe('desiredConfigMap', () => {
+  const pool = edgePool();
+
+  it('holds an empty model set that passes the shared schema, owned by the pool', () => {
+    const cm = desiredConfigMap(pool);
+    expect(cm.metadata?.name).toBe('jetson-east-models');
+    expect(cm.metadata?.ownerReferences).toEqual([{
+      apiVersion: 'whisperops.dev/v1alpha1', kind: 'EdgePool', name: 'jetson-east', uid: pool.metadata.uid, controller: true, blockOwnerDeletion: true,
+    }]);
+    const text = cm.data?.[MODEL_SET_KEY] ?? '';
+    expect(modelSetProblems(JSON.parse(text))).toEqual([]);
+    expect(parseModelSet(text)).toEqual({ apiVersion: 'whisperops.dev/v1alpha1', kind: 'ModelSet', pool: 'jetson-east', models: [] });
+  });
+
+  it('carries the given models', () => {
+    const stable = { version: '1.0.0', uri: 'file:///models/tiny', sha256: 'a'.repeat(64) };
+    const cm = desiredConfigMap(pool, { models: [{ name: 'general', stable }], scenarios: ['finance'] });
+    expect(parseModelSet(cm.data?.[MODEL_SET_KEY] ?? '').models).toEqual([{ name: 'general', stable }]);
+  });
+
+  it('refuses an invalid model set with every problem', () => {
+    expect(() => desiredConfigMap(pool, { models: [{ name: 'x', stable: { version: 'v', uri: 'ftp://x', sha256: 'no' } }] })).toThrow(ModelSetError);
+  });
+
+  it('every pool name gives a valid model set (pool id is a DNS label)', () => {
+    const subdomain = fc.stringMatching(/^[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?){0,5}$/).filter((s) => s.length <= 253);
+    fc.assert(fc.property(subdomain, (name) => {
+      const cm = desiredConfigMap(edgePool({}, { name }));
+      expect(modelSetProblems(JSON.parse(cm.data?.[MODEL_SET_KEY] ?? ''))).toEqual([]);
+      expect(poolId(name)).toMatch(/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/);
+      expect(deploymentName(name).length).toBeLessThanOrEqual(63);
+      expect(configMapName(name).length).toBeLessThanOrEqual(63);
+    }));
+  });
+});
+
+describe('desiredDeployment', () => {
+  const pool = edgePool({ tolerations: [{ key: 'whisperops.dev/edge', operator: 'Exists', effect: 'NoSchedule' }] });
+  const d = desiredDeployment(pool, agentSettings, 3);
+  const pod = d.spec?.template.spec;
+  const c = pod?.containers[0];
+
+  it('is owned by the pool, named after it, with the scaler\'s replicas', () => {
+    expect(d.metadata?.name).toBe('jetson-east-agent');
+    expect(d.metadata?.ownerReferences?.[0]).toMatchObject({ kind: 'EdgePool', name: 'jetson-east', controller: true });
+    expect(d.spec?.replicas).toBe(3);
+    expect(desiredDeployment(pool, agentSettings, 0).spec?.replicas).toBe(0);
+  });
+
+  it('labels the pods with the pool (Prometheus target labels) and selects them by it', () => {
+    expect(d.spec?.selector.matchLabels).toEqual({ [EDGEPOOL_LABEL]: 'jetson-east', 'app.kubernetes.io/component': 'edge-agent', 'app.kubernetes.io/managed-by': 'whisperops' });
+    expect(d.spec?.template.metadata?.labels).toMatchObject(d.spec?.selector.matchLabels ?? { missing: 'x' });
+    expect(selectorString('jetson-east')).toBe('app.kubernetes.io/component=edge-agent,app.kubernetes.io/managed-by=whisperops,whisperops.dev/edgepool=jetson-east');
+  });
+
+  it('is scraped by Prometheus on the agent port', () => {
+    expect(d.spec?.template.metadata?.annotations).toEqual({ 'prometheus.io/scrape': 'true', 'prometheus.io/port': '8080', 'prometheus.io/path': '/metrics' });
+  });
+
+  it('user pod metadata is added, the operator\'s labels and scrape annotations win', () => {
+    const p = edgePool({ agent: { ...defaultEdgePoolSpec().agent, podMetadata: { labels: { team: 'asr', [EDGEPOOL_LABEL]: 'hijack' }, annotations: { 'prometheus.io/scrape': 'false', a: 'b' } } } });
+    const t = desiredDeployment(p, agentSettings, 1).spec?.template.metadata;
+    expect(t?.labels).toMatchObject({ team: 'asr', [EDGEPOOL_LABEL]: 'jetson-east' });
+    expect(t?.annotations).toMatchObject({ a: 'b', 'prometheus.io/scrape': 'true' });
+  });
+
+  it('runs on the pool\'s devices: nodeSelector, tolerations, one agent per device by anti-affinity', () => {
+    expect(pod?.nodeSelector).toEqual({ 'whisperops.dev/device': 'jetson-agx-xavier' });
+    expect(pod?.tolerations).toEqual([{ key: 'whisperops.dev/edge', operator: 'Exists', effect: 'NoSchedule' }]);
+    expect(pod?.affinity?.podAntiAffinity?.requiredDuringSchedulingIgnoredDuringExecution).toEqual([
+      { labelSelector: { matchLabels: d.spec?.selector.matchLabels }, topologyKey: 'kubernetes.io/hostname' },
+    ]);
+    expect(pod?.topologySpreadConstraints).toBeUndefined();
+    expect(d.spec?.strategy?.rollingUpdate).toEqual({ maxSurge: 0, maxUnavailable: '25%' });
+  });
+
+  it('several agents per device: an even spread over the devices instead', () => {
+    const p = desiredDeployment(edgePool({ placement: { maxAgentsPerDevice: 3 } }), agentSettings, 6).spec?.template.spec;
+    expect(p?.affinity).toBeUndefined();
+    expect(p?.topologySpreadConstraints).toEqual([{
+      maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'DoNotSchedule',
+      labelSelector: { matchLabels: d.spec?.selector.matchLabels }, nodeAffinityPolicy: 'Honor', nodeTaintsPolicy: 'Honor',
+    }]);
+  });
+
+  it('runs the agent non-root, read-only, no capabilities, seccomp RuntimeDefault', () => {
+    expect(pod?.securityContext).toEqual({ runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, fsGroup: 1000, seccompProfile: { type: 'RuntimeDefault' } });
+    expect(c?.securityContext).toEqual({
+      allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, readOnlyRootFilesystem: true, runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000,
+    });
+    expect(pod?.automountServiceAccountToken).toBe(false);
+  });
+
+  it('mounts the model set as a folder (hot reload), /tmp and the cache as emptyDirs, and passes --config', () => {
+    expect(c?.args).toEqual(['--config', MODEL_SET_PATH]);
+    expect(c?.volumeMounts).toEqual([
+      { name: 'model-set', mountPath: '/etc/whisperops/model-set', readOnly: true },
+      { name: 'tmp', mountPath: '/tmp' },
+      { name: 'cache', mountPath: CACHE_DIR },
+    ]);
+    expect(c?.volumeMounts?.some((m) => m.subPath !== undefined)).toBe(false);
+    expect(pod?.volumes).toEqual([
+      { name: 'model-set', configMap: { name: 'jetson-east-models', items: [{ key: MODEL_SET_KEY, path: MODEL_SET_KEY }] } },
+      { name: 'tmp', emptyDir: {} },
+      { name: 'cache', emptyDir: {} },
+    ]);
+    // No checksum of the model set: a model change must not restart the agents.
+    expect(JSON.stringify(d.spec?.template.metadata)).not.toMatch(/checksum|model-set/);
+  });
+
+  it('probes /readyz and /healthz on the agent port', () => {
+    expect(c?.ports).toEqual([{ name: 'http', containerPort: 8080, protocol: 'TCP' }]);
+    expect(c?.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'http' });
+    expect(c?.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'http' });
+    expect(pod?.terminationGracePeriodSeconds).toBeGreaterThan(35);
+  });
+
+  it('passes the agent settings through the agent\'s WHISPEROPS_AGENT_* variables', () => {
+    const p = edgePool({ agent: { ...defaultEdgePoolSpec().agent, maxConcurrentStreams: 24, queueLength: 8, threads: 6, executionProviders: ['cuda', 'cpu'], port: 9000, maxUploadBytes: 4096, image: 'registry.local/agent:dev', resources: { requests: { cpu: '2', memory: '2Gi' }, limits: { memory: 4294967296 } } } });
+    const dep = desiredDeployment(p, agentSettings, 1);
+    expect(env(dep)).toEqual({
+      WHISPEROPS_AGENT_HOST: '0.0.0.0', WHISPEROPS_AGENT_PORT: '9000', WHISPEROPS_AGENT_POOL: 'jetson-east',
+      WHISPEROPS_AGENT_MAX_CONCURRENT_STREAMS: '24', WHISPEROPS_AGENT_MAX_QUEUE: '8', WHISPEROPS_AGENT_WORKERS: '3', WHISPEROPS_AGENT_THREADS: '2',
+      WHISPEROPS_AGENT_EXECUTION_PROVIDERS: 'cuda,cpu', WHISPEROPS_AGENT_MAX_UPLOAD_BYTES: '4096', WHISPEROPS_AGENT_CACHE_DIR: CACHE_DIR, HOME: '/tmp',
+    });
+    const container = dep.spec?.template.spec?.containers[0];
+    expect(container?.image).toBe('registry.local/agent:dev');
+    expect(container?.resources).toEqual({ requests: { cpu: '2', memory: '2Gi' }, limits: { memory: '4294967296' } });
+    expect(dep.spec?.template.metadata?.annotations?.['prometheus.io/port']).toBe('9000');
+    expect(c?.image).toBe(agentSettings.image);
+  });
+
+  it('says that a dataset store is not wired yet', () => {
+    expect(datasetStoreProblem(pool)).toBeUndefined();
+    expect(datasetStoreProblem(edgePool({ datasetStore: { uri: 'file:///data/samples', retentionSeconds: 600, maxBytes: 1024 } }))).toContain('not supported');
+  });
+});
+
+describe('splitThreads', () => {
+  it.each([[1, 1, 1], [4, 4, 1], [6, 3, 2], [8, 4, 2], [5, 1, 5], [12, 4, 3]])('%i → %i workers × %i', (t, w, per) => {
+    expect(splitThreads(t)).toEqual({ workers: w, threadsPerWorker: per });
+  });
+  it('workers × threads is exactly the total, at most 4 workers', () => {
+    fc.assert(fc.property(fc.integer({ min: 1, max: 256 }), (t) => {
+      const s = splitThreads(t);
+      expect(s.workers * s.threadsPerWorker).toBe(t);
+      expect(s.workers).toBeLessThanOrEqual(4);
+    }));
+  });
+});
