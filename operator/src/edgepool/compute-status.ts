@@ -1,0 +1,169 @@
+// What an EdgePool's status should say, decided from what was observed: the agent Deployment, its
+// pods, the candidate nodes, the model set and (in builtin mode) this round's scale decision. The
+// previous status only supplies what observation cannot: lastScaleTime/Reason and the scaler's
+// history when no decision ran this round, and lastTransitionTime of unchanged conditions.
+//
+// Conditions (metav1.Condition, kstatus-compatible):
+//   Ready          True when the Deployment has converged to the desired size and every agent is ready
+//   Reconciling    (only when True) converging: Deployment being created, scaling, rolling out
+//   Stalled        (only when True) cannot converge without a change elsewhere: no eligible device,
+//                  a permanent problem found by the reconciler (kstatus reads it as Failed)
+//   ModelsAssigned False (reason NoModelsAssigned) when the model set is empty. Not an error: the
+//                  agents run but are not ready, since they have nothing to serve; the pool is
+//                  converged (not Reconciling, not Stalled) and Ready says why it is False.
+import type { V1Deployment, V1Node, V1Pod, V1Taint, V1Toleration } from '@kubernetes/client-node';
+import type { EdgePoolStatus } from '../../../api/generated/types.js';
+import type { ModelSet } from '../../../api/model-set.js';
+import type { ConditionInput } from '../runtime/conditions.js';
+import { mergeConditions, rfc3339 } from '../runtime/conditions.js';
+import type { StoredEdgePool } from './desired.js';
+import { selectorString } from './names.js';
+import type { Load, ScaleDecision } from './scale-decision.js';
+
+export interface StatusInput {
+  pool: StoredEdgePool;
+  /** The live agent Deployment, if there is one. */
+  deployment: V1Deployment | undefined;
+  /** The pool's agent pods. */
+  pods: readonly V1Pod[];
+  /** Nodes that may belong to the pool (e.g. listed with its nodeSelector); eligibility is decided here. */
+  nodes: readonly V1Node[];
+  /** Agents wanted now: the decision's desiredReplicas in builtin mode, spec.replicas otherwise. */
+  desiredReplicas: number;
+  /** This round's built-in scale decision and the load it saw (builtin mode only). */
+  decision?: ScaleDecision | undefined;
+  load?: Load | undefined;
+  /** The model set written to the pool's ConfigMap. */
+  modelSet: Pick<ModelSet, 'models'>;
+  /** The models the agents report (from their metrics), when known. */
+  reportedModels?: EdgePoolStatus['models'];
+  /** A permanent problem found while converging (invalid spec, API refusal): Stalled with it. */
+  problem?: { reason: string; message: string } | undefined;
+  now: Date;
+}
+
+function tolerates(tolerations: readonly V1Toleration[], taint: V1Taint): boolean {
+  return tolerations.some((t) => {
+    if (t.effect && t.effect !== taint.effect) return false;
+    if ((t.operator ?? 'Equal') === 'Exists') return !t.key || t.key === taint.key;
+    return t.key === taint.key && (t.value ?? '') === (taint.value ?? '');
+  });
+}
+
+/**
+ * Devices an agent can run on now: labels match nodeSelector, Ready=True, not cordoned, and every
+ * NoSchedule/NoExecute taint tolerated by the pool. The scaler's capacity is built on this count.
+ */
+export function eligibleNodeNames(pool: StoredEdgePool, nodes: readonly V1Node[]): string[] {
+  const selector = Object.entries(pool.spec.nodeSelector);
+  const tolerations = pool.spec.tolerations ?? [];
+  return nodes.filter((n) => {
+    const labels = n.metadata?.labels ?? {};
+    if (!selector.every(([k, v]) => labels[k] === v)) return false;
+    if (n.spec?.unschedulable) return false;
+    if (n.status?.conditions?.find((c) => c.type === 'Ready')?.status !== 'True') return false;
+    return (n.spec?.taints ?? []).every((t) => t.effect === 'PreferNoSchedule' || tolerates(tolerations, t));
+  }).map((n) => n.metadata?.name ?? '').filter((name) => name !== '').sort();
+}
+
+function podReady(p: V1Pod): boolean {
+  return !p.metadata?.deletionTimestamp && p.status?.phase === 'Running' && p.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
+}
+
+function unschedulableMessage(pods: readonly V1Pod[]): string | undefined {
+  for (const p of pods) {
+    const c = p.status?.conditions?.find((x) => x.type === 'PodScheduled' && x.status === 'False' && x.reason === 'Unschedulable');
+    if (c) return c.message ?? 'no device fits the agent';
+  }
+  return undefined;
+}
+
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+interface State { ready: ConditionInput; reconciling?: ConditionInput; stalled?: ConditionInput }
+
+function decideState(input: StatusInput, eligible: number, noModels: boolean): State {
+  const { pool, deployment: dep, desiredReplicas: desired, pods, problem } = input;
+  const notReady = (reason: string, message: string): ConditionInput => ({ type: 'Ready', status: 'False', reason, message });
+  if (problem) {
+    return { ready: notReady(problem.reason, problem.message), stalled: { type: 'Stalled', status: 'True', reason: problem.reason, message: problem.message } };
+  }
+  const wanted = pool.spec.autoscaling.mode === 'builtin' ? Math.max(pool.spec.autoscaling.minReplicas, desired) : pool.spec.replicas;
+  if (eligible === 0 && wanted > 0) {
+    const sel = Object.entries(pool.spec.nodeSelector).map(([k, v]) => `${k}=${v}`).join(',');
+    const message = `no eligible device: no ready, schedulable node matches nodeSelector ${sel}${pool.spec.tolerations?.length ? ' with tolerated taints' : ''}, so no agent can run (add or uncordon devices, or fix nodeSelector/tolerations)`;
+    return { ready: notReady('NoEligibleDevices', message), stalled: { type: 'Stalled', status: 'True', reason: 'NoEligibleDevices', message } };
+  }
+  const progressing = (reason: string, message: string): State => ({ ready: notReady(reason, message), reconciling: { type: 'Reconciling', status: 'True', reason, message } });
+  if (!dep) return progressing('CreatingDeployment', 'the agent Deployment is being created');
+  const s = dep.status ?? {};
+  const name = dep.metadata?.name ?? '';
+  const replicas = s.replicas ?? 0;
+  const updated = s.updatedReplicas ?? 0;
+  const ready = s.readyReplicas ?? 0;
+  if ((dep.metadata?.generation ?? 0) > (s.observedGeneration ?? 0) || (dep.spec?.replicas ?? 0) !== desired) {
+    return progressing('Updating', `Deployment ${name} is taking the new spec (${plural(desired, 'agent')} wanted)`);
+  }
+  const pending = unschedulableMessage(pods);
+  if (updated < desired) {
+    return progressing(replicas < desired ? 'ScalingUp' : 'RollingOut', `${updated}/${desired} agents up to date${pending ? `; waiting for a device: ${pending}` : ''}`);
+  }
+  if (replicas > desired) return progressing('ScalingDown', `${replicas} agents, ${desired} wanted: stopping ${replicas - desired}`);
+  if (noModels) {
+    return {
+      ready: notReady('NoModelsAssigned', `${plural(desired, 'agent')} running, not ready because no model is assigned to the pool yet (no InferenceDeployment serves on it); they become ready once one is`),
+    };
+  }
+  if (ready < desired) return progressing('WaitingForAgents', `${ready}/${desired} agents ready (loading and warming up models)${pending ? `; waiting for a device: ${pending}` : ''}`);
+  const message = desired === 0 ? 'scaled to zero agents' : `${ready}/${desired} agents ready on ${plural(eligible, 'eligible device')}`;
+  return { ready: { type: 'Ready', status: 'True', reason: 'Ready', message } };
+}
+
+export function computeStatus(input: StatusInput): EdgePoolStatus {
+  const { pool, deployment: dep, decision, now } = input;
+  const old = pool.status ?? {};
+  const generation = pool.metadata.generation ?? 1;
+  const eligibleNames = eligibleNodeNames(pool, input.nodes);
+  const eligible = new Set(eligibleNames);
+  const readyNodes = new Set(input.pods.filter(podReady).map((p) => p.spec?.nodeName ?? '').filter((n) => eligible.has(n)));
+  const noModels = input.modelSet.models.length === 0;
+
+  const state = decideState(input, eligibleNames.length, noModels);
+  const models: ConditionInput = noModels
+    ? { type: 'ModelsAssigned', status: 'False', reason: 'NoModelsAssigned', message: 'the pool\'s model set is empty: no InferenceDeployment serves on this pool yet (not an error)' }
+    : { type: 'ModelsAssigned', status: 'True', reason: 'ModelsAssigned', message: `${plural(input.modelSet.models.length, 'model')} assigned: ${input.modelSet.models.map((m) => m.name).join(', ')}` };
+  const wanted: ConditionInput[] = [state.ready, models];
+  if (state.reconciling) wanted.push(state.reconciling);
+  if (state.stalled) wanted.push(state.stalled);
+
+  const status: EdgePoolStatus = {
+    observedGeneration: generation,
+    conditions: mergeConditions(old.conditions, wanted, generation, now),
+    replicas: dep?.status?.replicas ?? 0,
+    readyReplicas: dep?.status?.readyReplicas ?? 0,
+    desiredReplicas: input.desiredReplicas,
+    selector: selectorString(pool.metadata.name),
+    eligibleNodes: eligibleNames.length,
+    readyNodes: readyNodes.size,
+  };
+
+  const builtin = pool.spec.autoscaling.mode === 'builtin';
+  let lastScaleTime = old.lastScaleTime;
+  let lastScaleReason = old.lastScaleReason;
+  if (builtin && decision?.changed) {
+    lastScaleTime = rfc3339(now);
+    lastScaleReason = decision.reason;
+  } else if (!builtin && old.desiredReplicas !== undefined && old.desiredReplicas !== input.desiredReplicas) {
+    lastScaleTime = rfc3339(now);
+    lastScaleReason = `spec.replicas ${old.desiredReplicas} → ${input.desiredReplicas} (autoscaling.mode ${pool.spec.autoscaling.mode})`;
+  }
+  if (lastScaleTime !== undefined) status.lastScaleTime = lastScaleTime;
+  if (lastScaleReason !== undefined) status.lastScaleReason = lastScaleReason.slice(0, 1024);
+  if (builtin) {
+    const history = decision?.history ?? old.recommendations;
+    if (history) status.recommendations = history;
+    if (input.load?.kind === 'known' && Number.isFinite(input.load.streams)) status.observedStreams = input.load.streams;
+  }
+  if (input.reportedModels) status.models = input.reportedModels;
+  return status;
+}
