@@ -48,6 +48,22 @@ describe('loadConfig', () => {
     expect(c.http.bindAddress).toBe('127.0.0.1:0');
   });
 
+  it('has EdgePool defaults: the agent image of this version, a 15 s sync period, no Prometheus, the host guard off', () => {
+    const c = load();
+    expect(c.agent.image).toMatch(/^ghcr\.io\/whisperops\/edge-agent:\d+\.\d+\.\d+/);
+    expect(c.edgePool.syncPeriodSeconds).toBe(15);
+    expect(c.prometheus).toEqual({ url: '', loopbackOnly: false, timeoutSeconds: 5 });
+  });
+
+  it('reads prometheus.url from the file, environment and flags, and loopbackOnly as a boolean', () => {
+    const file = 'prometheus:\n  url: http://prometheus.monitoring.svc:9090\n';
+    expect(load(['--config=/c.yaml'], {}, { '/c.yaml': file }).prometheus.url).toBe('http://prometheus.monitoring.svc:9090');
+    expect(load([], { WHISPEROPS_PROMETHEUS_URL: 'http://127.0.0.1:9090' }).prometheus.url).toBe('http://127.0.0.1:9090');
+    const c = load(['--prometheus-url=http://127.0.0.1:9091', '--prometheus-loopback-only', '--edgepool-sync-period=2']);
+    expect(c.prometheus).toMatchObject({ url: 'http://127.0.0.1:9091', loopbackOnly: true });
+    expect(c.edgePool.syncPeriodSeconds).toBe(2);
+  });
+
   it('reads the file named by WHISPEROPS_CONFIG', () => {
     expect(load([], { WHISPEROPS_CONFIG: '/c.yaml' }, { '/c.yaml': 'namespace: team-a' }).namespace).toBe('team-a');
   });
@@ -62,6 +78,10 @@ describe('loadConfig', () => {
     [['--leader-election-lease-duration=2.5'], {}, {}, 'whole number of seconds'],
     [['--trainer-image-pull-policy=Sometimes'], {}, {}, 'trainer.imagePullPolicy must be Always, IfNotPresent or Never'],
     [['--http-bind-address=8080'], {}, {}, 'http.bindAddress must be host:port'],
+    [['--prometheus-url=http://prom.example:9090', '--prometheus-loopback-only'], {}, {}, 'prometheus.url: host prom.example is outside 127.0.0.0/8'],
+    [['--prometheus-url=ftp://127.0.0.1'], {}, {}, 'prometheus.url: ftp: is not http: or https:'],
+    [['--edgepool-sync-period=0'], {}, {}, 'edgePool.syncPeriodSeconds must be ≥ 1'],
+    [['--agent-image-pull-policy=Sometimes'], {}, {}, 'agent.imagePullPolicy must be Always, IfNotPresent or Never'],
     [['--config=/c.yaml'], {}, { '/c.yaml': 'workerz: 3' }, 'config file: unknown setting "workerz"'],
     [['--config=/c.yaml'], {}, { '/c.yaml': 'queue: 3' }, 'config file: "queue" must be a mapping'],
     [['--config=/c.yaml'], {}, { '/c.yaml': 'workers: "3"' }, 'config file: "workers" must be a number'],

@@ -4,6 +4,7 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { parse as parseYaml } from 'yaml';
+import { urlProblem } from './prometheus/client.js';
 import { validateLeaderElection } from './runtime/leader-election.js';
 import { OPERATOR_VERSION } from './version.js';
 
@@ -30,6 +31,17 @@ export interface OperatorConfig {
   };
   http: { bindAddress: string };
   trainer: { image: string; imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never'; serviceAccountName: string; masterPort: number };
+  /** The edge agent run by EdgePools (spec.agent.image overrides the image per pool). */
+  agent: { image: string; imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never' };
+  /** EdgePool controller: how often a builtin-mode pool re-reads its load and decides its size. */
+  edgePool: { syncPeriodSeconds: number };
+  prometheus: {
+    /** Base URL of the Prometheus the built-in scaler queries ('' = none; a pool may name its own). */
+    url: string;
+    /** Refuse Prometheus hosts outside 127.0.0.0/8 (tests and the local cluster set it; production leaves it off). */
+    loopbackOnly: boolean;
+    timeoutSeconds: number;
+  };
   shutdownTimeoutSeconds: number;
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' };
 }
@@ -48,6 +60,9 @@ export function defaultConfig(): OperatorConfig {
     },
     http: { bindAddress: '0.0.0.0:8080' },
     trainer: { image: `ghcr.io/whisperops/trainer:${OPERATOR_VERSION}`, imagePullPolicy: 'IfNotPresent', serviceAccountName: '', masterPort: 29500 },
+    agent: { image: `ghcr.io/whisperops/edge-agent:${OPERATOR_VERSION}`, imagePullPolicy: 'IfNotPresent' },
+    edgePool: { syncPeriodSeconds: 15 },
+    prometheus: { url: '', loopbackOnly: false, timeoutSeconds: 5 },
     shutdownTimeoutSeconds: 30,
     log: { level: 'info' },
   };
@@ -78,6 +93,12 @@ export const OPTIONS: Option[] = [
   { flag: 'trainer-image-pull-policy', path: 'trainer.imagePullPolicy', kind: 'string', help: 'Always, IfNotPresent or Never' },
   { flag: 'trainer-service-account', path: 'trainer.serviceAccountName', kind: 'string', help: 'ServiceAccount of trainer pods (default: the namespace default)' },
   { flag: 'trainer-master-port', path: 'trainer.masterPort', kind: 'number', help: 'torchrun rendezvous port' },
+  { flag: 'agent-image', path: 'agent.image', kind: 'string', help: 'edge agent image used when an EdgePool sets no spec.agent.image' },
+  { flag: 'agent-image-pull-policy', path: 'agent.imagePullPolicy', kind: 'string', help: 'Always, IfNotPresent or Never' },
+  { flag: 'edgepool-sync-period', path: 'edgePool.syncPeriodSeconds', kind: 'number', help: 'seconds between load reads and scale decisions of a builtin-mode EdgePool' },
+  { flag: 'prometheus-url', path: 'prometheus.url', kind: 'string', help: 'Prometheus base URL of the built-in scaler ("" = none)' },
+  { flag: 'prometheus-loopback-only', path: 'prometheus.loopbackOnly', kind: 'boolean', help: 'refuse Prometheus hosts outside 127.0.0.0/8 (local clusters and tests)' },
+  { flag: 'prometheus-timeout', path: 'prometheus.timeoutSeconds', kind: 'number', help: 'seconds one Prometheus query may take' },
   { flag: 'shutdown-timeout', path: 'shutdownTimeoutSeconds', kind: 'number', help: 'seconds to finish in-flight reconciles on SIGTERM' },
   { flag: 'log-level', path: 'log.level', kind: 'string', help: 'fatal, error, warn, info, debug or trace' },
 ];
@@ -239,6 +260,14 @@ export function validate(c: OperatorConfig): string[] {
   if (!['Always', 'IfNotPresent', 'Never'].includes(c.trainer.imagePullPolicy)) problems.push(`trainer.imagePullPolicy must be Always, IfNotPresent or Never, got ${c.trainer.imagePullPolicy}`);
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace'].includes(c.log.level)) problems.push(`log.level must be fatal, error, warn, info, debug or trace, got ${c.log.level}`);
   if (c.trainer.image === '') problems.push('trainer.image must not be empty');
+  if (c.agent.image === '') problems.push('agent.image must not be empty');
+  if (!['Always', 'IfNotPresent', 'Never'].includes(c.agent.imagePullPolicy)) problems.push(`agent.imagePullPolicy must be Always, IfNotPresent or Never, got ${c.agent.imagePullPolicy}`);
+  if (!(c.edgePool.syncPeriodSeconds >= 1)) problems.push(`edgePool.syncPeriodSeconds must be ≥ 1, got ${c.edgePool.syncPeriodSeconds}`);
+  if (!(c.prometheus.timeoutSeconds > 0)) problems.push(`prometheus.timeoutSeconds must be > 0, got ${c.prometheus.timeoutSeconds}`);
+  if (c.prometheus.url !== '') {
+    const problem = urlProblem(c.prometheus.url, { loopbackOnly: c.prometheus.loopbackOnly });
+    if (problem) problems.push(`prometheus.url: ${problem}`);
+  }
   if (!parseBindAddress(c.http.bindAddress)) problems.push(`http.bindAddress must be host:port, got "${c.http.bindAddress}"`);
   const le = c.leaderElection;
   if (le.enabled) {

@@ -1,10 +1,11 @@
 // Entry point: read the configuration, build the ports (Kubernetes client, logger, metrics, events),
-// wire the FineTuneJob controller into the manager, serve /healthz, /readyz and /metrics, and stop
+// wire the FineTuneJob and EdgePool controllers into the manager, serve /healthz, /readyz and /metrics, and stop
 // gracefully on SIGTERM/SIGINT.
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { ConfigError, loadConfig, parseBindAddress, usage } from './config.js';
 import type { OperatorConfig } from './config.js';
+import { createEdgePoolController } from './edgepool/controller.js';
 import { createFineTuneJobController } from './finetunejob/controller.js';
 import { loadAccess } from './kube/access.js';
 import { HttpKubeClient } from './kube/http-client.js';
@@ -54,6 +55,18 @@ async function main(): Promise<number> {
     watchTimeoutSeconds: config.watchTimeoutSeconds,
   });
   manager.add(ftj.controller, ftj.informers);
+  const edgePools = createEdgePoolController({
+    client, events, metrics, log,
+    agent: config.agent,
+    prometheus: { url: config.prometheus.url, loopbackOnly: config.prometheus.loopbackOnly, timeoutMs: config.prometheus.timeoutSeconds * 1000 },
+    syncPeriodMs: config.edgePool.syncPeriodSeconds * 1000,
+    namespace: config.namespace,
+    workers: config.workers,
+    rateLimits: { baseDelayMs: config.queue.baseDelayMs, maxDelayMs: config.queue.maxDelaySeconds * 1000, qps: config.queue.qps, burst: config.queue.burst },
+    resyncPeriodMs: config.resyncPeriodSeconds * 1000,
+    watchTimeoutSeconds: config.watchTimeoutSeconds,
+  });
+  manager.add(edgePools.controller, edgePools.informers);
 
   const bind = parseBindAddress(config.http.bindAddress) ?? { host: '0.0.0.0', port: 8080 };
   const app = createApp({ healthy: () => manager.getState() !== 'stopped', ready: () => manager.ready(), registry: metrics.registry });
@@ -68,6 +81,9 @@ async function main(): Promise<number> {
     workers: config.workers,
     leaderElection: le.enabled ? { lease: `${le.leaseNamespace}/${le.leaseName}`, identity: le.identity, leaseDurationSeconds: le.leaseDurationSeconds, renewDeadlineSeconds: le.renewDeadlineSeconds, retryPeriodSeconds: le.retryPeriodSeconds } : false,
     trainerImage: config.trainer.image,
+    agentImage: config.agent.image,
+    prometheus: config.prometheus.url || '(none)',
+    edgePoolSyncPeriodSeconds: config.edgePool.syncPeriodSeconds,
   }, 'Operator starting');
 
   const onSignal = (signal: NodeJS.Signals) => {
