@@ -149,3 +149,70 @@ describe('discoverability', () => {
     expect((await kubectl(['get', 'infd', '-n', ns])).split('\n')[0]).toMatch(/^NAME\s+POOL\s+PHASE\s+STABLE\s+CANDIDATE\s+WEIGHT\s+READY\s+AGE/);
   });
 });
+
+describe('enums', () => {
+  interface Node { type?: string; enum?: unknown[]; properties?: Record<string, Node>; items?: Node }
+  /** Every enum of a schema, with the path to it ('[]' = an array's items). */
+  function enums(node: Node, path: string[] = []): { path: string[]; values: unknown[] }[] {
+    const found = node.enum ? [{ path, values: node.enum }] : [];
+    for (const [k, child] of Object.entries(node.properties ?? {})) found.push(...enums(child, [...path, k]));
+    if (node.items) found.push(...enums(node.items, [...path, '[]']));
+    return found;
+  }
+  /** `base` with `value` at `path`; undefined when the path runs through an array the base does not have. */
+  function withValue(base: unknown, path: string[], value: unknown): unknown {
+    const [head, ...rest] = path;
+    if (head === undefined) return value;
+    if (head === '[]') {
+      if (rest.length === 0) return [value];
+      // No element to change: a one-element array with just the enum (no enum'd list item here has required fields).
+      if (!Array.isArray(base) || base.length === 0) return [withValue({}, rest, value)];
+      const first = withValue(base[0], rest, value);
+      return first === undefined ? undefined : [first, ...(base as unknown[]).slice(1)];
+    }
+    const obj = (typeof base === 'object' && base !== null ? base : {}) as Record<string, unknown>;
+    const child = withValue(obj[head], rest, value);
+    return child === undefined ? undefined : { ...obj, [head]: child };
+  }
+
+  it('accepts every enum value of every CRD (YAML 1.1 words such as off stay strings)', async () => {
+    const crdDir = join(process.cwd(), 'crds');
+    const bases = new Map<string, Record<string, unknown>>();
+    for (const f of yamlFiles(examples)) {
+      const doc = YAML.parse(readFileSync(join(examples, f), 'utf8')) as { kind?: string } & Record<string, unknown>;
+      if (doc.kind && !bases.has(doc.kind)) bases.set(doc.kind, doc);
+    }
+    const tried: string[] = [];
+    const skipped: string[] = [];
+    for (const f of readdirSync(crdDir).filter((x) => x.endsWith('.yaml'))) {
+      const crd = YAML.parse(readFileSync(join(crdDir, f), 'utf8')) as {
+        spec: { names: { kind: string }; versions: { schema: { openAPIV3Schema: Node } }[] };
+      };
+      const kind = crd.spec.names.kind;
+      const base = bases.get(kind);
+      expect(base).toBeDefined();
+      const version = crd.spec.versions[0];
+      if (!base || !version) continue;
+      const specSchema = version.schema.openAPIV3Schema.properties?.spec ?? {};
+      for (const { path, values } of enums(specSchema, [])) {
+        for (const value of values) {
+          const spec = withValue(base.spec, path, value);
+          const where = `${kind} spec.${path.join('.')}=${JSON.stringify(value)}`;
+          if (spec === undefined) {
+            skipped.push(where);
+            continue;
+          }
+          const obj = { ...base, metadata: { name: `enum-${tried.length}`, namespace: ns }, spec };
+          // The enum itself must accept the value ("Unsupported value" is the API server's enum refusal);
+          // a cross-field rule (e.g. method.lora only with method.type lora) may still refuse the mix.
+          const refusal = await rejection(['create', '--dry-run=server', '-o', 'name', '-f', '-'], JSON.stringify(obj)).catch(() => '');
+          expect(`${where}: ${refusal}`).not.toMatch(/Unsupported value|supported values/);
+          tried.push(where);
+        }
+      }
+    }
+    expect(tried).toContain('EdgePool spec.autoscaling.mode="off"');
+    expect(tried.length).toBeGreaterThan(10);
+    expect(skipped).toEqual([]);
+  });
+});

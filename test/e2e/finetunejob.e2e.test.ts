@@ -234,7 +234,9 @@ describe('FineTuneJob controller (real control plane, operator as its ServiceAcc
     const asOperator = { kubeconfig };
     await expect(kubectl(['get', 'secrets', '-n', ns], asOperator)).rejects.toThrow(/forbidden/i);
     await expect(kubectl(['delete', 'node', a100NodeNames[0] ?? 'a100-80gb-0', '--dry-run=server'], asOperator)).rejects.toThrow(/forbidden/i);
-    await expect(kubectl(['create', 'deployment', 'x', '--image=busybox', '-n', ns, '--dry-run=server'], asOperator)).rejects.toThrow(/forbidden/i);
+    // Deployments are the EdgePool controller's (create/patch/update, never delete); ServiceAccounts nobody's.
+    await expect(kubectl(['create', 'serviceaccount', 'x', '-n', ns, '--dry-run=server'], asOperator)).rejects.toThrow(/forbidden/i);
+    await expect(kubectl(['delete', 'deployment', 'x', '-n', ns, '--dry-run=server'], asOperator)).rejects.toThrow(/forbidden/i);
     await expect(kubectl(['patch', 'ftj', 'finance-lora', '-n', ns, '--type=merge', '-p', '{"spec":{"suspend":true}}', '--dry-run=server'], asOperator)).resolves.toBeDefined();
     const canI = async (...args: string[]) => (await kubectl(['auth', 'can-i', ...args], asOperator).catch((err: unknown) => (err instanceof CommandError ? err.stdout : ''))).trim();
     expect(await canI('create', 'jobs.batch', '-n', ns)).toBe('yes');
