@@ -79,6 +79,18 @@ describe('computeStatus', () => {
     expect(cond(computeStatus(input({ modelSet: { models: [] } })), 'ModelsAssigned')).toMatchObject({ status: 'False', reason: 'NoModelsAssigned' });
   });
 
+  it.each<[string, Partial<StatusInput>, string, string]>([
+    ['all left out', { modelSet: { models: [] }, skipped: [{ name: 'ft', reason: 'why' }] }, 'False', 'the pool\'s model set is empty: 1 InferenceDeployment not served: ft (why)'],
+    ['some left out', { skipped: [{ name: 'ft', reason: 'why' }] }, 'True', '1 model assigned: general; 1 InferenceDeployment not served: ft (why)'],
+  ])('ModelsAssigned counts the InferenceDeployments left out and says why: %s', (_what, over, status, message) => {
+    expect(cond(computeStatus(input(over)), 'ModelsAssigned')).toMatchObject({ status, message });
+  });
+
+  it('status.models lists the assigned models (deployment, version, stable); absent when none', () => {
+    expect(computeStatus(input()).models).toEqual([{ deployment: 'general', version: '1.0.0', role: 'stable' }]);
+    expect(computeStatus(input({ modelSet: { models: [] } })).models).toBeUndefined();
+  });
+
   it('fills the counts, the selector for the scale subresource and ready devices', () => {
     const s = computeStatus(input({ pods: [pod('j1'), pod('j2', false), pod('elsewhere')] }));
     expect(s).toMatchObject({

@@ -17,6 +17,8 @@ import type { ModelSet } from '../../../api/model-set.js';
 import type { ConditionInput } from '../runtime/conditions.js';
 import { mergeConditions, rfc3339 } from '../runtime/conditions.js';
 import type { StoredEdgePool } from './desired.js';
+import type { SkippedDeployment } from './model-set.js';
+import { skippedSummary } from './model-set.js';
 import { selectorString } from './names.js';
 import type { Load, ScaleDecision } from './scale-decision.js';
 
@@ -35,8 +37,8 @@ export interface StatusInput {
   load?: Load | undefined;
   /** The model set written to the pool's ConfigMap. */
   modelSet: Pick<ModelSet, 'models'>;
-  /** The models the agents report (from their metrics), when known. */
-  reportedModels?: EdgePoolStatus['models'];
+  /** InferenceDeployments on the pool left out of the model set, with why (ModelsAssigned says so). */
+  skipped?: readonly SkippedDeployment[];
   /** A permanent problem found while converging (invalid spec, API refusal): Stalled with it. */
   problem?: { reason: string; message: string } | undefined;
   now: Date;
@@ -129,9 +131,18 @@ export function computeStatus(input: StatusInput): EdgePoolStatus {
   const noModels = input.modelSet.models.length === 0;
 
   const state = decideState(input, eligibleNames.length, noModels);
+  const skipped = skippedSummary(input.skipped ?? []);
   const models: ConditionInput = noModels
-    ? { type: 'ModelsAssigned', status: 'False', reason: 'NoModelsAssigned', message: 'the pool\'s model set is empty: no InferenceDeployment serves on this pool yet (not an error)' }
-    : { type: 'ModelsAssigned', status: 'True', reason: 'ModelsAssigned', message: `${plural(input.modelSet.models.length, 'model')} assigned: ${input.modelSet.models.map((m) => m.name).join(', ')}` };
+    ? {
+      type: 'ModelsAssigned', status: 'False', reason: 'NoModelsAssigned',
+      message: skipped
+        ? `the pool's model set is empty: ${skipped}`
+        : 'the pool\'s model set is empty: no InferenceDeployment serves on this pool yet (not an error)',
+    }
+    : {
+      type: 'ModelsAssigned', status: 'True', reason: 'ModelsAssigned',
+      message: `${plural(input.modelSet.models.length, 'model')} assigned: ${input.modelSet.models.map((m) => m.name).join(', ')}${skipped ? `; ${skipped}` : ''}`,
+    };
   const wanted: ConditionInput[] = [state.ready, models];
   if (state.reconciling) wanted.push(state.reconciling);
   if (state.stalled) wanted.push(state.stalled);
@@ -164,6 +175,7 @@ export function computeStatus(input: StatusInput): EdgePoolStatus {
     if (history) status.recommendations = history;
     if (input.load?.kind === 'known' && Number.isFinite(input.load.streams)) status.observedStreams = input.load.streams;
   }
-  if (input.reportedModels) status.models = input.reportedModels;
+  // What is assigned to the agents (the model set); which agents have loaded it is their readiness.
+  if (!noModels) status.models = input.modelSet.models.map((m) => ({ deployment: m.name, version: m.stable.version, role: 'stable' as const }));
   return status;
 }

@@ -1,9 +1,11 @@
 // Wiring of the EdgePool controller: its informers (EdgePools; only the Deployments, ConfigMaps and
-// agent pods the operator created, by label; Nodes, slimmed to what eligibility reads), the event
+// agent pods the operator created, by label; Nodes, slimmed to what eligibility reads;
+// InferenceDeployments, whose models make up the pools' model sets), the event
 // handlers that map a change to the pools it concerns, and the controller that runs the reconciler.
 import type { KubernetesObject, V1ConfigMap, V1Deployment, V1Node, V1Pod } from '@kubernetes/client-node';
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
+import type { InferenceDeployment } from '../../../api/generated/types.js';
 import type { KubeClient } from '../kube/client.js';
 import { CONFIG_MAPS, keyOf, objectKey, PODS } from '../kube/client.js';
 import { slim } from '../finetunejob/controller.js';
@@ -16,7 +18,7 @@ import type { QueueRateLimits } from '../runtime/rate-limiter.js';
 import type { AgentSettings, StoredEdgePool } from './desired.js';
 import { CHILD_SELECTOR, EDGEPOOL_LABEL, poolId } from './names.js';
 import type { EdgePoolCaches, PrometheusSettings } from './reconciler.js';
-import { CONTROLLER_NAME, DEPLOYMENTS, EDGEPOOLS, EdgePoolReconciler, NODES, ownerKey } from './reconciler.js';
+import { CONTROLLER_NAME, DEPLOYMENTS, EDGEPOOLS, EdgePoolReconciler, INFERENCE_DEPLOYMENTS, NODES, ownerKey } from './reconciler.js';
 
 export interface EdgePoolControllerOptions {
   client: KubeClient;
@@ -72,6 +74,7 @@ export function createEdgePoolController(opts: EdgePoolControllerOptions): EdgeP
     deployments: new Informer<V1Deployment>(client, DEPLOYMENTS, log, { ...common, labelSelector: CHILD_SELECTOR }),
     configMaps: new Informer<V1ConfigMap>(client, CONFIG_MAPS, log, { ...common, labelSelector: CHILD_SELECTOR }),
     pods: new Informer<V1Pod>(client, PODS, log, { ...common, labelSelector: CHILD_SELECTOR }),
+    inferenceDeployments: new Informer<InferenceDeployment>(client, INFERENCE_DEPLOYMENTS, log, common),
     nodes: new Informer<V1Node>(client, NODES, log, {
       resyncPeriodMs: 0, metrics: metrics.informer(), transform: slimNode,
       ...(opts.watchTimeoutSeconds ? { watchTimeoutSeconds: opts.watchTimeoutSeconds } : {}),
@@ -136,9 +139,23 @@ export function createEdgePoolController(opts: EdgePoolControllerOptions): EdgeP
     onDelete: (n) => nodeChanged(n, undefined),
   });
 
+  // An InferenceDeployment's model goes into the model set of the pool it names: a change of its spec
+  // (generation) or its deletion concerns that pool, and the old one when edgePoolRef moved. Status
+  // writes (generation unchanged) do not.
+  const poolOf = (d: InferenceDeployment): string => objectKey(d.metadata.namespace, d.spec.edgePoolRef.name);
+  caches.inferenceDeployments.addHandlers({
+    onAdd: (d) => enqueue(poolOf(d)),
+    onUpdate: (a, b) => {
+      if (a.metadata.generation === b.metadata.generation && Boolean(a.metadata.deletionTimestamp) === Boolean(b.metadata.deletionTimestamp)) return;
+      if (poolOf(a) !== poolOf(b)) enqueue(poolOf(a));
+      enqueue(poolOf(b));
+    },
+    onDelete: (d) => enqueue(poolOf(d)),
+  });
+
   return {
     controller,
     caches,
-    informers: [caches.edgePools, caches.deployments, caches.configMaps, caches.pods, caches.nodes] as Informer<KubernetesObject>[],
+    informers: [caches.edgePools, caches.deployments, caches.configMaps, caches.pods, caches.nodes, caches.inferenceDeployments] as Informer<KubernetesObject>[],
   };
 }

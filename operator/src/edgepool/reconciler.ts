@@ -1,6 +1,6 @@
 // The EdgePool reconciler: one straight list of steps (STYLE.md). Get the pool from the cache →
 // (deleting: nothing to do, the children go by owner references) → eligible devices from the node
-// cache → the model set (empty until InferenceDeployments exist) → the size: builtin mode reads the
+// cache → the model set (from the InferenceDeployments that name the pool) → the size: builtin mode reads the
 // load from Prometheus and decides with the pure HPA-style scaler (history from status), external/off
 // take spec.replicas (never written here) → create or bring the ConfigMap and the Deployment in line
 // (a write only when they differ) → compute the status from what was observed → at most one status
@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import { GROUP, VERSION } from '../../../api/crds.js';
-import type { EdgePoolStatus } from '../../../api/generated/types.js';
+import type { EdgePoolStatus, InferenceDeployment } from '../../../api/generated/types.js';
 import type { KubeClient, ResourceType } from '../kube/client.js';
 import { CONFIG_MAPS, isAlreadyExists, isInvalid, isNotFound, objectKey } from '../kube/client.js';
 import type { PrometheusPort } from '../prometheus/client.js';
@@ -27,9 +27,11 @@ import { datasetStoreProblem, desiredConfigMap, desiredDeployment } from './desi
 import { configMapName, deploymentName, EDGEPOOL_LABEL, poolId } from './names.js';
 import type { Load, Recommendation, ScaleDecision } from './scale-decision.js';
 import { decideScale } from './scale-decision.js';
+import { buildModelSet, deploymentsOnPool } from './model-set.js';
 
 export const EDGEPOOLS: ResourceType = { group: GROUP, version: VERSION, plural: 'edgepools', kind: 'EdgePool', namespaced: true };
 export const DEPLOYMENTS: ResourceType = { group: 'apps', version: 'v1', plural: 'deployments', kind: 'Deployment', namespaced: true };
+export const INFERENCE_DEPLOYMENTS: ResourceType = { group: GROUP, version: VERSION, plural: 'inferencedeployments', kind: 'InferenceDeployment', namespaced: true };
 export const NODES: ResourceType = { group: '', version: 'v1', plural: 'nodes', kind: 'Node', namespaced: false };
 export const CONTROLLER_NAME = 'edgepool';
 /** Hash of the desired pod template and selector: the Deployment is rewritten only when it changes. */
@@ -41,6 +43,8 @@ export interface EdgePoolCaches {
   configMaps: Informer<V1ConfigMap>;
   pods: Informer<V1Pod>;
   nodes: Informer<V1Node>;
+  /** The InferenceDeployments whose spec.edgePoolRef names a pool decide its model set. */
+  inferenceDeployments: Informer<InferenceDeployment>;
 }
 
 export interface PrometheusSettings {
@@ -95,7 +99,7 @@ export class EdgePoolReconciler implements Reconciler {
     const builtin = pool.spec.autoscaling.mode === 'builtin';
     const nodes = this.deps.caches.nodes.list();
     const eligible = eligibleNodeNames(pool, nodes).length;
-    const modelSet = { models: [] }; // InferenceDeployments assign models later; until then the set is empty
+    const { set: modelSet, skipped } = buildModelSet(deploymentsOnPool(namespace, name, this.deps.caches.inferenceDeployments.list()));
     let deployment = this.deps.caches.deployments.get(objectKey(namespace, deploymentName(name)));
     let problem: { reason: string; message: string } | undefined;
     const unsupported = datasetStoreProblem(pool);
@@ -123,7 +127,7 @@ export class EdgePoolReconciler implements Reconciler {
     }
 
     const pods = this.deps.caches.pods.byLabelValue(EDGEPOOL_LABEL, namespace, poolId(name));
-    const status = computeStatus({ pool, deployment, pods, nodes, desiredReplicas: desired, decision, load, modelSet, problem, now });
+    const status = computeStatus({ pool, deployment, pods, nodes, desiredReplicas: desired, decision, load, modelSet, skipped, problem, now });
     const extra: ConditionInput[] = [];
     if (builtin) {
       // LoadKnown: whether the built-in scaler could read the load; False says why the size is held.
