@@ -9,7 +9,6 @@
 //   npm run bench:operator [-- --latency-count 100 --total 1000 --rate 10 --workers 8]
 import type { KubernetesObject, V1Job } from '@kubernetes/client-node';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import { createTestNamespace, deleteTestNamespace, loadAdminKubeConfig } from '../../test/cluster/index.js';
@@ -21,6 +20,7 @@ import { JOBS } from '../src/kube/client.js';
 import { HttpKubeClient } from '../src/kube/http-client.js';
 import { Informer } from '../src/runtime/informer.js';
 import type { OperatorProcess } from '../testing/operator-process.js';
+import { compileOperator, heapOf, histogramQuantile, mib, percentile, reconcilesOf, rssBytes, say, scrape, sleep, until } from './common.js';
 import { deleteFineTuneJobs, operatorServiceAccount, REPO_ROOT, startOperator } from '../testing/operator-process.js';
 
 interface Options { latencyCount: number; total: number; rate: number; workers: number; phaseTimeoutS: number }
@@ -44,41 +44,6 @@ function options(argv: string[]): Options {
   return o;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const say = (text: string) => process.stdout.write(`[bench] ${text}\n`);
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
-}
-
-function rssBytes(pid: number | undefined): number {
-  const status = readFileSync(`/proc/${String(pid)}/status`, 'utf8');
-  const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]);
-  return kb * 1024;
-}
-
-async function scrape(base: string): Promise<Map<string, number>> {
-  const text = await (await fetch(`${base}/metrics`)).text();
-  const out = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (line.startsWith('#') || line === '') continue;
-    const sp = line.lastIndexOf(' ');
-    out.set(line.slice(0, sp), Number(line.slice(sp + 1)));
-  }
-  return out;
-}
-
-function sum(m: Map<string, number>, prefix: string): number {
-  let s = 0;
-  for (const [k, v] of m) if (k.startsWith(prefix)) s += v;
-  return s;
-}
-
-const reconcilesOf = (m: Map<string, number>) => sum(m, 'whisperops_operator_reconcile_total{');
-const heapOf = (m: Map<string, number>) => m.get('whisperops_operator_nodejs_heap_size_used_bytes') ?? NaN;
-const mib = (b: number) => `${(b / 1024 / 1024).toFixed(1)} MiB`;
-
 function fineTuneJob(ns: string, name: string): KubernetesObject {
   return {
     apiVersion: 'whisperops.dev/v1alpha1', kind: 'FineTuneJob',
@@ -92,22 +57,11 @@ function fineTuneJob(ns: string, name: string): KubernetesObject {
   } as KubernetesObject;
 }
 
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutS: number, intervalMs = 100): Promise<void> {
-  const deadline = Date.now() + timeoutS * 1000;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutS} s: ${what}`);
-    await sleep(intervalMs);
-  }
-}
-
 async function main(): Promise<void> {
   const o = options(process.argv.slice(2));
   const up = spawnSync(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'test', 'cluster', 'cli.ts'), 'up'], { stdio: ['ignore', 'ignore', 'inherit'] });
   if (up.status !== 0) throw new Error('could not start or reuse the local cluster (npm run cluster:up)');
-  // Measure what the image runs: the compiled JavaScript, not tsx compiling TypeScript on the fly.
-  say('compiling (tsc -p tsconfig.build.json)…');
-  const build = spawnSync(process.execPath, [join(REPO_ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(REPO_ROOT, 'tsconfig.build.json')], { stdio: 'inherit' });
-  if (build.status !== 0) throw new Error('tsc failed');
+  await compileOperator();
   await applyCrds();
   const api = HttpKubeClient.fromKubeConfig(loadAdminKubeConfig());
   const ns = await createTestNamespace('bench-operator');
@@ -166,7 +120,7 @@ async function main(): Promise<void> {
     // 3a. saturation with writes: the rest created as fast as the API server takes them.
     const rest = Array.from({ length: o.total - o.latencyCount }, (_, i) => `sat-${String(i).padStart(4, '0')}`);
     const m2 = await scrape(base);
-    const before = reconcilesOf(m2);
+    const before = reconcilesOf(m2, 'finetunejob');
     const cpuBefore = m2.get('whisperops_operator_process_cpu_seconds_total') ?? NaN;
     const t3 = performance.now();
     let next = 0;
@@ -181,7 +135,7 @@ async function main(): Promise<void> {
     await until(`${o.total} converged`, () => converged(o.total), o.phaseTimeoutS);
     const convergeS = (performance.now() - t3) / 1000;
     const m3 = await scrape(base);
-    const reconciles = reconcilesOf(m3) - before;
+    const reconciles = reconcilesOf(m3, 'finetunejob') - before;
     figures.convergeFineTuneJobs = rest.length;
     figures.convergeSeconds = Number(convergeS.toFixed(1));
     figures.convergeReconcilesPerSecond = Number((reconciles / convergeS).toFixed(0));
@@ -205,14 +159,14 @@ async function main(): Promise<void> {
     const startedAt = Date.parse(String(synced.time));
     let doneAt = NaN;
     await until(`${o.total} no-op reconciles`, async () => {
-      const n = reconcilesOf(await scrape(base2));
+      const n = reconcilesOf(await scrape(base2), 'finetunejob');
       if (n >= o.total) doneAt = Date.now();
       return n >= o.total;
     }, o.phaseTimeoutS, 5);
     const noopS = (doneAt - startedAt) / 1000;
     const m4 = await scrape(base2);
     figures.resyncReconcilesPerSecond = Number((o.total / Math.max(noopS, 0.001)).toFixed(0));
-    figures.reconcileP50Ms = histogramQuantile(m4, 0.5);
+    figures.reconcileP50Ms = histogramQuantile(m4, 0.5, 'finetunejob');
     say(`cold start over ${o.total} converged FineTuneJobs: ${o.total} reconciles in ${noopS.toFixed(2)} s after the caches synced → ${figures.resyncReconcilesPerSecond} reconciles/s (no writes; p50 reconcile ${figures.reconcileP50Ms} ms)`);
     // Another whisperops operator watching all namespaces (a demo, say) would race this one for the
     // same FineTuneJobs: count what this one did, so such a disturbed run is visible.
@@ -239,28 +193,6 @@ async function main(): Promise<void> {
     await cleanup();
     await api.close();
   }
-}
-
-/** Quantile (ms) of the reconcile duration histogram, interpolated inside its bucket. */
-function histogramQuantile(m: Map<string, number>, q: number): number {
-  const buckets: [number, number][] = [];
-  for (const [k, v] of m) {
-    const match = /^whisperops_operator_reconcile_duration_seconds_bucket\{le="([^"]+)",controller="finetunejob"\}$/.exec(k);
-    if (match) buckets.push([match[1] === '+Inf' ? Infinity : Number(match[1]), v]);
-  }
-  buckets.sort((a, b) => a[0] - b[0]);
-  const total = buckets[buckets.length - 1]?.[1] ?? 0;
-  let prevLe = 0;
-  let prevCount = 0;
-  for (const [le, count] of buckets) {
-    if (count >= q * total) {
-      const frac = count === prevCount ? 0 : (q * total - prevCount) / (count - prevCount);
-      return Number(((prevLe + (Number.isFinite(le) ? le - prevLe : 0) * frac) * 1000).toFixed(2));
-    }
-    prevLe = le;
-    prevCount = count;
-  }
-  return NaN;
 }
 
 main().catch((err: unknown) => {
