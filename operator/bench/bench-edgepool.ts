@@ -377,7 +377,18 @@ async function main(): Promise<void> {
     const m0 = await scrape(base);
     const tw = Date.now();
     say(`steady state: counting the operator's API writes for ${o.windowS} s…`);
-    await sleep(Math.min(o.windowS * 1000, left() * 1000));
+    // Beside it, the same instant query a pool's reconcile makes, from here, once a second: how much of
+    // a reconcile is the Prometheus round trip on this machine.
+    const promLatencies: number[] = [];
+    const probeQuery = `sum(whisperops_agent_active_streams{namespace="${ns}",whisperops_dev_edgepool="${poolName(0)}"}) + sum(whisperops_agent_queue_depth{namespace="${ns}",whisperops_dev_edgepool="${poolName(0)}"})`;
+    const windowEnd = Date.now() + Math.min(o.windowS * 1000, left() * 1000);
+    while (Date.now() < windowEnd) {
+      const t = performance.now();
+      await (await fetch(`${promUrl}/api/v1/query?query=${encodeURIComponent(probeQuery)}`)).text();
+      promLatencies.push(performance.now() - t);
+      await sleep(Math.max(0, Math.min(1000, windowEnd - Date.now())));
+    }
+    promLatencies.sort((a, b) => a - b);
     const windowMin = (Date.now() - tw) / 60_000;
     const w1 = await operatorWrites();
     watching = false;
@@ -389,6 +400,10 @@ async function main(): Promise<void> {
     const perMin = reconcileWrites / windowMin;
     const breakdown = [...writes].filter(([k]) => k !== 'bench-op-leases').map(([k, v]) => `${k.replace('bench-op-', '')} ${v}`).join(', ');
     const windowed = delta(m1, m0);
+    const cpuS = windowed.get('whisperops_operator_process_cpu_seconds_total') ?? NaN;
+    figures.steadyOperatorCpuPercent = Number(((100 * cpuS) / (windowMin * 60)).toFixed(1));
+    figures.promQueryP50Ms = Number(percentile(promLatencies, 50).toFixed(1));
+    figures.promQueryP99Ms = Number(percentile(promLatencies, 99).toFixed(1));
     const steadyReconciles = reconcileCount(windowed, CONTROLLER);
     figures.steadyWritesPerMinute = Number(perMin.toFixed(2));
     figures.steadyLeaseWritesPerMinute = Number((leaseWrites / windowMin).toFixed(1));
@@ -406,7 +421,9 @@ async function main(): Promise<void> {
     figures.rssSteadyMiB = Number((steady / 1048576).toFixed(1));
     figures.heapSteadyMiB = Number((heapOf(m1) / 1048576).toFixed(1));
     rows.push({ figure: 'operator RSS, peak (VmHWM)', value: mib(peak), bound: `≤ ${mib(RSS_BOUND)}`, ok: peak <= RSS_BOUND });
-    rows.push({ figure: 'operator RSS, steady (median over the window)', value: `${mib(steady)} (JS heap ${mib(heapOf(m1))})`, bound: `≤ ${mib(RSS_BOUND)}`, ok: steady <= RSS_BOUND });
+    const heapTotal = m1.get('whisperops_operator_nodejs_heap_size_total_bytes') ?? NaN;
+    const external = m1.get('whisperops_operator_nodejs_external_memory_bytes') ?? NaN;
+    rows.push({ figure: 'operator RSS, steady (median over the window)', value: `${mib(steady)} (JS heap used ${mib(heapOf(m1))} of ${mib(heapTotal)}, external ${mib(external)})`, bound: `≤ ${mib(RSS_BOUND)}`, ok: steady <= RSS_BOUND });
 
     // Reconcile durations: the whole run (creation bursts included) and the steady window.
     const p50 = histogramQuantile(m1, 0.5, CONTROLLER);
@@ -419,6 +436,8 @@ async function main(): Promise<void> {
     // writes in a row (ConfigMap, Deployment, status) on an API server busy with all of them.
     rows.push({ figure: `reconcile p50 / p99, whole run incl. creation (${reconcileCount(m1, CONTROLLER)} reconciles)`, value: `${p50} / ${p99} ms`, bound: 'information', ok: undefined });
     rows.push({ figure: `reconcile p50 / p99, steady window (${steadyReconciles})`, value: `${sp50} / ${sp99} ms`, bound: `p99 ≤ ${P99_BOUND_MS} ms`, ok: sp99 <= P99_BOUND_MS });
+    rows.push({ figure: '  of which: Prometheus instant query from the bench, p50 / p99', value: `${figures.promQueryP50Ms} / ${figures.promQueryP99Ms} ms (${promLatencies.length} queries)`, bound: 'information', ok: undefined });
+    rows.push({ figure: '  operator CPU in the steady window', value: `${figures.steadyOperatorCpuPercent} % of one core`, bound: 'information', ok: undefined });
 
     // 5. scale decision latency for a spec change (minReplicas 1 → 2).
     const latencies: number[] = [];
