@@ -40,7 +40,7 @@ function rollout(): Schema {
       intervalSeconds: int('How often the candidate is analysed.', { minimum: 5, maximum: 3600, default: 60 }),
       maxWerIncrease: num('Fail an interval when candidate WER exceeds stable WER by more than this (absolute).', { minimum: 0, maximum: 1, default: 0.02 }),
       maxP99LatencySeconds: num('Fail an interval when the candidate\'s p99 request latency exceeds this.', { minimum: 0.001, maximum: 600, default: 5 }),
-      minSamples: int('Reference words (feedback) the candidate needs before an interval is conclusive.', { minimum: 1, maximum: 10_000_000, default: 200 }),
+      minSamples: int('Reference words (feedback) the candidate and the stable version each need in the interval before it is conclusive.', { minimum: 1, maximum: 10_000_000, default: 200 }),
       failureLimit: int('Failed intervals after which the candidate is rolled back.', { minimum: 1, maximum: 100, default: 2 }),
     }, { default: {} }),
   }, { default: {} });
@@ -104,6 +104,9 @@ export function inferenceDeploymentStatus(): Schema {
       failedAnalyses: int('Failed analysis intervals so far.', { minimum: 0 }),
       lastVerdict: enumOf('Verdict of the last analysis.', ['Successful', 'Failed', 'Inconclusive']),
       lastVerdictMessage: str('Why.', { maxLength: 1024 }),
+      lastVerdictStep: int('Index of the canary step the last analysis was measured at; a step advances only on a Successful verdict of its own.', { minimum: 0, maximum: 19 }),
+      lastAnalysisTime: str('When the last analysis interval was evaluated; the next one is due an analysis interval later.', { format: 'date-time', maxLength: 64 }),
+      rolledBackGeneration: int('Set when the candidate was rolled back (weight 0): the .metadata.generation at that time. The candidate is not retried until the spec changes (a newer generation).', { minimum: 1 }),
     }, { required: ['version', 'uri', 'sha256'] }),
     scenarios: arr('Live WER per scenario of the stable model.', obj('A scenario\'s measured quality.', {
       name: str('Scenario.', { maxLength: 63 }),

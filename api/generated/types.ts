@@ -976,7 +976,7 @@ export interface InferenceDeploymentSpec {
        */
       maxP99LatencySeconds: number;
       /**
-       * Reference words (feedback) the candidate needs before an interval is conclusive.
+       * Reference words (feedback) the candidate and the stable version each need in the interval before it is conclusive.
        */
       minSamples: number;
       /**
@@ -1166,6 +1166,18 @@ export interface InferenceDeploymentStatus {
      * Why.
      */
     lastVerdictMessage?: string;
+    /**
+     * Index of the canary step the last analysis was measured at; a step advances only on a Successful verdict of its own.
+     */
+    lastVerdictStep?: number;
+    /**
+     * When the last analysis interval was evaluated; the next one is due an analysis interval later.
+     */
+    lastAnalysisTime?: string;
+    /**
+     * Set when the candidate was rolled back (weight 0): the .metadata.generation at that time. The candidate is not retried until the spec changes (a newer generation).
+     */
+    rolledBackGeneration?: number;
   };
   /**
    * Live WER per scenario of the stable model.
