@@ -8,11 +8,11 @@ import type { Logger } from 'pino';
 import type { InferenceDeployment } from '../../../api/generated/types.js';
 import type { KubeClient } from '../kube/client.js';
 import { CONFIG_MAPS, keyOf, objectKey, PODS } from '../kube/client.js';
-import { slim } from '../finetunejob/controller.js';
 import { HttpPrometheusClient } from '../prometheus/client.js';
 import { Controller } from '../runtime/controller.js';
 import type { EventRecorder } from '../runtime/events.js';
 import { Informer } from '../runtime/informer.js';
+import { slim, watchMapped, watchPrimary } from '../runtime/owned.js';
 import type { OperatorMetrics } from '../runtime/metrics.js';
 import type { QueueRateLimits } from '../runtime/rate-limiter.js';
 import type { AgentSettings, StoredEdgePool } from './desired.js';
@@ -92,26 +92,8 @@ export function createEdgePoolController(opts: EdgePoolControllerOptions): EdgeP
     if (key) controller.enqueue(key);
   };
 
-  caches.edgePools.addHandlers({
-    onAdd: (o) => enqueue(keyOf(o)),
-    // The operator's own status writes come back as updates: only a spec change (generation, which
-    // includes `kubectl scale` of spec.replicas), deletion or a lost status needs a reconcile.
-    onUpdate: (a, b) => {
-      const changed = a.metadata.generation !== b.metadata.generation
-        || Boolean(a.metadata.deletionTimestamp) !== Boolean(b.metadata.deletionTimestamp)
-        || (a.status !== undefined && b.status === undefined);
-      if (changed) enqueue(keyOf(b));
-    },
-    onDelete: (o) => enqueue(keyOf(o)),
-    onResync: (o) => enqueue(keyOf(o)),
-  });
-  for (const inf of [caches.deployments, caches.configMaps] as Informer<KubernetesObject>[]) {
-    inf.addHandlers({
-      onAdd: (o) => enqueue(ownerKey(o)),
-      onUpdate: (_a, b) => enqueue(ownerKey(b)),
-      onDelete: (o) => enqueue(ownerKey(o)),
-    });
-  }
+  watchPrimary(caches.edgePools, enqueue);
+  for (const inf of [caches.deployments, caches.configMaps] as Informer<KubernetesObject>[]) watchMapped(inf, ownerKey, enqueue);
   // Agent pods carry the pool's id as a label (the pool's name unless it had to be mapped).
   const podOwner = (pod: V1Pod): string | undefined => {
     const id = pod.metadata?.labels?.[EDGEPOOL_LABEL];
@@ -122,11 +104,7 @@ export function createEdgePoolController(opts: EdgePoolControllerOptions): EdgeP
     const pool = caches.edgePools.list().find((p) => p.metadata.namespace === ns && poolId(p.metadata.name) === id);
     return pool ? keyOf(pool) : undefined;
   };
-  caches.pods.addHandlers({
-    onAdd: (p) => enqueue(podOwner(p)),
-    onUpdate: (_a, b) => enqueue(podOwner(b)),
-    onDelete: (p) => enqueue(podOwner(p)),
-  });
+  watchMapped(caches.pods, podOwner, enqueue);
   // A node's eligibility (labels, cordon, taints, readiness) concerns the pools that select it.
   const nodeChanged = (a: V1Node | undefined, b: V1Node | undefined) => {
     for (const pool of caches.edgePools.list()) if (matches(pool, a) || matches(pool, b)) enqueue(keyOf(pool));

@@ -20,6 +20,7 @@ import { mergeConditions } from '../runtime/conditions.js';
 import type { EventRecorder } from '../runtime/events.js';
 import type { Informer } from '../runtime/informer.js';
 import type { ReconcileResult, Reconciler } from '../runtime/reconcile.js';
+import { controllerOf, ownerKeyOf } from '../runtime/owned.js';
 import { DONE, errorMessage, TerminalError } from '../runtime/reconcile.js';
 import { computeStatus, eligibleNodeNames } from './compute-status.js';
 import type { AgentSettings, StoredEdgePool } from './desired.js';
@@ -330,13 +331,7 @@ function templateHash(d: V1Deployment): string {
   return createHash('sha256').update(JSON.stringify(what)).digest('hex').slice(0, 16);
 }
 
-export function controllerOf(obj: KubernetesObject): V1OwnerReference | undefined {
-  return obj.metadata?.ownerReferences?.find((r) => r.controller === true);
-}
-
 /** The key of the EdgePool that controls `obj`, if any. */
 export function ownerKey(obj: KubernetesObject): string | undefined {
-  const owner = controllerOf(obj);
-  if (!owner || owner.kind !== 'EdgePool' || !owner.apiVersion.startsWith(`${GROUP}/`)) return undefined;
-  return objectKey(obj.metadata?.namespace, owner.name);
+  return ownerKeyOf(obj, 'EdgePool');
 }

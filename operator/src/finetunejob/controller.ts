@@ -4,10 +4,11 @@
 import type { KubernetesObject, V1ConfigMap, V1Job, V1Pod, V1Service } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { KubeClient } from '../kube/client.js';
-import { CONFIG_MAPS, JOBS, keyOf, objectKey, PODS, SERVICES } from '../kube/client.js';
+import { CONFIG_MAPS, JOBS, objectKey, PODS, SERVICES } from '../kube/client.js';
 import { Controller } from '../runtime/controller.js';
 import type { EventRecorder } from '../runtime/events.js';
 import { Informer } from '../runtime/informer.js';
+import { slim, watchMapped, watchPrimary } from '../runtime/owned.js';
 import type { OperatorMetrics } from '../runtime/metrics.js';
 import type { QueueRateLimits } from '../runtime/rate-limiter.js';
 import type { StoredFineTuneJob, TrainerSettings } from './desired.js';
@@ -27,19 +28,6 @@ export interface FineTuneJobControllerOptions {
   rateLimits: QueueRateLimits;
   resyncPeriodMs: number;
   watchTimeoutSeconds?: number;
-}
-
-/** Fields the operator never reads; dropping them keeps the caches small. */
-export function slim(obj: KubernetesObject): KubernetesObject {
-  const meta = obj.metadata;
-  if (!meta) return obj;
-  const { managedFields: _managed, ...rest } = meta;
-  const annotations = rest.annotations;
-  if (annotations && 'kubectl.kubernetes.io/last-applied-configuration' in annotations) {
-    const { 'kubectl.kubernetes.io/last-applied-configuration': _last, ...kept } = annotations;
-    rest.annotations = kept;
-  }
-  return { ...obj, metadata: rest };
 }
 
 export interface FineTuneJobController {
@@ -72,27 +60,8 @@ export function createFineTuneJobController(opts: FineTuneJobControllerOptions):
     if (key) controller.enqueue(key);
   };
 
-  caches.fineTuneJobs.addHandlers({
-    onAdd: (o) => enqueue(keyOf(o)),
-    // The operator's own writes (finalizer, status) come back as updates; only a spec change
-    // (generation) or deletion needs a reconcile. Status is rebuilt from the children anyway, and a
-    // finalizer removed by someone else is put back by the next resync.
-    onUpdate: (a, b) => {
-      const changed = a.metadata.generation !== b.metadata.generation
-        || Boolean(a.metadata.deletionTimestamp) !== Boolean(b.metadata.deletionTimestamp)
-        || (a.status !== undefined && b.status === undefined);
-      if (changed) enqueue(keyOf(b));
-    },
-    onDelete: (o) => enqueue(keyOf(o)),
-    onResync: (o) => enqueue(keyOf(o)),
-  });
-  for (const inf of [caches.jobs, caches.configMaps, caches.services] as Informer<KubernetesObject>[]) {
-    inf.addHandlers({
-      onAdd: (o) => enqueue(ownerKey(o)),
-      onUpdate: (_a, b) => enqueue(ownerKey(b)),
-      onDelete: (o) => enqueue(ownerKey(o)),
-    });
-  }
+  watchPrimary(caches.fineTuneJobs, enqueue);
+  for (const inf of [caches.jobs, caches.configMaps, caches.services] as Informer<KubernetesObject>[]) watchMapped(inf, ownerKey, enqueue);
   // Pods belong to the Job; the Job belongs to the FineTuneJob.
   const podOwner = (pod: V1Pod): string | undefined => {
     const jobRef = pod.metadata?.ownerReferences?.find((r) => r.kind === 'Job' && r.controller === true);
@@ -101,11 +70,7 @@ export function createFineTuneJobController(opts: FineTuneJobControllerOptions):
     const label = pod.metadata?.labels?.[FINETUNEJOB_LABEL];
     return label ? objectKey(pod.metadata?.namespace, label) : undefined;
   };
-  caches.pods.addHandlers({
-    onAdd: (p) => enqueue(podOwner(p)),
-    onUpdate: (_a, b) => enqueue(podOwner(b)),
-    onDelete: (p) => enqueue(podOwner(p)),
-  });
+  watchMapped(caches.pods, podOwner, enqueue);
 
   return {
     controller,

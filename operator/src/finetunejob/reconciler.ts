@@ -2,7 +2,7 @@
 // cache → handle deletion (finalizer) → ensure the finalizer → build the children with the pure
 // builders → create or adopt them, and bring the few mutable Job fields in line → compute the
 // status from what was observed → write it with at most one patch of the status subresource.
-import type { KubernetesObject, V1ConfigMap, V1Job, V1OwnerReference, V1Pod, V1Service } from '@kubernetes/client-node';
+import type { KubernetesObject, V1ConfigMap, V1Job, V1Pod, V1Service } from '@kubernetes/client-node';
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import { GROUP, VERSION } from '../../../api/crds.js';
@@ -15,6 +15,7 @@ import type { EventRecorder } from '../runtime/events.js';
 import type { Informer } from '../runtime/informer.js';
 import type { OperatorMetrics } from '../runtime/metrics.js';
 import type { ReconcileResult, Reconciler } from '../runtime/reconcile.js';
+import { controllerOf, ownerKeyOf } from '../runtime/owned.js';
 import { DONE, errorMessage, TerminalError } from '../runtime/reconcile.js';
 import type { Phase } from './compute-status.js';
 import { computeStatus, isTerminal, jobFinished, lastFailedPod, resultPod } from './compute-status.js';
@@ -287,10 +288,6 @@ export class FineTuneJobReconciler implements Reconciler {
   }
 }
 
-export function controllerOf(obj: KubernetesObject): V1OwnerReference | undefined {
-  return obj.metadata?.ownerReferences?.find((r) => r.controller === true);
-}
-
 async function deleteIgnoringNotFound(client: KubeClient, type: ResourceType, ns: string, name: string, propagationPolicy: 'Foreground' | 'Background'): Promise<void> {
   try {
     await client.delete(type, ns, name, { propagationPolicy });
@@ -311,7 +308,5 @@ async function exists(client: KubeClient, type: ResourceType, ns: string, name: 
 
 /** The key of the FineTuneJob that controls `obj`, if any. */
 export function ownerKey(obj: KubernetesObject): string | undefined {
-  const owner = controllerOf(obj);
-  if (!owner || owner.kind !== 'FineTuneJob' || !owner.apiVersion.startsWith(`${GROUP}/`)) return undefined;
-  return objectKey(obj.metadata?.namespace, owner.name);
+  return ownerKeyOf(obj, 'FineTuneJob');
 }
