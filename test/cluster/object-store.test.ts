@@ -1,6 +1,6 @@
-import { describe, expect, it } from '@jest/globals';
+import { afterAll, describe, expect, it } from '@jest/globals';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, stat, writeFile, mkdir } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -20,6 +20,13 @@ import {
   writeCredentials,
 } from './object-store.js';
 
+
+// Temporary folders of these tests, removed at the end.
+const made: string[] = [];
+afterAll(async () => {
+  await Promise.all(made.map((d) => rm(d, { recursive: true, force: true })));
+});
+
 describe('credentials', () => {
   it('are new on every call, an S3-style access key and a 40-character secret', () => {
     const a = newCredentials();
@@ -32,6 +39,7 @@ describe('credentials', () => {
 
   it('are written readable by the owner only, also over an existing file, and read back', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'wo-creds-'));
+    made.push(dir);
     const file = join(dir, 'credentials.json');
     await writeFile(file, 'old', { mode: 0o644 });
     const creds = newCredentials();
@@ -85,6 +93,7 @@ describe('S3 client', () => {
 describe('model upload', () => {
   it('lists every file of a folder with a /-separated relative path', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'wo-files-'));
+    made.push(dir);
     await mkdir(join(dir, 'onnx'));
     await writeFile(join(dir, 'config.json'), '{}');
     await writeFile(join(dir, 'onnx', 'encoder.onnx'), 'abc');

@@ -1,11 +1,19 @@
-import { describe, expect, it } from '@jest/globals';
+import { afterAll, describe, expect, it } from '@jest/globals';
 import { existsSync } from 'node:fs';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { liveUsers, lockPathFor, registerUser, releaseUser, withLock } from './session.js';
 
-const tmp = (): Promise<string> => mkdtemp(join(tmpdir(), 'wo-session-'));
+const made: string[] = [];
+const tmp = async (): Promise<string> => {
+  const dir = await mkdtemp(join(tmpdir(), 'wo-session-'));
+  made.push(dir);
+  return dir;
+};
+afterAll(async () => {
+  await Promise.all(made.map((d) => rm(d, { recursive: true, force: true })));
+});
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('withLock', () => {
