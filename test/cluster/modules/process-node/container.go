@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -289,7 +288,7 @@ func (c *containerRuntime) start(restart int32) (*exec.Cmd, <-chan struct{}, err
 	if err := os.MkdirAll(filepath.Join(c.dir(), "logs"), 0o755); err != nil {
 		return nil, nil, err
 	}
-	spec, err := c.sandboxSpec(restart)
+	spec, err := c.sandboxSpec()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -438,5 +437,3 @@ func (c *containerRuntime) kill(why string) {
 		go c.stop(time.Now().Add(grace), true, "Container %s "+strings.ReplaceAll(why, "%", "%%")+", will be restarted")
 	})
 }
-
-func itoa(i int) string { return strconv.Itoa(i) }

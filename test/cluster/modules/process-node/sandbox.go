@@ -92,7 +92,7 @@ func userOf(pod *corev1.Pod, c *corev1.Container, img Image) (uint32, uint32, er
 }
 
 // sandboxSpec builds the spec of the container's next run.
-func (c *containerRuntime) sandboxSpec(restart int32) (*sandboxSpec, error) {
+func (c *containerRuntime) sandboxSpec() (*sandboxSpec, error) {
 	p := c.pod
 	pod := p.currentPod()
 	uid, gid, err := userOf(pod, &c.spec, c.image)
@@ -185,7 +185,6 @@ func (c *containerRuntime) sandboxSpec(restart int32) (*sandboxSpec, error) {
 	if procs := p.rt.cgroups.procsFile(c.cgroupPath()); procs != "" {
 		spec.Cgroups = []string{procs}
 	}
-	_ = restart
 	return spec, nil
 }
 

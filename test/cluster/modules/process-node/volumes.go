@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -287,34 +286,30 @@ func containerByName(pod *corev1.Pod, name string) *corev1.Container {
 	return nil
 }
 
+// keyed adds the keys of a ConfigMap or Secret (read with get) to out, as items select them; a
+// missing one is an error unless optional, then it adds nothing.
+func (v *volumeSet) keyed(kind, name string, get func(namespace, name string) (map[string][]byte, bool, error), namespace string, optional *bool, items []corev1.KeyToPath, def *int32, out map[string]fileData) error {
+	data, ok, err := get(namespace, name)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		if optional != nil && *optional {
+			return nil
+		}
+		return fmt.Errorf("%s %q not found", kind, name)
+	}
+	return keyItems(data, items, def, kind+" "+name, out)
+}
+
 // projection computes the files of a configMap, secret, downwardAPI or projected volume.
 func (v *volumeSet) projection(pod *corev1.Pod, vol *corev1.Volume) (map[string]fileData, error) {
 	out := map[string]fileData{}
 	switch {
 	case vol.ConfigMap != nil:
-		data, ok, err := v.configMap(pod.Namespace, vol.ConfigMap.Name)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			if vol.ConfigMap.Optional != nil && *vol.ConfigMap.Optional {
-				return out, nil
-			}
-			return nil, fmt.Errorf("configmap %q not found", vol.ConfigMap.Name)
-		}
-		return out, keyItems(data, vol.ConfigMap.Items, vol.ConfigMap.DefaultMode, "configmap "+vol.ConfigMap.Name, out)
+		return out, v.keyed("configmap", vol.ConfigMap.Name, v.configMap, pod.Namespace, vol.ConfigMap.Optional, vol.ConfigMap.Items, vol.ConfigMap.DefaultMode, out)
 	case vol.Secret != nil:
-		data, ok, err := v.secret(pod.Namespace, vol.Secret.SecretName)
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			if vol.Secret.Optional != nil && *vol.Secret.Optional {
-				return out, nil
-			}
-			return nil, fmt.Errorf("secret %q not found", vol.Secret.SecretName)
-		}
-		return out, keyItems(data, vol.Secret.Items, vol.Secret.DefaultMode, "secret "+vol.Secret.SecretName, out)
+		return out, v.keyed("secret", vol.Secret.SecretName, v.secret, pod.Namespace, vol.Secret.Optional, vol.Secret.Items, vol.Secret.DefaultMode, out)
 	case vol.DownwardAPI != nil:
 		return out, v.downward(pod, vol.DownwardAPI.Items, vol.DownwardAPI.DefaultMode, out)
 	}
@@ -322,31 +317,11 @@ func (v *volumeSet) projection(pod *corev1.Pod, vol *corev1.Volume) (map[string]
 	for i, src := range vol.Projected.Sources {
 		switch {
 		case src.ConfigMap != nil:
-			data, ok, err := v.configMap(pod.Namespace, src.ConfigMap.Name)
-			if err != nil {
-				return nil, err
-			}
-			if !ok {
-				if src.ConfigMap.Optional != nil && *src.ConfigMap.Optional {
-					continue
-				}
-				return nil, fmt.Errorf("configmap %q not found", src.ConfigMap.Name)
-			}
-			if err := keyItems(data, src.ConfigMap.Items, def, "configmap "+src.ConfigMap.Name, out); err != nil {
+			if err := v.keyed("configmap", src.ConfigMap.Name, v.configMap, pod.Namespace, src.ConfigMap.Optional, src.ConfigMap.Items, def, out); err != nil {
 				return nil, err
 			}
 		case src.Secret != nil:
-			data, ok, err := v.secret(pod.Namespace, src.Secret.Name)
-			if err != nil {
-				return nil, err
-			}
-			if !ok {
-				if src.Secret.Optional != nil && *src.Secret.Optional {
-					continue
-				}
-				return nil, fmt.Errorf("secret %q not found", src.Secret.Name)
-			}
-			if err := keyItems(data, src.Secret.Items, def, "secret "+src.Secret.Name, out); err != nil {
+			if err := v.keyed("secret", src.Secret.Name, v.secret, pod.Namespace, src.Secret.Optional, src.Secret.Items, def, out); err != nil {
 				return nil, err
 			}
 		case src.DownwardAPI != nil:
@@ -563,14 +538,4 @@ func sameContent(dir string, files map[string]fileData) bool {
 		return nil
 	})
 	return err == nil && count == len(files)
-}
-
-// sortedNames is used for stable logs.
-func sortedNames(m map[string]fileData) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
