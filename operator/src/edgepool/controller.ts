@@ -12,7 +12,7 @@ import { HttpPrometheusClient } from '../prometheus/client.js';
 import { Controller } from '../runtime/controller.js';
 import type { EventRecorder } from '../runtime/events.js';
 import { Informer } from '../runtime/informer.js';
-import { slim, watchMapped, watchPrimary } from '../runtime/owned.js';
+import { cacheOptions, watchMapped, watchPrimary } from '../runtime/owned.js';
 import type { OperatorMetrics } from '../runtime/metrics.js';
 import type { QueueRateLimits } from '../runtime/rate-limiter.js';
 import type { AgentSettings, StoredEdgePool } from './desired.js';
@@ -62,13 +62,7 @@ function matches(pool: StoredEdgePool, node: V1Node | undefined): boolean {
 
 export function createEdgePoolController(opts: EdgePoolControllerOptions): EdgePoolController {
   const { client, log, metrics } = opts;
-  const common = {
-    ...(opts.namespace ? { namespace: opts.namespace } : {}),
-    resyncPeriodMs: 0,
-    metrics: metrics.informer(),
-    transform: slim,
-    ...(opts.watchTimeoutSeconds ? { watchTimeoutSeconds: opts.watchTimeoutSeconds } : {}),
-  };
+  const common = cacheOptions({ namespace: opts.namespace, metrics: metrics.informer(), watchTimeoutSeconds: opts.watchTimeoutSeconds });
   const caches: EdgePoolCaches = {
     edgePools: new Informer<StoredEdgePool>(client, EDGEPOOLS, log, { ...common, resyncPeriodMs: opts.resyncPeriodMs }),
     deployments: new Informer<V1Deployment>(client, DEPLOYMENTS, log, { ...common, labelSelector: CHILD_SELECTOR }),

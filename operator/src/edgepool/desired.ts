@@ -8,6 +8,7 @@ import type {
 import type { EdgePool } from '../../../api/generated/types.js';
 import type { ModelSet } from '../../../api/model-set.js';
 import { MODEL_SET_API_VERSION, MODEL_SET_KIND, validateModelSet } from '../../../api/model-set.js';
+import { controllerReference, restrictedContainer } from '../runtime/owned.js';
 import { childLabels, configMapName, deploymentName, poolId, selectorLabels } from './names.js';
 
 export const AGENT_CONTAINER = 'agent';
@@ -32,9 +33,7 @@ export interface StoredEdgePool extends EdgePool {
 }
 
 export function ownerReference(pool: StoredEdgePool): V1OwnerReference {
-  return {
-    apiVersion: pool.apiVersion, kind: pool.kind, name: pool.metadata.name, uid: pool.metadata.uid, controller: true, blockOwnerDeletion: true,
-  };
+  return controllerReference(pool);
 }
 
 /** The pool's model set with its `pool` filled in, validated with the shared schema (throws ModelSetError). */
@@ -138,14 +137,7 @@ function agentContainer(pool: StoredEdgePool, agent: AgentSettings): V1Container
     livenessProbe: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 10, timeoutSeconds: 2, failureThreshold: 3 },
     volumeMounts: mounts,
     terminationMessagePolicy: 'FallbackToLogsOnError',
-    securityContext: {
-      allowPrivilegeEscalation: false,
-      capabilities: { drop: ['ALL'] },
-      readOnlyRootFilesystem: true,
-      runAsNonRoot: true,
-      runAsUser: AGENT_UID,
-      runAsGroup: AGENT_UID,
-    },
+    securityContext: restrictedContainer(AGENT_UID),
   };
 }
 

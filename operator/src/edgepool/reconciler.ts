@@ -5,7 +5,7 @@
 // take spec.replicas (never written here) → create or bring the ConfigMap and the Deployment in line
 // (a write only when they differ) → compute the status from what was observed → at most one status
 // patch, only when it changed → Events for size changes → requeue at the sync period (builtin only).
-import type { KubernetesObject, V1ConfigMap, V1Deployment, V1Node, V1OwnerReference, V1Pod } from '@kubernetes/client-node';
+import type { KubernetesObject, V1ConfigMap, V1Deployment, V1Node, V1Pod } from '@kubernetes/client-node';
 import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
@@ -20,7 +20,7 @@ import { mergeConditions } from '../runtime/conditions.js';
 import type { EventRecorder } from '../runtime/events.js';
 import type { Informer } from '../runtime/informer.js';
 import type { ReconcileResult, Reconciler } from '../runtime/reconcile.js';
-import { controllerOf, ownerKeyOf } from '../runtime/owned.js';
+import { adoptChild, ownerKeyOf } from '../runtime/owned.js';
 import { DONE, errorMessage, TerminalError } from '../runtime/reconcile.js';
 import { computeStatus, eligibleNodeNames } from './compute-status.js';
 import type { AgentSettings, StoredEdgePool } from './desired.js';
@@ -201,19 +201,6 @@ export class EdgePoolReconciler implements Reconciler {
     return { kind: 'known', streams: v.value };
   }
 
-  /** A child found by name must be ours; one without a controller is adopted, one of another owner is a conflict. */
-  private async adopt<T extends KubernetesObject>(pool: StoredEdgePool, child: T, type: ResourceType, ref: V1OwnerReference | undefined): Promise<T> {
-    const owner = controllerOf(child);
-    if (owner?.uid === pool.metadata.uid) return child;
-    const where = `${type.kind} ${child.metadata?.namespace ?? ''}/${child.metadata?.name ?? ''}`;
-    if (owner) throw new TerminalError(`${where} already exists and is controlled by ${owner.kind} ${owner.name} (uid ${owner.uid})`, 'ChildConflict');
-    const adopted = await this.deps.client.patch<T>(type, child.metadata?.namespace, child.metadata?.name ?? '', {
-      metadata: { ownerReferences: [...(child.metadata?.ownerReferences ?? []), ref], resourceVersion: child.metadata?.resourceVersion },
-    });
-    this.deps.log.info({ kind: type.kind, namespace: child.metadata?.namespace, name: child.metadata?.name }, `Adopted ${type.kind}`);
-    return adopted;
-  }
-
   private async ensureConfigMap(pool: StoredEdgePool, want: V1ConfigMap): Promise<void> {
     const { client } = this.deps;
     const { namespace } = pool.metadata;
@@ -230,7 +217,7 @@ export class EdgePoolReconciler implements Reconciler {
         have = await client.get<V1ConfigMap>(CONFIG_MAPS, namespace, name);
       }
     }
-    have = await this.adopt(pool, have, CONFIG_MAPS, want.metadata?.ownerReferences?.[0]);
+    have = await adoptChild(this.deps.client, this.deps.log, pool, have, CONFIG_MAPS);
     if (!isDeepStrictEqual(have.data ?? {}, want.data)) {
       await client.patch(CONFIG_MAPS, namespace, name, { data: want.data });
       this.deps.log.info({ kind: 'ConfigMap', namespace, name }, 'Updated ConfigMap');
@@ -260,7 +247,7 @@ export class EdgePoolReconciler implements Reconciler {
         have = await client.get<V1Deployment>(DEPLOYMENTS, namespace, name);
       }
     }
-    have = await this.adopt(pool, have, DEPLOYMENTS, want.metadata.ownerReferences?.[0]);
+    have = await adoptChild(this.deps.client, this.deps.log, pool, have, DEPLOYMENTS);
     try {
       if (have.metadata?.annotations?.[TEMPLATE_HASH_ANNOTATION] !== hash) {
         const body: V1Deployment = {

@@ -8,7 +8,7 @@ import { CONFIG_MAPS, JOBS, objectKey, PODS, SERVICES } from '../kube/client.js'
 import { Controller } from '../runtime/controller.js';
 import type { EventRecorder } from '../runtime/events.js';
 import { Informer } from '../runtime/informer.js';
-import { slim, watchMapped, watchPrimary } from '../runtime/owned.js';
+import { cacheOptions, watchMapped, watchPrimary } from '../runtime/owned.js';
 import type { OperatorMetrics } from '../runtime/metrics.js';
 import type { QueueRateLimits } from '../runtime/rate-limiter.js';
 import type { StoredFineTuneJob, TrainerSettings } from './desired.js';
@@ -38,13 +38,7 @@ export interface FineTuneJobController {
 
 export function createFineTuneJobController(opts: FineTuneJobControllerOptions): FineTuneJobController {
   const { client, log, metrics } = opts;
-  const common = {
-    ...(opts.namespace ? { namespace: opts.namespace } : {}),
-    resyncPeriodMs: 0,
-    metrics: metrics.informer(),
-    transform: slim,
-    ...(opts.watchTimeoutSeconds ? { watchTimeoutSeconds: opts.watchTimeoutSeconds } : {}),
-  };
+  const common = cacheOptions({ namespace: opts.namespace, metrics: metrics.informer(), watchTimeoutSeconds: opts.watchTimeoutSeconds });
   const caches: FineTuneJobCaches = {
     fineTuneJobs: new Informer<StoredFineTuneJob>(client, FINETUNEJOBS, log, { ...common, resyncPeriodMs: opts.resyncPeriodMs }),
     jobs: new Informer<V1Job>(client, JOBS, log, { ...common, labelSelector: CHILD_SELECTOR }),

@@ -5,6 +5,7 @@ import type {
   V1ConfigMap, V1Container, V1EnvVar, V1Job, V1OwnerReference, V1PodSpec, V1Service, V1Toleration,
 } from '@kubernetes/client-node';
 import type { FineTuneJob } from '../../../api/generated/types.js';
+import { controllerReference, restrictedContainer } from '../runtime/owned.js';
 import {
   childLabels, COMPLETION_INDEX_ANNOTATION, configMapName, JOB_NAME_LABEL, jobName, serviceName,
 } from './names.js';
@@ -38,14 +39,7 @@ export function identity(ftj: StoredFineTuneJob): { namespace: string; name: str
 }
 
 export function ownerReference(ftj: StoredFineTuneJob): V1OwnerReference {
-  return {
-    apiVersion: ftj.apiVersion,
-    kind: ftj.kind,
-    name: ftj.metadata.name,
-    uid: ftj.metadata.uid,
-    controller: true,
-    blockOwnerDeletion: true,
-  };
+  return controllerReference(ftj);
 }
 
 /** The document the trainer reads: the whole FineTuneJob (no status, no server-side bookkeeping). */
@@ -149,14 +143,7 @@ function trainerContainer(ftj: StoredFineTuneJob, trainer: TrainerSettings): V1C
     ],
     terminationMessagePath: '/dev/termination-log',
     terminationMessagePolicy: 'FallbackToLogsOnError',
-    securityContext: {
-      allowPrivilegeEscalation: false,
-      capabilities: { drop: ['ALL'] },
-      readOnlyRootFilesystem: true,
-      runAsNonRoot: true,
-      runAsUser: 1000,
-      runAsGroup: 1000,
-    },
+    securityContext: restrictedContainer(1000),
   };
 }
 

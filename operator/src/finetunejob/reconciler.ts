@@ -15,7 +15,7 @@ import type { EventRecorder } from '../runtime/events.js';
 import type { Informer } from '../runtime/informer.js';
 import type { OperatorMetrics } from '../runtime/metrics.js';
 import type { ReconcileResult, Reconciler } from '../runtime/reconcile.js';
-import { controllerOf, ownerKeyOf } from '../runtime/owned.js';
+import { adoptChild, ownerKeyOf } from '../runtime/owned.js';
 import { DONE, errorMessage, TerminalError } from '../runtime/reconcile.js';
 import type { Phase } from './compute-status.js';
 import { computeStatus, isTerminal, jobFinished, lastFailedPod, resultPod } from './compute-status.js';
@@ -75,7 +75,7 @@ export class FineTuneJobReconciler implements Reconciler {
     let job = this.deps.caches.jobs.get(objectKey(id.namespace, name));
     let problem: { reason: string; message: string } | undefined;
     try {
-      if (job) job = await this.adopt(ftj, job, JOBS);
+      if (job) job = await adoptChild(this.deps.client, this.deps.log, ftj, job, JOBS);
       if (!terminal) {
         await this.ensureConfigMap(ftj);
         await this.ensureService(ftj);
@@ -125,22 +125,6 @@ export class FineTuneJobReconciler implements Reconciler {
     });
   }
 
-  /** A child found by name must be ours; one without a controller is adopted, one of another owner is a conflict. */
-  private async adopt<T extends KubernetesObject>(ftj: StoredFineTuneJob, child: T, type: ResourceType): Promise<T> {
-    const owner = controllerOf(child);
-    if (owner?.uid === ftj.metadata.uid) return child;
-    const where = `${type.kind} ${child.metadata?.namespace ?? ''}/${child.metadata?.name ?? ''}`;
-    if (owner) {
-      throw new TerminalError(`${where} already exists and is controlled by ${owner.kind} ${owner.name} (uid ${owner.uid})`, 'ChildConflict');
-    }
-    const refs = [...(child.metadata?.ownerReferences ?? []), desiredJob(ftj, this.deps.trainer).metadata?.ownerReferences?.[0]];
-    const adopted = await this.deps.client.patch<T>(type, child.metadata?.namespace, child.metadata?.name ?? '', {
-      metadata: { ownerReferences: refs, resourceVersion: child.metadata?.resourceVersion },
-    });
-    this.deps.log.info({ kind: type.kind, namespace: child.metadata?.namespace, name: child.metadata?.name }, `Adopted ${type.kind}`);
-    return adopted;
-  }
-
   private async createJob(ftj: StoredFineTuneJob, desired: V1Job): Promise<V1Job> {
     const { client, log, events } = this.deps;
     const { namespace, name } = { namespace: ftj.metadata.namespace, name: desired.metadata?.name ?? '' };
@@ -148,7 +132,7 @@ export class FineTuneJobReconciler implements Reconciler {
     // not finished was deleted behind the operator's back (or by a TTL before its outcome was recorded).
     if (ftj.status?.jobName === name) {
       try {
-        return await this.adopt(ftj, await client.get<V1Job>(JOBS, namespace, name), JOBS);
+        return await adoptChild(this.deps.client, this.deps.log, ftj, await client.get<V1Job>(JOBS, namespace, name), JOBS);
       } catch (err) {
         if (!isNotFound(err)) throw err;
       }
@@ -160,7 +144,7 @@ export class FineTuneJobReconciler implements Reconciler {
       events.normal(ftj, 'CreatedJob', 'Create', `Created Job ${name}`);
       return created;
     } catch (err) {
-      if (isAlreadyExists(err)) return this.adopt(ftj, await client.get<V1Job>(JOBS, namespace, name), JOBS);
+      if (isAlreadyExists(err)) return adoptChild(this.deps.client, this.deps.log, ftj, await client.get<V1Job>(JOBS, namespace, name), JOBS);
       if (isInvalid(err)) throw new TerminalError(`the API server rejected the trainer Job: ${errorMessage(err)}`, 'InvalidSpec', { cause: err });
       throw err;
     }
@@ -182,7 +166,7 @@ export class FineTuneJobReconciler implements Reconciler {
         have = await client.get<V1ConfigMap>(CONFIG_MAPS, namespace, name);
       }
     }
-    have = await this.adopt(ftj, have, CONFIG_MAPS);
+    have = await adoptChild(this.deps.client, this.deps.log, ftj, have, CONFIG_MAPS);
     if (!isDeepStrictEqual(have.data ?? {}, want.data)) {
       await client.patch(CONFIG_MAPS, namespace, name, { data: want.data });
     }
@@ -195,14 +179,14 @@ export class FineTuneJobReconciler implements Reconciler {
     const name = serviceName(identity(ftj));
     const have = this.deps.caches.services.get(objectKey(namespace, name));
     if (have) {
-      await this.adopt(ftj, have, SERVICES);
+      await adoptChild(this.deps.client, this.deps.log, ftj, have, SERVICES);
       return;
     }
     try {
       await this.deps.client.create(SERVICES, namespace, want);
     } catch (err) {
       if (!isAlreadyExists(err)) throw err;
-      await this.adopt(ftj, await this.deps.client.get<V1Service>(SERVICES, namespace, name), SERVICES);
+      await adoptChild(this.deps.client, this.deps.log, ftj, await this.deps.client.get<V1Service>(SERVICES, namespace, name), SERVICES);
     }
   }
 

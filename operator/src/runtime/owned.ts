@@ -1,9 +1,12 @@
 // What every controller wires the same way: slimmed cache objects, the event handlers of its primary
 // resource and of the objects mapped to it (owned children, pods), and owner-reference lookups.
-import type { KubernetesObject, V1OwnerReference } from '@kubernetes/client-node';
+import type { KubernetesObject, V1OwnerReference, V1SecurityContext } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
 import { GROUP } from '../../../api/crds.js';
+import type { KubeClient, ResourceType } from '../kube/client.js';
 import { keyOf, objectKey } from '../kube/client.js';
-import type { Informer } from './informer.js';
+import type { Informer, InformerMetrics, InformerOptions } from './informer.js';
+import { TerminalError } from './reconcile.js';
 
 export type Enqueue = (key: string | undefined) => void;
 
@@ -47,6 +50,57 @@ export function watchMapped<T extends KubernetesObject>(informer: Pick<Informer<
     onUpdate: (_a, b) => enqueue(keyFor(b)),
     onDelete: (o) => enqueue(keyFor(o)),
   });
+}
+
+/** A resource as read from the API server: name, namespace and uid are set. */
+export interface OwnerObject {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace: string; uid: string };
+}
+
+/** The owner reference a child carries: this resource controls it and blocks its deletion. */
+export function controllerReference(owner: OwnerObject): V1OwnerReference {
+  return { apiVersion: owner.apiVersion, kind: owner.kind, name: owner.metadata.name, uid: owner.metadata.uid, controller: true, blockOwnerDeletion: true };
+}
+
+/**
+ * A child found by name must be the owner's; one without a controller is adopted (our owner reference
+ * added), one controlled by anything else is a conflict (TerminalError ChildConflict).
+ */
+export async function adoptChild<T extends KubernetesObject>(client: KubeClient, log: Logger, owner: OwnerObject, child: T, type: ResourceType): Promise<T> {
+  const current = controllerOf(child);
+  if (current?.uid === owner.metadata.uid) return child;
+  const where = `${type.kind} ${child.metadata?.namespace ?? ''}/${child.metadata?.name ?? ''}`;
+  if (current) throw new TerminalError(`${where} already exists and is controlled by ${current.kind} ${current.name} (uid ${current.uid})`, 'ChildConflict');
+  const adopted = await client.patch<T>(type, child.metadata?.namespace, child.metadata?.name ?? '', {
+    metadata: { ownerReferences: [...(child.metadata?.ownerReferences ?? []), controllerReference(owner)], resourceVersion: child.metadata?.resourceVersion },
+  });
+  log.info({ kind: type.kind, namespace: child.metadata?.namespace, name: child.metadata?.name }, `Adopted ${type.kind}`);
+  return adopted;
+}
+
+/** Informer options every controller's caches share: its namespace, metrics, slimmed objects, no resync. */
+export function cacheOptions(opts: { namespace: string; metrics: InformerMetrics; watchTimeoutSeconds?: number | undefined }): InformerOptions {
+  return {
+    ...(opts.namespace ? { namespace: opts.namespace } : {}),
+    resyncPeriodMs: 0,
+    metrics: opts.metrics,
+    transform: slim,
+    ...(opts.watchTimeoutSeconds ? { watchTimeoutSeconds: opts.watchTimeoutSeconds } : {}),
+  };
+}
+
+/** The container securityContext of every pod the operator creates: non-root `uid`, read-only root, no capabilities. */
+export function restrictedContainer(uid: number): V1SecurityContext {
+  return {
+    allowPrivilegeEscalation: false,
+    capabilities: { drop: ['ALL'] },
+    readOnlyRootFilesystem: true,
+    runAsNonRoot: true,
+    runAsUser: uid,
+    runAsGroup: uid,
+  };
 }
 
 export function controllerOf(obj: KubernetesObject): V1OwnerReference | undefined {
