@@ -315,8 +315,16 @@ func (c *containerRuntime) start(restart int32) (*exec.Cmd, <-chan struct{}, err
 	if err != nil {
 		return nil, nil, err
 	}
+	// The sandbox gets the write end of a pipe as fd 3, close-on-exec: the read end sees EOF once the
+	// container's own command has been exec'd (or the sandbox has failed), and not before.
+	execRead, execWrite, err := os.Pipe()
+	if err != nil {
+		logFile.Close()
+		return nil, nil, err
+	}
 	cmd := exec.Command(c.pod.rt.self, "sandbox", specFile)
 	cmd.Env = []string{}
+	cmd.ExtraFiles = []*os.File{execWrite}
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWUTS,
 		Setsid:     true,
@@ -332,7 +340,10 @@ func (c *containerRuntime) start(restart int32) (*exec.Cmd, <-chan struct{}, err
 		logFile.Close()
 		return nil, nil, err
 	}
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	execWrite.Close()
+	if err != nil {
+		execRead.Close()
 		logFile.Close()
 		return nil, nil, err
 	}
@@ -343,6 +354,9 @@ func (c *containerRuntime) start(restart int32) (*exec.Cmd, <-chan struct{}, err
 	go func() { defer wg.Done(); w.copy("stdout", stdout) }()
 	go func() { defer wg.Done(); w.copy("stderr", stderr) }()
 	go func() { wg.Wait(); logFile.Close(); close(done) }()
+	// Running means the container's command runs: wait for the exec (the sandbox's setup takes ms).
+	_, _ = io.Copy(io.Discard, execRead)
+	execRead.Close()
 	return cmd, done, nil
 }
 

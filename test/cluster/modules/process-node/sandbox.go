@@ -217,6 +217,8 @@ func runSandbox(specFile string) {
 	if err != nil {
 		fail(err)
 	}
+	// fd 3 is the provider's exec pipe: closed by the exec itself, so the provider sees EOF exactly then.
+	unix.CloseOnExec(3)
 	if err := syscall.Exec(path, spec.Argv, spec.Env); err != nil {
 		fail(fmt.Errorf("exec %s: %w", spec.Argv[0], err))
 	}
