@@ -8,7 +8,7 @@ const scenarioName = (description: string) => str(description, { maxLength: 63, 
 
 function modelSource(): Schema {
   return obj('The model to serve: an artifact (uri + version + sha256) or the result of a FineTuneJob.', {
-    uri: str('URI of the model artifact folder (file:// or http(s)://).', { pattern: ARTIFACT_URI, maxLength: 2048 }),
+    uri: str('URI of the model artifact folder (file://, http(s):// or s3://bucket/key).', { pattern: ARTIFACT_URI, maxLength: 2048 }),
     version: str('Version of the artifact.', { maxLength: 128, pattern: '^[A-Za-z0-9][-A-Za-z0-9_.+]*$' }),
     sha256: str('sha256 of the artifact\'s model-manifest.json; agents refuse an artifact that does not match.', { pattern: SHA256, maxLength: 64 }),
     fineTuneJobRef: localRef('A FineTuneJob in this namespace whose result is served once it has Succeeded.'),

@@ -14,7 +14,7 @@ export const MODEL_SET_KIND = 'ModelSet';
 export interface ModelRef {
   /** The artifact's version, as in its manifest; it is the `model_version` label of every metric. */
   version: string;
-  /** Where the artifact folder lives: `file:///abs/path` or `http(s)://host/path/` (more schemes later). */
+  /** Where the artifact folder lives: `file:///abs/path`, `http(s)://host/path/` or `s3://bucket/key/`. */
   uri: string;
   /** sha256 (lower-case hex) of the artifact's `model-manifest.json`; the manifest lists the sha256 of every other file. */
   sha256: string;
@@ -47,7 +47,7 @@ export interface ModelSet {
 const NAME = '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$';
 const VERSION = '^[A-Za-z0-9][A-Za-z0-9._+-]*$';
 const SHA256 = '^[a-f0-9]{64}$';
-const URI = '^(file|https?)://.+$';
+const URI = '^(file|https?|s3)://.+$';
 const SCENARIO = '^[a-z0-9]([-a-z0-9_]*[a-z0-9])?$';
 
 const modelRefProperties = {
@@ -60,7 +60,7 @@ const modelRefProperties = {
   },
   uri: {
     type: 'string',
-    description: 'Location of the artifact folder: file:///absolute/path or http(s)://host/path/.',
+    description: 'Location of the artifact folder: file:///absolute/path, http(s)://host/path/ or s3://bucket/key/.',
     minLength: 8,
     maxLength: 2048,
     pattern: URI,

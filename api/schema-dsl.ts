@@ -43,7 +43,7 @@ type Extra = Partial<Omit<Schema, 'description' | 'type'>>;
 export const DNS_LABEL = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
 export const SHA256 = '^[a-f0-9]{64}$';
 /** The URI schemes the artifact stores implement; a new store adds its scheme here. */
-export const ARTIFACT_URI = '^(file|https?)://.+$';
+export const ARTIFACT_URI = '^(file|https?|s3)://.+$';
 
 export function str(description: string, extra: Extra = {}): Schema {
   return { type: 'string', description, maxLength: 1024, ...extra };

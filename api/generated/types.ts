@@ -916,7 +916,7 @@ export interface InferenceDeploymentSpec {
    */
   model: {
     /**
-     * URI of the model artifact folder (file:// or http(s)://).
+     * URI of the model artifact folder (file://, http(s):// or s3://bucket/key).
      */
     uri?: string;
     /**
