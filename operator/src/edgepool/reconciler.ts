@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import { GROUP, VERSION } from '../../../api/crds.js';
 import type { EdgePoolStatus, InferenceDeployment } from '../../../api/generated/types.js';
 import type { KubeClient, ResourceType } from '../kube/client.js';
-import { CONFIG_MAPS, isAlreadyExists, isInvalid, isNotFound, objectKey } from '../kube/client.js';
+import { CONFIG_MAPS, isAlreadyExists, isInvalid, objectKey } from '../kube/client.js';
 import type { PrometheusPort } from '../prometheus/client.js';
 import { singleValue, urlProblem } from '../prometheus/client.js';
 import type { ConditionInput } from '../runtime/conditions.js';
@@ -21,6 +21,7 @@ import type { EventRecorder } from '../runtime/events.js';
 import type { Informer } from '../runtime/informer.js';
 import type { ReconcileResult, Reconciler } from '../runtime/reconcile.js';
 import { adoptChild, ownerKeyOf } from '../runtime/owned.js';
+import { StatusWriter } from '../runtime/status-writer.js';
 import { DONE, errorMessage, TerminalError } from '../runtime/reconcile.js';
 import { computeStatus, eligibleNodeNames } from './compute-status.js';
 import type { AgentSettings, StoredEdgePool } from './desired.js';
@@ -75,24 +76,24 @@ export function loadQuery(pool: StoredEdgePool): string {
 
 export class EdgePoolReconciler implements Reconciler {
   private readonly now: () => Date;
-  /** The status this process wrote last, per key, with the resourceVersion the API server gave it. */
-  private readonly written = new Map<string, { resourceVersion: string; status: EdgePoolStatus }>();
+  private readonly statusWriter: StatusWriter<EdgePoolStatus, StoredEdgePool>;
   /** The scaler's history as this process knows it (newer than status when only times moved). */
   private readonly history = new Map<string, Recommendation[]>();
   private readonly ports = new Map<string, PrometheusPort>();
 
   constructor(private readonly deps: EdgePoolReconcilerDeps) {
     this.now = deps.now ?? (() => new Date());
+    this.statusWriter = new StatusWriter(deps.client, EDGEPOOLS);
   }
 
   async reconcile(key: string): Promise<ReconcileResult> {
     const cached = this.deps.caches.edgePools.get(key);
     if (!cached) {
-      this.written.delete(key);
+      this.statusWriter.forget(key);
       this.history.delete(key);
       return DONE; // gone: the Deployment and ConfigMap go with it (owner references)
     }
-    const pool = this.withLatestStatus(key, cached);
+    const pool = this.statusWriter.latest(key, cached);
     const { namespace, name } = pool.metadata;
     this.deps.log.debug({ namespace, name, resourceVersion: pool.metadata.resourceVersion }, 'Reconciling EdgePool');
     if (pool.metadata.deletionTimestamp) return DONE;
@@ -144,18 +145,6 @@ export class EdgePoolReconciler implements Reconciler {
     await this.writeStatus(pool, status);
     this.announce(pool, decision, status);
     return builtin ? { requeueAfterMs: this.deps.syncPeriodMs } : DONE;
-  }
-
-  /** As in the FineTuneJob reconciler: start from this process's own last status write when the cache lags. */
-  private withLatestStatus(key: string, pool: StoredEdgePool): StoredEdgePool {
-    const w = this.written.get(key);
-    if (!w) return pool;
-    const have = pool.metadata.resourceVersion ?? '';
-    if (/^\d+$/.test(have) && /^\d+$/.test(w.resourceVersion) && BigInt(w.resourceVersion) > BigInt(have)) {
-      return { ...pool, status: w.status };
-    }
-    this.written.delete(key);
-    return pool;
   }
 
   /**
@@ -283,16 +272,7 @@ export class EdgePoolReconciler implements Reconciler {
       && isDeepStrictEqual(old.recommendations.map((r) => r.replicas), status.recommendations.map((r) => r.replicas))) {
       status.recommendations = old.recommendations;
     }
-    if (isDeepStrictEqual(old, status)) return;
-    const patch: Record<string, unknown> = { ...status };
-    for (const k of Object.keys(old)) if (!(k in status)) patch[k] = null;
-    try {
-      const updated = await this.deps.client.patch<StoredEdgePool>(EDGEPOOLS, pool.metadata.namespace, pool.metadata.name, { status: patch }, { subresource: 'status' });
-      const rv = updated.metadata.resourceVersion;
-      if (rv) this.written.set(objectKey(pool.metadata.namespace, pool.metadata.name), { resourceVersion: rv, status });
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-    }
+    await this.statusWriter.write(pool, status);
   }
 
   private announce(pool: StoredEdgePool, decision: ScaleDecision | undefined, status: EdgePoolStatus): void {

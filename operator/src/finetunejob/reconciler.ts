@@ -16,6 +16,7 @@ import type { Informer } from '../runtime/informer.js';
 import type { OperatorMetrics } from '../runtime/metrics.js';
 import type { ReconcileResult, Reconciler } from '../runtime/reconcile.js';
 import { adoptChild, ownerKeyOf } from '../runtime/owned.js';
+import { StatusWriter } from '../runtime/status-writer.js';
 import { DONE, errorMessage, TerminalError } from '../runtime/reconcile.js';
 import type { Phase } from './compute-status.js';
 import { computeStatus, isTerminal, jobFinished, lastFailedPod, resultPod } from './compute-status.js';
@@ -49,20 +50,20 @@ export interface FineTuneJobReconcilerDeps {
 
 export class FineTuneJobReconciler implements Reconciler {
   private readonly now: () => Date;
-  /** The status this process wrote last, per key, with the resourceVersion the API server gave it. */
-  private readonly written = new Map<string, { resourceVersion: string; status: FineTuneJobStatus }>();
+  private readonly statusWriter: StatusWriter<FineTuneJobStatus, StoredFineTuneJob>;
 
   constructor(private readonly deps: FineTuneJobReconcilerDeps) {
     this.now = deps.now ?? (() => new Date());
+    this.statusWriter = new StatusWriter(deps.client, FINETUNEJOBS);
   }
 
   async reconcile(key: string): Promise<ReconcileResult> {
     const cached = this.deps.caches.fineTuneJobs.get(key);
     if (!cached) {
-      this.written.delete(key);
+      this.statusWriter.forget(key);
       return DONE; // gone: the children go with it (owner references)
     }
-    const ftj = this.withLatestStatus(key, cached);
+    const ftj = this.statusWriter.latest(key, cached);
     this.deps.log.debug({ key, resourceVersion: ftj.metadata.resourceVersion, phase: ftj.status?.phase }, 'Reconciling FineTuneJob');
     if (ftj.metadata.deletionTimestamp) return this.finalize(ftj);
     await this.ensureFinalizer(ftj);
@@ -98,22 +99,6 @@ export class FineTuneJobReconciler implements Reconciler {
     await this.writeStatus(ftj, status);
     this.announce(ftj, ftj.status?.phase, status);
     return DONE;
-  }
-
-  /**
-   * The cache can lag behind this process's own status write; the next reconcile then starts from the
-   * status it wrote, not an older one (no repeated transitions, events or counts). Only an
-   * optimisation: resourceVersions are compared when both are integers (etcd), else the cache wins.
-   */
-  private withLatestStatus(key: string, ftj: StoredFineTuneJob): StoredFineTuneJob {
-    const w = this.written.get(key);
-    if (!w) return ftj;
-    const have = ftj.metadata.resourceVersion ?? '';
-    if (/^\d+$/.test(have) && /^\d+$/.test(w.resourceVersion) && BigInt(w.resourceVersion) > BigInt(have)) {
-      return { ...ftj, status: w.status };
-    }
-    this.written.delete(key);
-    return ftj;
   }
 
   private async ensureFinalizer(ftj: StoredFineTuneJob): Promise<void> {
@@ -204,18 +189,7 @@ export class FineTuneJobReconciler implements Reconciler {
   }
 
   private async writeStatus(ftj: StoredFineTuneJob, status: FineTuneJobStatus): Promise<void> {
-    const old = ftj.status ?? {};
-    if (isDeepStrictEqual(old, status)) return;
-    // A merge patch replaces the fields it names; fields the new status lacks are removed with null.
-    const patch: Record<string, unknown> = { ...status };
-    for (const k of Object.keys(old)) if (!(k in status)) patch[k] = null;
-    try {
-      const updated = await this.deps.client.patch<StoredFineTuneJob>(FINETUNEJOBS, ftj.metadata.namespace, ftj.metadata.name, { status: patch }, { subresource: 'status' });
-      const rv = updated.metadata.resourceVersion;
-      if (rv) this.written.set(objectKey(ftj.metadata.namespace, ftj.metadata.name), { resourceVersion: rv, status });
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-    }
+    await this.statusWriter.write(ftj, status);
   }
 
   private announce(ftj: StoredFineTuneJob, before: Phase | undefined, after: FineTuneJobStatus): void {
