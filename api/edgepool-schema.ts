@@ -1,7 +1,7 @@
 // EdgePool: a fleet of edge devices and the inference agents on them.
 import type { Schema } from './schema-dsl.js';
 import { ARTIFACT_URI, arr, enumOf, int, num, obj, str } from './schema-dsl.js';
-import { conditions, nodeSelector, observedGeneration, podMetadata, resources, tolerations } from './common-schemas.js';
+import { conditions, localRef, nodeSelector, observedGeneration, podMetadata, resources, tolerations } from './common-schemas.js';
 
 export function edgePoolSpec(): Schema {
   return obj('Desired state: which devices form the pool, and how the agents on them run and scale.', {
@@ -44,6 +44,9 @@ export function edgePoolSpec(): Schema {
       retentionSeconds: int('How long request audio is kept waiting for feedback.', { minimum: 1, maximum: 604_800, default: 600 }),
       maxBytes: int('Most bytes of request audio kept per agent.', { minimum: 1024, maximum: 68_719_476_736, default: 268_435_456, format: 'int64' }),
     }, { required: ['uri'] }),
+    artifactCredentials: obj('Credentials the agents use for object stores: to read s3:// model artifacts and write s3:// datasets.', {
+      secretRef: localRef('A Secret in the pool\'s namespace holding standard AWS environment keys (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, optional AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT_URL for an S3-compatible store), given to every agent as environment variables. The kubelet reads it; the operator does not.'),
+    }, { required: ['secretRef'] }),
   }, {
     required: ['nodeSelector'],
     rules: [{

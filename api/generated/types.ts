@@ -767,6 +767,20 @@ export interface EdgePoolSpec {
      */
     maxBytes: number;
   };
+  /**
+   * Credentials the agents use for object stores: to read s3:// model artifacts and write s3:// datasets.
+   */
+  artifactCredentials?: {
+    /**
+     * A Secret in the pool's namespace holding standard AWS environment keys (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, optional AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT_URL for an S3-compatible store), given to every agent as environment variables. The kubelet reads it; the operator does not.
+     */
+    secretRef: {
+      /**
+       * Name of the object in the same namespace.
+       */
+      name: string;
+    };
+  };
 }
 
 /**

@@ -144,6 +144,18 @@ describe('desiredDeployment', () => {
     expect(c?.image).toBe(agentSettings.image);
   });
 
+  it('gives the agents the pool\'s object-store credentials as environment from the Secret, only when set', () => {
+    expect(c?.envFrom).toBeUndefined();
+    const p = edgePool({ artifactCredentials: { secretRef: { name: 'models-s3' } } });
+    const container = desiredDeployment(p, agentSettings, 1).spec?.template.spec?.containers[0];
+    // No prefix: the keys are the AWS SDK's own variable names. Explicit env wins over envFrom, so
+    // the agent's WHISPEROPS_AGENT_* settings cannot be overridden by a key of the Secret.
+    expect(container?.envFrom).toEqual([{ secretRef: { name: 'models-s3' } }]);
+    expect(env(desiredDeployment(p, agentSettings, 1))).toEqual(env(d));
+    // The Secret is referenced, never read: nothing of it lands in the pod template.
+    expect(JSON.stringify(container)).not.toMatch(/AWS_/);
+  });
+
   it('says that a dataset store is not wired yet', () => {
     expect(datasetStoreProblem(pool)).toBeUndefined();
     expect(datasetStoreProblem(edgePool({ datasetStore: { uri: 'file:///data/samples', retentionSeconds: 600, maxBytes: 1024 } }))).toContain('not supported');

@@ -124,11 +124,15 @@ function agentContainer(pool: StoredEdgePool, agent: AgentSettings): V1Container
     { name: 'cache', mountPath: CACHE_DIR },
   ];
   const resources = resourcesOf(pool);
+  // Object-store credentials as the standard AWS environment: the kubelet reads the Secret when it
+  // starts the container, so the operator needs no permission on Secrets (and never sees them).
+  const credentials = pool.spec.artifactCredentials?.secretRef.name;
   return {
     name: AGENT_CONTAINER,
     image: a.image ?? agent.image,
     imagePullPolicy: agent.imagePullPolicy,
     args: ['--config', MODEL_SET_PATH],
+    ...(credentials ? { envFrom: [{ secretRef: { name: credentials } }] } : {}),
     env: agentEnv(pool),
     ports: [{ name: 'http', containerPort: a.port, protocol: 'TCP' }],
     ...(resources ? { resources } : {}),
