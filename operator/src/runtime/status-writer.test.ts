@@ -33,7 +33,7 @@ describe('mergePatchOf', () => {
       object: fc.dictionary(fc.constantFrom('a', 'b', 'c', 'd'), tie('value'), { maxKeys: 4 }),
     }));
     fc.assert(fc.property(json.object, json.object, (from, to) => {
-      const patch = mergePatchOf(from as Record<string, unknown>, to as Record<string, unknown>);
+      const patch = mergePatchOf(from, to);
       expect(patch === undefined ? from : applyMergePatch(from, patch)).toEqual(to);
     }));
   });
@@ -44,7 +44,7 @@ describe('StatusWriter', () => {
   type Thing = { apiVersion: string; kind: string; metadata: { name: string; namespace: string; resourceVersion: string }; status?: { n?: number; x?: { y?: number } } };
   const thing = (rv: string, status?: Thing['status']): Thing => ({ apiVersion: 'whisperops.dev/v1alpha1', kind: 'Thing', metadata: { name: 't', namespace: 'ns', resourceVersion: rv }, ...(status ? { status } : {}) });
 
-  function client(rv = '10', fail?: unknown) {
+  function client(rv = '10', fail?: Error) {
     const calls: unknown[] = [];
     const c = {
       patch: (_t: ResourceType, _ns: string | undefined, _n: string, patch: unknown, opts?: unknown) => {

@@ -61,7 +61,7 @@ export class StatusWriter<S extends object, T extends WithStatus<S>> {
 
   /** Patches the status subresource when `status` differs from obj.status; a deleted object is not an error. True when it wrote. */
   async write(obj: T, status: S): Promise<boolean> {
-    const patch = mergePatchOf((obj.status ?? {}) as Record<string, unknown>, status as Record<string, unknown>);
+    const patch = mergePatchOf((obj.status ?? {}), status as Record<string, unknown>);
     if (!patch) return false;
     const namespace = obj.metadata?.namespace;
     const name = obj.metadata?.name ?? '';
