@@ -15,7 +15,7 @@
 //      (new templates around the finance terms, spoken by espeak-ng) are transcribed by both, feedback
 //      feeds the agent's word-error counters, and the WER before and after is printed.
 // Flags: --keep leaves the cluster running; --retrain ignores the cached fine-tune of step 4.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -23,6 +23,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CommandError, eventually, helm, kubectl } from '../test/cluster/index.js';
 import { wordErrors } from '../edge-agent/src/text/wer.js';
+import { FINANCE_VOICES, financeSentences, speechWav } from '../test/fixtures/traffic.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url)).replace(/\/$/, '');
 const CACHE = process.env.WHISPEROPS_CACHE ?? join(process.env.HOME ?? '/tmp', '.cache', 'whisperops');
@@ -89,25 +90,6 @@ async function waitHttp(url: string, what: string, timeoutMs = 120_000): Promise
 }
 
 const sha256 = (buf: Buffer | string): string => createHash('sha256').update(buf).digest('hex');
-
-/** Sentences around the finance terms, in templates that do not occur in the training corpus. */
-function unseenFinanceSentences(n: number): string[] {
-  const terms = readFileSync(join(ROOT, 'data', 'domain', 'finance_terms.txt'), 'utf8').split('\n').map((t) => t.trim()).filter(Boolean);
-  const templates = [
-    (t: string) => `my neighbour asked me about the ${t} yesterday`,
-    (t: string) => `we talked about the ${t} over dinner`,
-    (t: string) => `nobody on the bus understood the ${t}`,
-    (t: string) => `she wrote the ${t} on a paper napkin`,
-  ];
-  const corpus = readFileSync(join(ROOT, 'data', 'domain', 'finance_corpus.txt'), 'utf8');
-  const out: string[] = [];
-  for (let i = 0; out.length < n && i < terms.length * templates.length; i++) {
-    const term = terms[(i * 7) % terms.length] ?? '';
-    const sentence = (templates[i % templates.length] ?? ((t: string) => t))(term);
-    if (!corpus.includes(sentence)) out.push(sentence);
-  }
-  return out;
-}
 
 async function main(): Promise<void> {
   mkdirSync(WORK, { recursive: true });
@@ -222,14 +204,11 @@ async function main(): Promise<void> {
   startProcess('edge-agent', ['edge-agent/src/main.ts', '--port', String(agentPort), '--config', join(WORK, 'model-set.json')], join(logs, 'agent.log'));
   const agent = `http://127.0.0.1:${agentPort}`;
   await waitHttp(`${agent}/readyz`, 'the edge agent to be ready', 180_000);
-  const sentences = unseenFinanceSentences(Number(process.env.DEMO_SENTENCES ?? 16));
-  const audioDir = join(WORK, 'audio');
-  mkdirSync(audioDir, { recursive: true });
+  const sentences = financeSentences(Number(process.env.DEMO_SENTENCES ?? 16));
   const totals: Record<string, { errors: number; words: number }> = { base: { errors: 0, words: 0 }, finance: { errors: 0, words: 0 } };
   const samples: string[] = [];
   for (const [i, sentence] of sentences.entries()) {
-    const wav = join(audioDir, `finance-${sha256(sentence).slice(0, 10)}.wav`);
-    if (!existsSync(wav)) execFileSync('espeak-ng', ['-v', ['en-us', 'en-gb', 'en-us+f2', 'en-gb-x-rp'][i % 4] ?? 'en-us', '-s', '160', '-w', wav, sentence]);
+    const wav = speechWav(sentence, { voice: FINANCE_VOICES[i % FINANCE_VOICES.length] ?? 'en-us', wordsPerMinute: 160 });
     const hyps: Record<string, string> = {};
     for (const model of ['base', 'finance']) {
       const form = new FormData();
