@@ -95,7 +95,7 @@ export const OPTIONS: Option[] = [
   { flag: 'trainer-master-port', path: 'trainer.masterPort', kind: 'number', help: 'torchrun rendezvous port' },
   { flag: 'agent-image', path: 'agent.image', kind: 'string', help: 'edge agent image used when an EdgePool sets no spec.agent.image' },
   { flag: 'agent-image-pull-policy', path: 'agent.imagePullPolicy', kind: 'string', help: 'Always, IfNotPresent or Never' },
-  { flag: 'edgepool-sync-period', path: 'edgePool.syncPeriodSeconds', kind: 'number', help: 'seconds between load reads and scale decisions of a builtin-mode EdgePool' },
+  { flag: 'edgepool-sync-period', path: 'edgePool.syncPeriodSeconds', kind: 'number', help: 'seconds between load reads and scale decisions of a builtin-mode EdgePool (and between checks that an InferenceDeployment\'s new stable model is loaded by its agents)' },
   { flag: 'prometheus-url', path: 'prometheus.url', kind: 'string', help: 'Prometheus base URL of the built-in scaler ("" = none)' },
   { flag: 'prometheus-loopback-only', path: 'prometheus.loopbackOnly', kind: 'boolean', help: 'refuse Prometheus hosts outside 127.0.0.0/8 (local clusters and tests)' },
   { flag: 'prometheus-timeout', path: 'prometheus.timeoutSeconds', kind: 'number', help: 'seconds one Prometheus query may take' },

@@ -1,5 +1,5 @@
 // Entry point: read the configuration, build the ports (Kubernetes client, logger, metrics, events),
-// wire the FineTuneJob and EdgePool controllers into the manager, serve /healthz, /readyz and /metrics, and stop
+// wire the FineTuneJob, EdgePool and InferenceDeployment controllers into the manager, serve /healthz, /readyz and /metrics, and stop
 // gracefully on SIGTERM/SIGINT.
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
@@ -7,6 +7,7 @@ import { ConfigError, loadConfig, parseBindAddress, usage } from './config.js';
 import type { OperatorConfig } from './config.js';
 import { createEdgePoolController } from './edgepool/controller.js';
 import { createFineTuneJobController } from './finetunejob/controller.js';
+import { createInferenceDeploymentController } from './inferencedeployment/controller.js';
 import { loadAccess } from './kube/access.js';
 import { HttpKubeClient } from './kube/http-client.js';
 import { createLogger } from './log.js';
@@ -67,6 +68,17 @@ async function main(): Promise<number> {
     watchTimeoutSeconds: config.watchTimeoutSeconds,
   });
   manager.add(edgePools.controller, edgePools.informers);
+  const inferenceDeployments = createInferenceDeploymentController({
+    client, events, metrics, log,
+    prometheus: { url: config.prometheus.url, loopbackOnly: config.prometheus.loopbackOnly, timeoutMs: config.prometheus.timeoutSeconds * 1000 },
+    syncPeriodMs: config.edgePool.syncPeriodSeconds * 1000,
+    namespace: config.namespace,
+    workers: config.workers,
+    rateLimits: { baseDelayMs: config.queue.baseDelayMs, maxDelayMs: config.queue.maxDelaySeconds * 1000, qps: config.queue.qps, burst: config.queue.burst },
+    resyncPeriodMs: config.resyncPeriodSeconds * 1000,
+    watchTimeoutSeconds: config.watchTimeoutSeconds,
+  });
+  manager.add(inferenceDeployments.controller, inferenceDeployments.informers);
 
   const bind = parseBindAddress(config.http.bindAddress) ?? { host: '0.0.0.0', port: 8080 };
   const app = createApp({ healthy: () => manager.getState() !== 'stopped', ready: () => manager.ready(), registry: metrics.registry });

@@ -279,7 +279,7 @@ describe('EdgePool controller (real control plane, real agents on process nodes,
     await createInferenceDeployment('tuned', 'jetsons', { fineTuneJobRef: { name: 'not-yet' } });
     const p = await until('jetsons', 'model assigned, agent ready', (x) => cond(x, 'Ready')?.status === 'True' && x.status?.readyReplicas === 1, 120_000);
     expect(cond(p, 'ModelsAssigned')).toMatchObject({ status: 'True', reason: 'ModelsAssigned' });
-    expect(cond(p, 'ModelsAssigned')?.message).toMatch(/^1 model assigned: tiny; 1 InferenceDeployment not served: tuned \(model\.fineTuneJobRef \(not-yet\) is not resolved/);
+    expect(cond(p, 'ModelsAssigned')?.message).toMatch(/^1 model assigned: tiny; 1 InferenceDeployment not served: tuned \(no model resolved yet \(see its ModelResolved condition\)\)$/);
     expect(p.status?.models).toEqual([{ deployment: 'tiny', version: ref.version, role: 'stable' }]);
     const cm = await api.get<V1ConfigMap>(CONFIG_MAPS, ns, 'jetsons-models');
     expect(JSON.parse(cm.data?.['model-set.json'] ?? '{}')).toEqual({

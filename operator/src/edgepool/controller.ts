@@ -1,6 +1,6 @@
 // Wiring of the EdgePool controller: its informers (EdgePools; only the Deployments, ConfigMaps and
 // agent pods the operator created, by label; Nodes, slimmed to what eligibility reads;
-// InferenceDeployments, whose models make up the pools' model sets), the event
+// InferenceDeployments, whose served models (status) make up the pools' model sets), the event
 // handlers that map a change to the pools it concerns, and the controller that runs the reconciler.
 import type { KubernetesObject, V1ConfigMap, V1Deployment, V1Node, V1Pod } from '@kubernetes/client-node';
 import { isDeepStrictEqual } from 'node:util';
@@ -16,6 +16,7 @@ import { cacheOptions, watchMapped, watchPrimary } from '../runtime/owned.js';
 import type { OperatorMetrics } from '../runtime/metrics.js';
 import type { QueueRateLimits } from '../runtime/rate-limiter.js';
 import type { AgentSettings, StoredEdgePool } from './desired.js';
+import { servedEntry } from './model-set.js';
 import { CHILD_SELECTOR, EDGEPOOL_LABEL, poolId } from './names.js';
 import type { EdgePoolCaches, PrometheusSettings } from './reconciler.js';
 import { CONTROLLER_NAME, DEPLOYMENTS, EDGEPOOLS, EdgePoolReconciler, INFERENCE_DEPLOYMENTS, NODES, ownerKey } from './reconciler.js';
@@ -111,14 +112,17 @@ export function createEdgePoolController(opts: EdgePoolControllerOptions): EdgeP
     onDelete: (n) => nodeChanged(n, undefined),
   });
 
-  // An InferenceDeployment's model goes into the model set of the pool it names: a change of its spec
-  // (generation) or its deletion concerns that pool, and the old one when edgePoolRef moved. Status
-  // writes (generation unchanged) do not.
+  // An InferenceDeployment's served models (status.stable, status.candidate and its weight, decided by
+  // its own controller) and its scenarios go into the model set of the pool it names: a change of
+  // those or its deletion concerns that pool, and the old one when edgePoolRef moved. Other status
+  // writes (conditions, verdicts, WER) do not.
   const poolOf = (d: InferenceDeployment): string => objectKey(d.metadata.namespace, d.spec.edgePoolRef.name);
+  const scenariosOf = (d: InferenceDeployment) => d.spec.monitoring?.scenarios?.map((x) => x.name);
   caches.inferenceDeployments.addHandlers({
     onAdd: (d) => enqueue(poolOf(d)),
     onUpdate: (a, b) => {
-      if (a.metadata.generation === b.metadata.generation && Boolean(a.metadata.deletionTimestamp) === Boolean(b.metadata.deletionTimestamp)) return;
+      if (isDeepStrictEqual(servedEntry(a), servedEntry(b)) && isDeepStrictEqual(scenariosOf(a), scenariosOf(b))
+        && poolOf(a) === poolOf(b) && Boolean(a.metadata.deletionTimestamp) === Boolean(b.metadata.deletionTimestamp)) return;
       if (poolOf(a) !== poolOf(b)) enqueue(poolOf(a));
       enqueue(poolOf(b));
     },

@@ -6,18 +6,24 @@ import { buildModelSet, deploymentsOnPool, MAX_MODELS, skippedSummary } from './
 
 const sha = (c: string) => c.repeat(64);
 
-function infd(name: string, model: DeploymentLike['spec']['model'], over: { pool?: string; namespace?: string; scenarios?: string[]; deleting?: boolean } = {}): DeploymentLike {
+type Served = { stable?: { uri: string; version: string; sha256: string }; candidate?: { uri: string; version: string; sha256: string; weight: number; rolledBackGeneration?: number } };
+
+/** An InferenceDeployment naming pool `jetsons` whose status serves `served` (what its controller decided). */
+function infd(name: string, served: Served, over: { pool?: string; namespace?: string; scenarios?: string[]; deleting?: boolean } = {}): DeploymentLike {
   return {
     metadata: { name, namespace: over.namespace ?? 'edge', ...(over.deleting ? { deletionTimestamp: '2026-12-01T12:00:00Z' } : {}) },
     spec: {
       edgePoolRef: { name: over.pool ?? 'jetsons' },
-      model,
+      model: { fineTuneJobRef: { name: 'spec-is-not-read-here' } },
       rollout: { steps: [{ weight: 10, pauseSeconds: 60 }], analysis: { intervalSeconds: 60, maxWerIncrease: 0.02, maxP99LatencySeconds: 5, minSamples: 200, failureLimit: 2 } },
       ...(over.scenarios ? { monitoring: { scenarios: over.scenarios.map((s) => ({ name: s, maxWer: 0.2, windowSeconds: 900, minReferenceWords: 200 })) } } : {}),
     },
+    status: served,
   };
 }
-const direct = (version: string, c = 'a') => ({ uri: `file:///models/${version}`, version, sha256: sha(c) });
+const model = (version: string, c = 'a') => ({ uri: `https://models.example/${version}/`, version, sha256: sha(c) });
+const direct = (version: string, c = 'a'): Served => ({ stable: model(version, c) });
+const NOTHING = 'no model resolved yet (see its ModelResolved condition)';
 
 describe('deploymentsOnPool', () => {
   it.each<[string, DeploymentLike, boolean]>([
@@ -33,25 +39,28 @@ describe('deploymentsOnPool', () => {
 describe('buildModelSet', () => {
   it.each<[string, DeploymentLike[], ReturnType<typeof buildModelSet>]>([
     ['none: empty set', [], { set: { models: [] }, skipped: [] }],
-    ['one direct model: name = the deployment, stable = spec.model', [infd('general', direct('1.0.0'))], {
-      set: { models: [{ name: 'general', stable: { uri: 'file:///models/1.0.0', version: '1.0.0', sha256: sha('a') } }] }, skipped: [],
+    ['one served model: name = the deployment, stable = status.stable', [infd('general', direct('1.0.0'))], {
+      set: { models: [{ name: 'general', stable: { uri: 'https://models.example/1.0.0/', version: '1.0.0', sha256: sha('a') } }] }, skipped: [],
     }],
     ['sorted by name whatever the input order', [infd('zeta', direct('2')), infd('alpha', direct('1'))], {
-      set: { models: [{ name: 'alpha', stable: direct('1') }, { name: 'zeta', stable: direct('2') }] }, skipped: [],
+      set: { models: [{ name: 'alpha', stable: model('1') }, { name: 'zeta', stable: model('2') }] }, skipped: [],
     }],
-    ['fineTuneJobRef: left out, with the reason', [infd('ft', { fineTuneJobRef: { name: 'finance-v2' } }), infd('general', direct('1'))], {
-      set: { models: [{ name: 'general', stable: direct('1') }] },
-      skipped: [{ name: 'ft', reason: 'model.fineTuneJobRef (finance-v2) is not resolved by the operator yet; only model.uri + version + sha256 is served' }],
+    ['a canary in flight: the candidate with its weight', [infd('g', { stable: model('1'), candidate: { ...model('2', 'b'), weight: 10 } })], {
+      set: { models: [{ name: 'g', stable: model('1'), candidate: { ...model('2', 'b'), weight: 10 } }] }, skipped: [],
     }],
-    ['uri without sha256 (the CRD forbids it; never served half-specified)', [infd('x', { uri: 'file:///m', version: '1' })], {
-      set: { models: [] }, skipped: [{ name: 'x', reason: 'model needs uri, version and sha256' }],
+    ['a rolled-back candidate is not served (stable takes every request)', [infd('g', { stable: model('1'), candidate: { ...model('2', 'b'), weight: 0, rolledBackGeneration: 3 } })], {
+      set: { models: [{ name: 'g', stable: model('1') }] }, skipped: [],
+    }],
+    ['nothing resolved yet (e.g. its FineTuneJob is running): left out, with the reason', [infd('ft', {}), infd('general', direct('1'))], {
+      set: { models: [{ name: 'general', stable: model('1') }] },
+      skipped: [{ name: 'ft', reason: NOTHING }],
     }],
     ['scenarios: union of the served deployments, sorted, unique', [
       infd('b', direct('1'), { scenarios: ['medical', 'finance'] }), infd('a', direct('2'), { scenarios: ['finance', 'legal'] }),
-      infd('c', { fineTuneJobRef: { name: 'j' } }, { scenarios: ['ignored'] }),
+      infd('c', {}, { scenarios: ['ignored'] }),
     ], {
-      set: { models: [{ name: 'a', stable: direct('2') }, { name: 'b', stable: direct('1') }], scenarios: ['finance', 'legal', 'medical'] },
-      skipped: [{ name: 'c', reason: expect.stringContaining('fineTuneJobRef (j)') as unknown as string }],
+      set: { models: [{ name: 'a', stable: model('2') }, { name: 'b', stable: model('1') }], scenarios: ['finance', 'legal', 'medical'] },
+      skipped: [{ name: 'c', reason: NOTHING }],
     }],
   ])('%s', (_what, deployments, want) => {
     expect(buildModelSet(deployments)).toEqual(want);
@@ -74,7 +83,7 @@ describe('buildModelSet', () => {
       scenarios: fc.uniqueArray(fc.constantFrom('finance', 'medical', 'legal', 'general'), { maxLength: 3 }),
     });
     fc.assert(fc.property(fc.uniqueArray(arbDeployment, { selector: (d) => d.name, maxLength: 40 }), fc.integer(), (ds, seed) => {
-      const list = ds.map((d) => infd(d.name, d.fineTune ? { fineTuneJobRef: { name: 'j' } } : direct(d.version, d.c), { scenarios: d.scenarios }));
+      const list = ds.map((d) => infd(d.name, d.fineTune ? {} : direct(d.version, d.c), { scenarios: d.scenarios }));
       const shuffled = [...list].sort((a, b) => ((a.metadata?.name ?? '').length * seed) % 7 - ((b.metadata?.name ?? '').length * seed) % 7);
       const one = buildModelSet(list);
       expect(JSON.stringify(buildModelSet(shuffled))).toBe(JSON.stringify(one));

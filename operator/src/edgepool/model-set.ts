@@ -1,12 +1,14 @@
 // The pool's model set, built from the InferenceDeployments that name the pool (pure). Each one
 // contributes an entry: name = the InferenceDeployment's name (the OpenAI `model` parameter), stable =
-// its spec.model {uri, version, sha256}. Only a model given directly is served for now: resolving
-// model.fineTuneJobRef, candidates and rollouts belong to the InferenceDeployment controller, so such
-// a deployment is left out and reported (never silently dropped). Deterministic: entries sorted by
-// name, scenarios sorted and unique — the same deployments always give the same bytes, so the
-// ConfigMap is not rewritten when nothing changed.
+// its status.stable, candidate = its status.candidate with its weight while a canary is in flight.
+// The InferenceDeployment controller decides those (resolution of spec.model, rollout steps,
+// promotion, rollback) and keeps them in status, so this side only reads: one writer per object. A
+// deployment with nothing resolved yet is left out and reported (never silently dropped).
+// Deterministic: entries sorted by name, scenarios sorted and unique — the same deployments always
+// give the same bytes, so the ConfigMap is not rewritten when nothing changed.
 import type { InferenceDeployment } from '../../../api/generated/types.js';
 import type { ModelDeployment, ModelSet } from '../../../api/model-set.js';
+import { modelEntry } from '../inferencedeployment/rollout.js';
 
 /** The model-set format's limits (api/model-set.ts schema). */
 export const MAX_MODELS = 32;
@@ -15,7 +17,7 @@ export const MAX_SCENARIOS = 64;
 const MAX_SUMMARY = 2048;
 
 /** An InferenceDeployment as the pool's model set reads it. */
-export type DeploymentLike = Pick<InferenceDeployment, 'spec'> & {
+export type DeploymentLike = Pick<InferenceDeployment, 'spec' | 'status'> & {
   metadata?: { name?: string; namespace?: string; deletionTimestamp?: Date | string };
 };
 
@@ -37,10 +39,14 @@ export function deploymentsOnPool(namespace: string, pool: string, deployments: 
 }
 
 function entryOf(d: DeploymentLike): ModelDeployment | string {
-  const m = d.spec.model;
-  if (m.fineTuneJobRef) return `model.fineTuneJobRef (${m.fineTuneJobRef.name}) is not resolved by the operator yet; only model.uri + version + sha256 is served`;
-  if (m.uri === undefined || m.version === undefined || m.sha256 === undefined) return 'model needs uri, version and sha256';
-  return { name: d.metadata?.name ?? '', stable: { uri: m.uri, version: m.version, sha256: m.sha256 } };
+  const entry = modelEntry(d.status?.stable, d.status?.candidate);
+  if (!entry) return 'no model resolved yet (see its ModelResolved condition)';
+  return { name: d.metadata?.name ?? '', ...entry };
+}
+
+/** The deployment's entry as the pool serves it (for change detection), or undefined. */
+export function servedEntry(d: DeploymentLike): Omit<ModelDeployment, 'name'> | undefined {
+  return modelEntry(d.status?.stable, d.status?.candidate);
 }
 
 /** The model set of a pool from the deployments that serve on it (see deploymentsOnPool). */

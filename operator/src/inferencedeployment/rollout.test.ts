@@ -237,3 +237,18 @@ describe('stepRollout properties', () => {
     }), { numRuns: 300 });
   });
 });
+
+describe('stepRollout: the agents refused the candidate (abort)', () => {
+  const started = stepRollout({ resolved: v2, rollout, generation: 1, status: { phase: 'Healthy', stable: { ...v1 } }, now: t0 }).status;
+  it('rolls back at once whatever failureLimit says, the refusal as the verdict; Degraded on the next round', () => {
+    const message = "the pool's agents refused candidate 2 (2 agents manifest_checksum_mismatch)";
+    const d = stepRollout({ resolved: v2, rollout, generation: 1, status: started, abort: { message }, now: at(5) });
+    expect(d.status.phase).toBe('RollingBack');
+    expect(d.status.candidate).toMatchObject({ weight: 0, rolledBackGeneration: 1, lastVerdict: 'Failed', lastVerdictMessage: message, failedAnalyses: 0 });
+    expect(d.modelSet).toEqual({ stable: { uri: v1.uri, version: '1', sha256: v1.sha256 } });
+    expect(d.events).toEqual([{ type: 'Warning', reason: 'RollingBack', message: expect.stringContaining(message) }]);
+    const next = stepRollout({ resolved: v2, rollout, generation: 1, status: d.status, now: at(6) });
+    expect(next.status.phase).toBe('Degraded');
+    expect(next.progressing).toBe(false);
+  });
+});

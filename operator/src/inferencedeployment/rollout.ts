@@ -13,6 +13,7 @@
 //   failureLimit Failed verdicts  → rollback: weight 0, candidate kept with its verdict and
 //                                   rolledBackGeneration, RollingBack, then Degraded on the next round;
 //                                   not retried until the spec changes (a newer generation)
+//   abort (agents refused it)     → rollback at once, the refusal as the verdict message
 //   model unresolved              → everything held as it is (the reconciler reports why)
 import type { InferenceDeploymentSpec, InferenceDeploymentStatus } from '../../../api/generated/types.js';
 import type { ModelDeployment } from '../../../api/model-set.js';
@@ -52,6 +53,11 @@ export interface RolloutInput {
   status: RolloutState;
   /** The verdict of an analysis interval evaluated now (see analysisDue), if one was. */
   verdict?: AnalysisResult;
+  /**
+   * The agents refused the candidate for good (its artifact does not match its sha256, version or
+   * manifest): rolled back at once, whatever failureLimit says — no interval can make it pass.
+   */
+  abort?: { message: string };
   now: Date;
 }
 
@@ -103,7 +109,8 @@ export function analysisDue(status: RolloutState, intervalSeconds: number, now: 
   return since === undefined || now.getTime() - since >= intervalSeconds * 1000;
 }
 
-function modelEntry(stable: Stable | undefined, candidate: Candidate | undefined): Omit<ModelDeployment, 'name'> | undefined {
+/** A deployment's entry in its pool's model set from its status: stable, and the candidate while it has weight. */
+export function modelEntry(stable: Stable | undefined, candidate: Candidate | undefined): Omit<ModelDeployment, 'name'> | undefined {
   if (!stable) return undefined;
   const active = candidate && candidate.rolledBackGeneration === undefined && (candidate.weight ?? 0) > 0;
   return { stable: ref(stable), ...(active ? { candidate: { ...ref(candidate), weight: candidate.weight ?? 0 } } : {}) };
@@ -187,6 +194,16 @@ function progress(input: RolloutInput, stable: Stable, current: Candidate): Roll
   const weight = step?.weight ?? current.weight ?? 0;
   const label = `step ${idx + 1}/${steps.length} (weight ${weight}%)`;
   let candidate: Candidate = { ...current, step: idx, weight, stepStartTime: current.stepStartTime ?? rfc3339(now), failedAnalyses: current.failedAnalyses ?? 0 };
+
+  if (input.abort) {
+    const message = truncate(input.abort.message);
+    const rolledBack: Candidate = {
+      ...candidate, weight: 0, rolledBackGeneration: input.generation, lastVerdict: 'Failed', lastVerdictMessage: message,
+      lastVerdictStep: idx, lastAnalysisTime: rfc3339(now),
+    };
+    events.push({ type: 'Warning', reason: 'RollingBack', message: `Rolling back ${candidate.version} at ${label}: ${message}; stable ${stable.version} serves 100%` });
+    return decision({ phase: 'RollingBack', stable, candidate: rolledBack }, events, `rolling back ${candidate.version}: ${message}`);
+  }
 
   if (verdict) {
     const failed = (candidate.failedAnalyses ?? 0) + (verdict.verdict === 'Failed' ? 1 : 0);

@@ -1,0 +1,211 @@
+// The InferenceDeployment reconciler: one straight list of steps (STYLE.md). Get the deployment from
+// the cache → (deleting: nothing to do; its pool drops it from the model set) → resolve spec.model
+// (the FineTuneJob from the cache when it names one) → ask Prometheus what the pool's agents serve
+// (the stable until they have loaded it; the candidate while a canary is in flight: a refused
+// artifact aborts the canary) → when an analysis interval is due, measure candidate and stable over
+// the same window and evaluate (pure) → step the rollout (pure; its state lives in status, so a
+// restarted operator or a new leader resumes at the same step) → compute the status → at most one
+// status patch → Events → requeue at the end of the pause or the next analysis, whichever is first.
+//
+// The pool's model set (the ConfigMap the agents hot-swap) is written by the EdgePool controller
+// from this status (stable, candidate, weight): one writer per object.
+import type { Logger } from 'pino';
+import type { EdgePool, FineTuneJob, InferenceDeployment, InferenceDeploymentStatus } from '../../../api/generated/types.js';
+import type { KubeClient } from '../kube/client.js';
+import { objectKey } from '../kube/client.js';
+import type { PrometheusPort, QueryResult } from '../prometheus/client.js';
+import { urlProblem } from '../prometheus/client.js';
+import type { EventRecorder } from '../runtime/events.js';
+import type { Informer } from '../runtime/informer.js';
+import type { ReconcileResult, Reconciler } from '../runtime/reconcile.js';
+import { DONE, errorMessage } from '../runtime/reconcile.js';
+import { StatusWriter } from '../runtime/status-writer.js';
+import type { AnalysisResult, VersionMeasurements } from './analysis.js';
+import { analysisQueries, evaluateAnalysis, measuredFromQuery } from './analysis.js';
+import { computeStatus } from './compute-status.js';
+import { resolveModel } from './resolve.js';
+import type { Candidate, RolloutDecision } from './rollout.js';
+import { analysisDue, stepRollout } from './rollout.js';
+import type { Role, ServingState } from './serving.js';
+import { loadedQuery, refusedQuery, servingState } from './serving.js';
+import { EDGEPOOLS, INFERENCE_DEPLOYMENTS } from '../edgepool/reconciler.js';
+import { FINETUNEJOBS } from '../finetunejob/reconciler.js';
+
+export const CONTROLLER_NAME = 'inferencedeployment';
+export { EDGEPOOLS, FINETUNEJOBS, INFERENCE_DEPLOYMENTS };
+
+export interface InferenceDeploymentCaches {
+  inferenceDeployments: Informer<InferenceDeployment>;
+  fineTuneJobs: Informer<FineTuneJob>;
+  edgePools: Informer<EdgePool>;
+}
+
+export interface InferenceDeploymentReconcilerDeps {
+  client: KubeClient;
+  caches: InferenceDeploymentCaches;
+  events: EventRecorder;
+  prometheus: {
+    /** The operator's Prometheus ('' = none: rollouts hold as Inconclusive and say so). */
+    url: string;
+    loopbackOnly: boolean;
+    connect: (url: string) => PrometheusPort;
+  };
+  /** How often a stable model not yet confirmed loaded by the agents is looked at again. */
+  syncPeriodMs: number;
+  log: Logger;
+  now?: () => Date;
+}
+
+/** Queries issued, for the benchmark and the operator's own metrics. */
+export interface QueryCounter {
+  queries: number;
+}
+
+export class InferenceDeploymentReconciler implements Reconciler {
+  private readonly now: () => Date;
+  private readonly statusWriter: StatusWriter<InferenceDeploymentStatus, InferenceDeployment>;
+  private port: PrometheusPort | undefined;
+  readonly counter: QueryCounter = { queries: 0 };
+
+  constructor(private readonly deps: InferenceDeploymentReconcilerDeps) {
+    this.now = deps.now ?? (() => new Date());
+    this.statusWriter = new StatusWriter(deps.client, INFERENCE_DEPLOYMENTS);
+  }
+
+  async reconcile(key: string): Promise<ReconcileResult> {
+    const cached = this.deps.caches.inferenceDeployments.get(key);
+    if (!cached) {
+      this.statusWriter.forget(key);
+      return DONE;
+    }
+    const d = this.statusWriter.latest(key, cached);
+    const { namespace, name } = d.metadata;
+    if (d.metadata.deletionTimestamp) return DONE;
+    this.deps.log.debug({ namespace, name, resourceVersion: d.metadata.resourceVersion }, 'Reconciling InferenceDeployment');
+    const now = this.now();
+    const generation = d.metadata.generation ?? 1;
+    const spec = d.spec;
+    const pool = this.deps.caches.edgePools.get(objectKey(namespace, spec.edgePoolRef.name));
+    const ref = spec.model.fineTuneJobRef;
+    const fineTuneJob = ref ? this.deps.caches.fineTuneJobs.get(objectKey(namespace, ref.name)) : undefined;
+    const resolution = resolveModel(spec.model, fineTuneJob, pool?.spec.artifactCredentials?.secretRef?.name);
+    const resolved = resolution.kind === 'resolved' ? resolution.model : undefined;
+    const previous = d.status ?? {};
+    const rolloutState = { ...(previous.phase ? { phase: previous.phase } : {}), ...(previous.stable ? { stable: previous.stable } : {}), ...(previous.candidate ? { candidate: previous.candidate } : {}) };
+
+    // What the agents serve: the candidate while it is in flight (a refusal aborts it), and the stable.
+    const scope = { namespace: namespace ?? '', pool: spec.edgePoolRef.name, deployment: name ?? '' };
+    const active = activeCandidate(previous.candidate);
+    const candidateIsSpec = active !== undefined && resolved !== undefined && sameModel(active, resolved);
+    let abort: { message: string } | undefined;
+    let stableServing: ServingState | undefined;
+    const needStable = previous.stable !== undefined && !stableConfirmed(previous, previous.stable.version);
+    if (pool && (candidateIsSpec || needStable)) {
+      const [loaded, refused] = await this.queries([loadedQuery(scope), refusedQuery(scope)]);
+      if (candidateIsSpec && loaded && refused) {
+        const s = servingState(active.version, 'candidate', loaded, refused);
+        if (s.kind === 'rejected') abort = { message: s.message };
+      }
+      if (previous.stable && loaded && refused) stableServing = servingState(previous.stable.version, 'stable', loaded, refused);
+    }
+    if (previous.stable && !stableServing && !needStable) stableServing = { kind: 'serving', agents: 0, message: conditionMessage(previous, 'Serving') ?? `stable ${previous.stable.version} loaded by the pool's agents` };
+
+    // One analysis interval, when one is due.
+    let verdict: AnalysisResult | undefined;
+    const analysis = spec.rollout.analysis;
+    if (pool && candidateIsSpec && !abort && previous.stable && analysisDue(rolloutState, analysis.intervalSeconds, now)) {
+      verdict = await this.analyse(scope, active.version, previous.stable.version, analysis);
+    }
+
+    const decision = stepRollout({ resolved, rollout: spec.rollout, generation, status: rolloutState, verdict, ...(abort ? { abort } : {}), now });
+    // A newly assigned stable is not known to be served: its agents have to load it first.
+    if (decision.status.stable && decision.status.stable.version !== previous.stable?.version) stableServing = undefined;
+    const status = computeStatus({
+      previous: d.status, generation, resolution, poolExists: pool !== undefined, poolName: spec.edgePoolRef.name, decision,
+      stableServing: stableServing ?? (decision.status.stable && this.prometheusUrl() ? { kind: 'pending', message: `stable ${decision.status.stable.version} assigned to the pool: waiting for its agents to load it` } : undefined),
+      now,
+    });
+    await this.statusWriter.write(d, status);
+    this.announce(d, decision);
+    return this.requeue(decision, status);
+  }
+
+  private requeue(decision: RolloutDecision, status: InferenceDeploymentStatus): ReconcileResult {
+    const waits: number[] = [];
+    if (decision.requeueAfterMs !== undefined) waits.push(Math.max(decision.requeueAfterMs, 500));
+    // The rollback's second round (RollingBack → Degraded), and a stable not confirmed loaded yet.
+    if (status.phase === 'RollingBack') waits.push(1000);
+    const servingCondition = status.conditions?.find((c) => c.type === 'Serving');
+    if (status.stable && this.prometheusUrl() && servingCondition?.status !== 'True' && servingCondition?.reason !== 'ArtifactRefused') waits.push(this.deps.syncPeriodMs);
+    return waits.length > 0 ? { requeueAfterMs: Math.min(...waits) } : DONE;
+  }
+
+  private prometheusUrl(): string | undefined {
+    const url = this.deps.prometheus.url;
+    if (!url || urlProblem(url, { loopbackOnly: this.deps.prometheus.loopbackOnly })) return undefined;
+    return url;
+  }
+
+  /** Runs `promql` queries in parallel; undefined for each when no Prometheus is configured or it is refused. */
+  private async queries(promql: string[]): Promise<(QueryResult | undefined)[]> {
+    const url = this.prometheusUrl();
+    if (!url) return promql.map(() => undefined);
+    try {
+      this.port ??= this.deps.prometheus.connect(url);
+    } catch (err) {
+      const unknown: QueryResult = { kind: 'unknown', reason: 'network', message: `Prometheus URL ${url}: ${errorMessage(err)}` };
+      return promql.map(() => unknown);
+    }
+    const port = this.port;
+    this.counter.queries += promql.length;
+    return Promise.all(promql.map((q) => port.query(q)));
+  }
+
+  private async analyse(scope: { namespace: string; pool: string; deployment: string }, candidate: string, stable: string, analysis: InferenceDeployment['spec']['rollout']['analysis']): Promise<AnalysisResult> {
+    const windowSeconds = analysis.intervalSeconds;
+    const c = analysisQueries({ ...scope, modelVersion: candidate, windowSeconds });
+    const s = analysisQueries({ ...scope, modelVersion: stable, windowSeconds });
+    const keys = ['wordErrors', 'referenceWords', 'p99LatencySeconds'] as const;
+    const results = await this.queries([...keys.map((k) => c[k]), ...keys.map((k) => s[k])]);
+    const measured = (offset: number): VersionMeasurements => {
+      const out = {} as VersionMeasurements;
+      keys.forEach((k, i) => {
+        const r = results[offset + i];
+        out[k] = r ? measuredFromQuery(r) : { kind: 'unknown', reason: 'no Prometheus configured (operator prometheus.url)' };
+      });
+      return out;
+    };
+    return evaluateAnalysis({
+      candidate: { ...measured(0), version: candidate },
+      stable: { ...measured(3), version: stable },
+      thresholds: { maxWerIncrease: analysis.maxWerIncrease, maxP99LatencySeconds: analysis.maxP99LatencySeconds, minSamples: analysis.minSamples },
+    });
+  }
+
+  private announce(d: InferenceDeployment, decision: RolloutDecision): void {
+    for (const e of decision.events) {
+      if (e.type === 'Warning') this.deps.events.warning(d, e.reason, 'Rollout', e.message);
+      else this.deps.events.normal(d, e.reason, 'Rollout', e.message);
+      this.deps.log.info({ kind: 'InferenceDeployment', namespace: d.metadata.namespace, name: d.metadata.name, reason: e.reason }, e.message);
+    }
+  }
+}
+
+const sameModel = (a: { uri: string; version: string; sha256: string }, b: { uri: string; version: string; sha256: string }): boolean =>
+  a.uri === b.uri && a.version === b.version && a.sha256 === b.sha256;
+
+function activeCandidate(c: Candidate | undefined): Candidate | undefined {
+  return c && c.rolledBackGeneration === undefined ? c : undefined;
+}
+
+function conditionMessage(status: InferenceDeploymentStatus, type: string): string | undefined {
+  return status.conditions?.find((c) => c.type === type)?.message;
+}
+
+/** The Serving condition already says the agents loaded this stable version (no need to ask again). */
+function stableConfirmed(status: InferenceDeploymentStatus, version: string): boolean {
+  const c = status.conditions?.find((x) => x.type === 'Serving');
+  return c?.status === 'True' && c.message.startsWith(`stable ${version} `);
+}
+
+export type { Role };
