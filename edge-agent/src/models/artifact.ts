@@ -1,19 +1,33 @@
 // Model artifacts: a folder with model-manifest.json (written by trainer-image) and the files it lists.
-// Fetching goes through ArtifactStore, one small interface per URI scheme (file://, http(s)://; more
-// later). Verification: sha256 of the manifest against the model set, then sha256 and size of every
-// listed file. Downloads land in a content-addressed cache folder, moved into place only when complete.
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+// Fetching goes through ArtifactStore, one small interface per URI scheme (file://, http(s)://, and
+// s3:// in s3-store.ts). Verification: sha256 of the manifest against the model set, then sha256 and
+// size of every listed file. Downloads are streamed: each file goes chunk by chunk to a partial folder
+// while it is hashed and counted (at most the bytes its manifest lists, and never more than a cap),
+// and the folder is renamed into the content-addressed cache only when every file is complete and
+// verified — a failure removes it. Nothing holds a whole file in memory.
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { dirname, join, normalize, sep } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import type { ModelRef } from '../../../api/model-set.js';
 import { onnxFileNames } from '../inference/model-files.js';
 import type { ModelDtype } from '../inference/model-files.js';
 
 export const MANIFEST = 'model-manifest.json';
+/** Largest file the agent downloads, whatever a manifest says (ArtifactFetcher option maxFileBytes). */
+export const DEFAULT_MAX_FILE_BYTES = 2 * 1024 ** 3;
+/** Largest model-manifest.json the agent reads (it is read into memory). */
+export const DEFAULT_MAX_MANIFEST_BYTES = 1024 ** 2;
+/** Longest wait for a response, then for each next chunk of a download. */
+export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
 
-export type ArtifactFailure = 'unsupported_uri' | 'download_error' | 'manifest_checksum_mismatch' | 'invalid_manifest' | 'version_mismatch' | 'file_checksum_mismatch' | 'missing_file';
+export type ArtifactFailure =
+  | 'unsupported_uri' | 'download_error' | 'manifest_checksum_mismatch' | 'invalid_manifest' | 'version_mismatch'
+  | 'file_checksum_mismatch' | 'missing_file' | 'file_too_large';
 
 export class ArtifactError extends Error {
   constructor(
@@ -39,8 +53,14 @@ export interface ArtifactStore {
   readonly schemes: readonly string[];
   /** A local folder holding the artifact, when the files can be used in place (file://). */
   localDir?(base: URL): string;
-  /** The bytes of `relPath` inside the artifact folder `base`. */
-  read(base: URL, relPath: string): Promise<Uint8Array>;
+  /**
+   * The bytes of `relPath` inside the artifact folder `base`, as chunks read on demand. Rejects with
+   * an ArtifactError: missing_file (no such file), download_error (cannot be read), file_too_large
+   * (the source announces more than `maxBytes`; the caller still counts what it reads). Reading the
+   * chunks fails with an ArtifactError too (download_error); stopping early (break, throw) releases
+   * the source. Start reading right away: an open source holds a connection or a file descriptor.
+   */
+  open(base: URL, relPath: string, maxBytes: number): Promise<AsyncIterable<Uint8Array>>;
 }
 
 function safeJoin(root: string, rel: string): string {
@@ -50,34 +70,97 @@ function safeJoin(root: string, rel: string): string {
   return p;
 }
 
+/**
+ * The chunks of `source` with a store's read errors turned into download_error (`where` names the
+ * object, never credentials). With `idle`, a wait of more than `idle.ms` for the next chunk calls
+ * `idle.abort`, which must make the pending read fail (abort the request, destroy the stream). The
+ * clock stops while the consumer handles a chunk: only the source's silence counts.
+ */
+export async function* readChunks(
+  source: AsyncIterable<Uint8Array>,
+  where: string,
+  idle?: { ms: number; abort: (reason: Error) => void },
+): AsyncGenerator<Uint8Array, void, undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  let timedOut = false;
+  const arm = (): void => {
+    if (!idle) return;
+    timer = setTimeout(() => {
+      timedOut = true;
+      idle.abort(new Error(`no data for ${idle.ms} ms`));
+    }, idle.ms);
+  };
+  try {
+    arm();
+    for await (const chunk of source) {
+      clearTimeout(timer);
+      yield chunk;
+      arm();
+    }
+  } catch (err) {
+    if (err instanceof ArtifactError) throw err;
+    const why = timedOut && idle ? `no data for ${idle.ms} ms` : errorText(err);
+    throw new ArtifactError('download_error', `reading ${where} failed: ${why}`, { cause: err });
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
 export class FileArtifactStore implements ArtifactStore {
   readonly schemes = ['file:'] as const;
   localDir(base: URL): string {
     return fileURLToPath(base);
   }
-  async read(base: URL, relPath: string): Promise<Uint8Array> {
+  async open(base: URL, relPath: string, maxBytes: number): Promise<AsyncIterable<Uint8Array>> {
+    const path = safeJoin(this.localDir(base), relPath);
+    let fh: FileHandle;
     try {
-      return await readFile(safeJoin(this.localDir(base), relPath));
+      fh = await open(path, 'r');
     } catch (err) {
-      if (err instanceof ArtifactError) throw err;
-      throw new ArtifactError('missing_file', `cannot read ${relPath} from ${base.href}: ${(err as Error).message}`, { cause: err });
+      throw new ArtifactError('missing_file', `cannot read ${relPath} from ${base.href}: ${errorText(err)}`, { cause: err });
     }
+    try {
+      const st = await fh.stat();
+      if (!st.isFile()) throw new ArtifactError('missing_file', `${relPath} of ${base.href} is not a file`);
+      if (st.size > maxBytes) throw new ArtifactError('file_too_large', `${relPath} of ${base.href} has ${st.size} bytes`);
+    } catch (err) {
+      await fh.close();
+      if (err instanceof ArtifactError) throw err;
+      throw new ArtifactError('download_error', `cannot read ${relPath} from ${base.href}: ${errorText(err)}`, { cause: err });
+    }
+    return readChunks(fh.createReadStream(), `${relPath} of ${base.href}`);
   }
 }
 
 export class HttpArtifactStore implements ArtifactStore {
   readonly schemes = ['http:', 'https:'] as const;
-  constructor(private readonly timeoutMs = 120_000) {}
-  async read(base: URL, relPath: string): Promise<Uint8Array> {
+  /** `idleTimeoutMs`: longest wait for the response, then for each next chunk of its body (no limit on the whole download). */
+  constructor(private readonly idleTimeoutMs = DEFAULT_IDLE_TIMEOUT_MS) {}
+  async open(base: URL, relPath: string, maxBytes: number): Promise<AsyncIterable<Uint8Array>> {
     const url = new URL(relPath.split('/').map(encodeURIComponent).join('/'), base.href.endsWith('/') ? base : new URL(base.href + '/'));
+    const ms = this.idleTimeoutMs;
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(new Error(`no response in ${ms} ms`)), ms);
     let res: Response;
     try {
-      res = await fetch(url, { signal: AbortSignal.timeout(this.timeoutMs), redirect: 'follow' });
+      res = await fetch(url, { signal: abort.signal, redirect: 'follow' });
     } catch (err) {
-      throw new ArtifactError('download_error', `GET ${url.href} failed: ${(err as Error).message}`, { cause: err });
+      throw new ArtifactError('download_error', `GET ${url.href} failed: ${errorText(err)}`, { cause: err });
+    } finally {
+      clearTimeout(timer);
     }
-    if (!res.ok) throw new ArtifactError(res.status === 404 ? 'missing_file' : 'download_error', `GET ${url.href}: HTTP ${res.status}`);
-    return new Uint8Array(await res.arrayBuffer());
+    const refuse = async (reason: ArtifactFailure, message: string): Promise<never> => {
+      await res.body?.cancel().catch(() => undefined);
+      throw new ArtifactError(reason, message);
+    };
+    if (!res.ok) return refuse(res.status === 404 ? 'missing_file' : 'download_error', `GET ${url.href}: HTTP ${res.status}`);
+    const length = Number(res.headers.get('content-length') ?? NaN);
+    if (Number.isFinite(length) && length > maxBytes) return refuse('file_too_large', `GET ${url.href}: Content-Length ${length}`);
+    return readChunks(res.body ?? Readable.from([]), `GET ${url.href}`, { ms, abort: (reason) => abort.abort(reason) });
   }
 }
 
@@ -106,6 +189,10 @@ export function parseManifest(bytes: Uint8Array): ModelManifest {
     if (!meta || typeof meta.sha256 !== 'string' || !/^[a-f0-9]{64}$/.test(meta.sha256)) {
       throw new ArtifactError('invalid_manifest', `${MANIFEST}: file ${rel} has no valid sha256`);
     }
+    if (meta.bytes !== undefined && !(Number.isSafeInteger(meta.bytes) && meta.bytes >= 0)) {
+      throw new ArtifactError('invalid_manifest', `${MANIFEST}: file ${rel} has "bytes" ${JSON.stringify(meta.bytes)}, not a byte count`);
+    }
+    safeJoin('/artifact', rel); // no path may leave the folder: refused before anything is read
   }
   return m as ModelManifest;
 }
@@ -122,11 +209,31 @@ export function requiredFiles(dtype: ModelDtype): string[] {
   return ['config.json', 'generation_config.json', 'preprocessor_config.json', 'tokenizer.json', onnx.encoder, onnx.decoder];
 }
 
+export interface FetcherLimits {
+  /** Largest file downloaded, whatever its manifest lists (default DEFAULT_MAX_FILE_BYTES, 2 GiB). */
+  maxFileBytes?: number;
+  /** Largest model-manifest.json read (default DEFAULT_MAX_MANIFEST_BYTES, 1 MiB). */
+  maxManifestBytes?: number;
+}
+
+/** How many bytes one file may have, and the sentence that says why when it has more. */
+interface Cap {
+  bytes: number;
+  tooLarge: string;
+}
+
 export class ArtifactFetcher {
+  private readonly maxFileBytes: number;
+  private readonly maxManifestBytes: number;
+
   constructor(
     private readonly stores: ArtifactStore[],
     private readonly cacheDir: string,
-  ) {}
+    limits: FetcherLimits = {},
+  ) {
+    this.maxFileBytes = limits.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
+    this.maxManifestBytes = limits.maxManifestBytes ?? DEFAULT_MAX_MANIFEST_BYTES;
+  }
 
   private storeFor(uri: URL): ArtifactStore {
     const s = this.stores.find((st) => st.schemes.includes(uri.protocol));
@@ -136,8 +243,8 @@ export class ArtifactFetcher {
 
   /**
    * Fetches and verifies the artifact `ref`: manifest sha256 = ref.sha256, manifest version = ref.version,
-   * every listed file present with its sha256. Uses `dtype`'s ONNX files, or the other dtype's when the
-   * artifact lacks them. Throws ArtifactError with a precise reason.
+   * every listed file present with its size and sha256. Uses `dtype`'s ONNX files, or the other dtype's
+   * when the artifact lacks them. Throws ArtifactError with a precise reason.
    */
   async fetch(ref: ModelRef, dtype: ModelDtype): Promise<FetchedArtifact> {
     let base: URL;
@@ -147,7 +254,7 @@ export class ArtifactFetcher {
       throw new ArtifactError('unsupported_uri', `invalid URI ${ref.uri}`, { cause: err });
     }
     const store = this.storeFor(base);
-    const manifestBytes = await store.read(base, MANIFEST);
+    const manifestBytes = await this.readManifest(store, base, ref.uri);
     const actual = sha256(manifestBytes);
     if (actual !== ref.sha256) {
       throw new ArtifactError('manifest_checksum_mismatch', `${MANIFEST} of ${ref.uri} has sha256 ${actual}, the model set expects ${ref.sha256}`);
@@ -175,18 +282,19 @@ export class ArtifactFetcher {
     } catch {
       // not cached, or the cache is damaged: download again
     }
-    const partial = `${dir}.partial-${process.pid}-${Date.now()}`;
-    await rm(partial, { recursive: true, force: true });
+    // Every cap is known before the first byte is read: a manifest that lists a file over the
+    // agent's cap is refused without downloading anything.
+    const caps = Object.entries(manifest.files).map(([rel, meta]) => ({ rel, meta, cap: this.capFor(rel, meta.bytes, ref.uri) }));
+    const partial = `${dir}.partial-${process.pid}-${randomBytes(4).toString('hex')}`;
     try {
-      for (const [rel, meta] of Object.entries(manifest.files)) {
-        const bytes = await store.read(base, rel);
-        const got = sha256(bytes);
-        if (got !== meta.sha256) throw new ArtifactError('file_checksum_mismatch', `${rel} of ${ref.uri} has sha256 ${got}, its manifest says ${meta.sha256}`);
+      await mkdir(partial, { recursive: true });
+      for (const { rel, meta, cap } of caps) {
         const target = safeJoin(partial, rel);
         await mkdir(dirname(target), { recursive: true });
-        await writeFile(target, bytes);
+        await this.download(store, base, rel, cap, target, meta, ref.uri);
       }
-      await writeFile(join(partial, MANIFEST), manifestBytes);
+      const out = await open(join(partial, MANIFEST), 'wx');
+      await out.writeFile(manifestBytes).finally(() => out.close());
       await rm(dir, { recursive: true, force: true });
       await rename(partial, dir);
     } catch (err) {
@@ -196,15 +304,68 @@ export class ArtifactFetcher {
     return { dir, manifest, dtype: chosen };
   }
 
+  private capFor(rel: string, listed: number | undefined, uri: string): Cap {
+    const limit = `the agent's limit of ${this.maxFileBytes} bytes per file`;
+    if (listed === undefined) return { bytes: this.maxFileBytes, tooLarge: `${rel} of ${uri} is larger than ${limit}` };
+    if (listed > this.maxFileBytes) throw new ArtifactError('file_too_large', `${MANIFEST} of ${uri} lists ${rel} with ${listed} bytes, over ${limit}`);
+    return { bytes: listed, tooLarge: `${rel} of ${uri} has more than the ${listed} bytes its manifest lists` };
+  }
+
+  /** The chunks of one file, refused (file_too_large) as soon as they add up to more than the cap. */
+  private async *capped(store: ArtifactStore, base: URL, rel: string, cap: Cap): AsyncGenerator<Uint8Array, void, undefined> {
+    let source: AsyncIterable<Uint8Array>;
+    try {
+      source = await store.open(base, rel, cap.bytes);
+    } catch (err) {
+      // The store saw the size before the body (Content-Length, stat): same refusal, said the same way.
+      if (err instanceof ArtifactError && err.reason === 'file_too_large') throw new ArtifactError('file_too_large', `${cap.tooLarge} (${err.message})`, { cause: err });
+      throw err;
+    }
+    let n = 0;
+    for await (const chunk of source) {
+      n += chunk.byteLength;
+      if (n > cap.bytes) throw new ArtifactError('file_too_large', cap.tooLarge);
+      yield chunk;
+    }
+  }
+
+  private async readManifest(store: ArtifactStore, base: URL, uri: string): Promise<Buffer> {
+    const cap = { bytes: this.maxManifestBytes, tooLarge: `${MANIFEST} of ${uri} is larger than the agent's limit of ${this.maxManifestBytes} bytes for manifests` };
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of this.capped(store, base, MANIFEST, cap)) chunks.push(chunk);
+    return Buffer.concat(chunks);
+  }
+
+  /** Streams one file to `target` (a new file) while hashing and counting it, then checks both against the manifest. */
+  private async download(store: ArtifactStore, base: URL, rel: string, cap: Cap, target: string, meta: { sha256: string; bytes?: number }, uri: string): Promise<void> {
+    const hash = createHash('sha256');
+    let n = 0;
+    const capped = this.capped(store, base, rel, cap);
+    await pipeline(
+      (async function* hashed() {
+        for await (const chunk of capped) {
+          hash.update(chunk);
+          n += chunk.byteLength;
+          yield chunk;
+        }
+      })(),
+      createWriteStream(target, { flags: 'wx' }),
+    );
+    if (meta.bytes !== undefined && n !== meta.bytes) {
+      throw new ArtifactError('file_checksum_mismatch', `${rel} of ${uri} has ${n} bytes, its manifest lists ${meta.bytes}`);
+    }
+    const got = hash.digest('hex');
+    if (got !== meta.sha256) throw new ArtifactError('file_checksum_mismatch', `${rel} of ${uri} has sha256 ${got}, its manifest says ${meta.sha256}`);
+  }
+
   private async verifyDir(dir: string, manifest: ModelManifest, uri: string): Promise<void> {
     for (const [rel, meta] of Object.entries(manifest.files)) {
       const path = safeJoin(dir, rel);
-      let got: string;
-      try {
-        got = await sha256File(path);
-      } catch (err) {
-        throw new ArtifactError('missing_file', `${rel} listed in the manifest of ${uri} is missing`, { cause: err });
-      }
+      const missing = (err: unknown): ArtifactError => new ArtifactError('missing_file', `${rel} listed in the manifest of ${uri} is missing`, { cause: err });
+      const size = await stat(path).then((st) => st.size, (err: unknown) => { throw missing(err); });
+      if (meta.bytes !== undefined && size > meta.bytes) throw new ArtifactError('file_too_large', `${rel} of ${uri} has ${size} bytes, more than the ${meta.bytes} its manifest lists`);
+      if (meta.bytes !== undefined && size !== meta.bytes) throw new ArtifactError('file_checksum_mismatch', `${rel} of ${uri} has ${size} bytes, its manifest lists ${meta.bytes}`);
+      const got = await sha256File(path).catch((err: unknown) => { throw missing(err); });
       if (got !== meta.sha256) throw new ArtifactError('file_checksum_mismatch', `${rel} of ${uri} has sha256 ${got}, its manifest says ${meta.sha256}`);
     }
   }
