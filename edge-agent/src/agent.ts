@@ -17,6 +17,7 @@ import { createMetrics, ScenarioLabels } from './metrics.js';
 import type { Metrics } from './metrics.js';
 import { ArtifactFetcher, FileArtifactStore, HttpArtifactStore, MANIFEST, parseManifest, sha256 } from './models/artifact.js';
 import { ModelManager } from './models/model-manager.js';
+import { S3ArtifactStore } from './models/s3-store.js';
 import type { AgentOptions } from './options.js';
 import { loadProbeSet, ProbeRunner } from './probes.js';
 
@@ -74,7 +75,10 @@ export async function startAgent(opts: AgentOptions, log: Logger = pino({ level:
       log.error({ worker: index, code, err: err?.message }, 'Inference worker exited; replacing it');
     },
   });
-  const fetcher = new ArtifactFetcher([new FileArtifactStore(), new HttpArtifactStore()], opts.cacheDir);
+  // s3:// reads use the standard AWS environment (an EdgePool's spec.artifactCredentials Secret);
+  // the SDK is loaded on the first s3:// artifact only.
+  const s3 = new S3ArtifactStore(process.env);
+  const fetcher = new ArtifactFetcher([new FileArtifactStore(), new HttpArtifactStore(), s3], opts.cacheDir);
   const manager = new ModelManager({ pool, fetcher, metrics, log, dtype: opts.dtype });
   const admission = new Admission(opts.maxConcurrentStreams, opts.maxQueue, (active, queued) => {
     metrics.activeStreams.set(active);
@@ -165,6 +169,7 @@ export async function startAgent(opts: AgentOptions, log: Logger = pino({ level:
       watcher?.stop();
       probes?.stop();
       await pool.close();
+      await s3.close();
     })();
     return stopping;
   };
