@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import type { AnalysisInput, AnalysisThresholds, Measured, VersionMeasurements } from './analysis.js';
-import { analysisQueries, evaluateAnalysis, known, MAX_MESSAGE, measuredFromQuery, p99LatencyQuery, promString, referenceWordsQuery, unknown, wordErrorsQuery } from './analysis.js';
+import { analysisQueries, evaluateAnalysis, known, MAX_MESSAGE, measuredFor, p99LatencyQuery, promString, referenceWordsQuery, unknown, wordErrorsQuery } from './analysis.js';
 
 const thresholds: AnalysisThresholds = { maxWerIncrease: 0.02, maxP99LatencySeconds: 5, minSamples: 200 };
 const v = (errors: number, words: number, p99: number): VersionMeasurements => ({ wordErrors: known(errors), referenceWords: known(words), p99LatencySeconds: known(p99) });
@@ -117,46 +117,48 @@ describe('evaluateAnalysis properties', () => {
   });
 });
 
-describe('measuredFromQuery', () => {
-  it.each<[string, Parameters<typeof measuredFromQuery>[0], Measured]>([
-    ['one sample', { kind: 'vector', samples: [{ labels: {}, value: 42, timestamp: 1 }], warnings: [] }, known(42)],
-    ['a zero is a real zero', { kind: 'vector', samples: [{ labels: {}, value: 0, timestamp: 1 }], warnings: [] }, known(0)],
-    ['empty vector', { kind: 'vector', samples: [], warnings: [] }, unknown('empty: no series')],
-    ['two series', { kind: 'vector', samples: [{ labels: {}, value: 1, timestamp: 1 }, { labels: {}, value: 2, timestamp: 1 }], warnings: [] }, unknown('unsupported_result: 2 series where one was expected')],
-    ['NaN sample', { kind: 'vector', samples: [{ labels: {}, value: Number.NaN, timestamp: 1 }], warnings: [] }, unknown('not_finite: NaN')],
-    ['scalar', { kind: 'scalar', value: 0.5, timestamp: 1, warnings: [] }, known(0.5)],
-    ['scalar +Inf', { kind: 'scalar', value: Number.POSITIVE_INFINITY, timestamp: 1, warnings: [] }, unknown('not_finite: Infinity')],
+describe('measuredFor', () => {
+  const sample = (version: string, value: number) => ({ labels: { model_version: version }, value, timestamp: 1 });
+  it.each<[string, Parameters<typeof measuredFor>[0], Measured]>([
+    ['the version\'s series', { kind: 'vector', samples: [sample('2', 42), sample('1', 7)], warnings: [] }, known(42)],
+    ['a zero is a real zero', { kind: 'vector', samples: [sample('2', 0)], warnings: [] }, known(0)],
+    ['only the other version: unknown, never 0', { kind: 'vector', samples: [sample('1', 7)], warnings: [] }, unknown('empty: no series of model_version 2')],
+    ['empty vector', { kind: 'vector', samples: [], warnings: [] }, unknown('empty: no series of model_version 2')],
+    ['two series of the version', { kind: 'vector', samples: [sample('2', 1), sample('2', 2)], warnings: [] }, unknown('unsupported_result: 2 series of model_version 2 where one was expected')],
+    ['NaN sample', { kind: 'vector', samples: [sample('2', Number.NaN)], warnings: [] }, unknown('not_finite: NaN')],
+    ['scalar', { kind: 'scalar', value: 0.5, timestamp: 1, warnings: [] }, unknown('unsupported_result: a scalar where one series per model_version was expected')],
     ['port unknown', { kind: 'unknown', reason: 'timeout', message: 'no answer within 5000 ms' }, unknown('timeout: no answer within 5000 ms')],
   ])('%s', (_what, result, expected) => {
-    expect(measuredFromQuery(result)).toEqual(expected);
+    expect(measuredFor(result, '2')).toEqual(expected);
   });
 });
 
 describe('PromQL builders', () => {
-  const scope = { namespace: 'asr', pool: 'jetson-east', deployment: 'whisper-finance', modelVersion: '1.2.0+ft', windowSeconds: 60 };
-  const sel = 'namespace="asr",whisperops_dev_edgepool="jetson-east",deployment="whisper-finance",model_version="1.2.0+ft"';
+  const scope = { namespace: 'asr', pool: 'jetson-east', deployment: 'whisper-finance', modelVersions: ['1.2.0+ft', '1.1.0'], windowSeconds: 60 };
+  const sel = 'namespace="asr",whisperops_dev_edgepool="jetson-east",deployment="whisper-finance",model_version=~"1\\\\.2\\\\.0\\\\+ft|1\\\\.1\\\\.0"';
 
   it.each<[string, (s: typeof scope) => string, string]>([
-    ['word errors', wordErrorsQuery, `sum(increase(whisperops_agent_word_errors_total{${sel}}[60s]))`],
-    ['reference words', referenceWordsQuery, `sum(increase(whisperops_agent_reference_words_total{${sel}}[60s]))`],
-    ['p99 latency', p99LatencyQuery, `histogram_quantile(0.99, sum by (le) (rate(whisperops_agent_request_duration_seconds_bucket{${sel}}[60s])))`],
+    ['word errors', wordErrorsQuery, `sum by (model_version) (increase(whisperops_agent_word_errors_total{${sel}}[60s]))`],
+    ['reference words', referenceWordsQuery, `sum by (model_version) (increase(whisperops_agent_reference_words_total{${sel}}[60s]))`],
+    ['p99 latency (NaN of an idle version dropped)', p99LatencyQuery, `histogram_quantile(0.99, sum by (le, model_version) (rate(whisperops_agent_request_duration_seconds_bucket{${sel}}[60s]))) >= 0`],
   ])('%s', (_what, build, expected) => {
     expect(build(scope)).toBe(expected);
   });
 
-  it('builds the three queries of a version over whole seconds', () => {
+  it('builds the three queries of an interval over whole seconds', () => {
     const q = analysisQueries({ ...scope, windowSeconds: 90.7 });
     expect(Object.keys(q)).toEqual(['wordErrors', 'referenceWords', 'p99LatencySeconds']);
     for (const s of Object.values(q)) expect(s).toContain('[90s]');
   });
 
-  it('escapes label values (no PromQL injection through a name or version)', () => {
+  it('escapes label values (no PromQL injection through a name or version; regex metacharacters matched literally)', () => {
     expect(promString('a"b\\c\nd')).toBe('"a\\"b\\\\c\\nd"');
-    const q = wordErrorsQuery({ ...scope, modelVersion: 'x"} or vector(1) #' });
-    expect(q).toContain('model_version="x\\"} or vector(1) #"');
+    const q = wordErrorsQuery({ ...scope, modelVersions: ['x"} or vector(1) #'] });
+    expect(q).toContain('model_version=~"x\\"\\\\} or vector\\\\(1\\\\) #"');
   });
 
-  it('refuses a window under one second', () => {
+  it('refuses a window under one second and an empty version list', () => {
     expect(() => wordErrorsQuery({ ...scope, windowSeconds: 0.5 })).toThrow(RangeError);
+    expect(() => wordErrorsQuery({ ...scope, modelVersions: [] })).toThrow(RangeError);
   });
 });

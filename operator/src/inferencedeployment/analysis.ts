@@ -148,15 +148,19 @@ export function evaluateAnalysis(input: AnalysisInput): AnalysisResult {
   return result('Successful', 'candidate within bounds');
 }
 
-/** The port's answer to one of the queries below as a Measured: exactly one finite sample, else unknown. */
-export function measuredFromQuery(result: QueryResult): Measured {
+/**
+ * One version's number from the port's answer to one of the queries below (one series per
+ * model_version): that version's finite sample, else unknown — an absent series is never a 0.
+ */
+export function measuredFor(result: QueryResult, version: string): Measured {
   switch (result.kind) {
     case 'unknown': return unknown(`${result.reason}: ${result.message}`);
-    case 'scalar': return Number.isFinite(result.value) ? known(result.value) : unknown(`not_finite: ${String(result.value)}`);
+    case 'scalar': return unknown(`unsupported_result: a scalar where one series per model_version was expected`);
     case 'vector': {
-      const [first, ...rest] = result.samples;
-      if (first === undefined) return unknown('empty: no series');
-      if (rest.length > 0) return unknown(`unsupported_result: ${result.samples.length} series where one was expected`);
+      const mine = result.samples.filter((x) => x.labels.model_version === version);
+      const [first, ...rest] = mine;
+      if (first === undefined) return unknown(`empty: no series of model_version ${version}`);
+      if (rest.length > 0) return unknown(`unsupported_result: ${mine.length} series of model_version ${version} where one was expected`);
       return Number.isFinite(first.value) ? known(first.value) : unknown(`not_finite: ${String(first.value)}`);
     }
   }
@@ -164,14 +168,17 @@ export function measuredFromQuery(result: QueryResult): Measured {
 
 // ---- PromQL -------------------------------------------------------------------------------------
 
-/** What scopes a query: the pool's agents (target labels namespace + pool label) and one deployment's version. */
+/**
+ * What scopes a query: the pool's agents (target labels namespace + pool label), one deployment, and
+ * the versions compared (candidate and stable: one query answers both, one series each).
+ */
 export interface QueryScope {
   namespace: string;
   /** The EdgePool's name (spec.edgePoolRef.name). */
   pool: string;
   /** The InferenceDeployment's name: the `deployment` label of the agents' metrics. */
   deployment: string;
-  modelVersion: string;
+  modelVersions: readonly string[];
   /** The analysis window, whole seconds (the analysis interval). */
   windowSeconds: number;
 }
@@ -181,9 +188,15 @@ export function promString(value: string): string {
   return `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n').replace(/\r/g, '\\r')}"`;
 }
 
+/** An RE2 alternation matching exactly the given strings (Prometheus anchors label regexes). */
+function exactly(values: readonly string[]): string {
+  if (values.length === 0) throw new RangeError('a query needs at least one model version');
+  return values.map((v) => v.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|');
+}
+
 function selector(scope: QueryScope): string {
   const poolLabel = EDGEPOOL_LABEL.replace(/[./]/g, '_');
-  return `namespace=${promString(scope.namespace)},${poolLabel}=${promString(poolId(scope.pool))},deployment=${promString(scope.deployment)},model_version=${promString(scope.modelVersion)}`;
+  return `namespace=${promString(scope.namespace)},${poolLabel}=${promString(poolId(scope.pool))},deployment=${promString(scope.deployment)},model_version=~${promString(exactly(scope.modelVersions))}`;
 }
 
 function windowOf(scope: QueryScope): string {
@@ -192,22 +205,26 @@ function windowOf(scope: QueryScope): string {
   return `${s}s`;
 }
 
-/** Word errors of the version's transcripts against feedback references, summed over agents and scenarios. */
+/** Word errors of each version's transcripts against feedback references, summed over agents and scenarios. */
 export function wordErrorsQuery(scope: QueryScope): string {
-  return `sum(increase(whisperops_agent_word_errors_total{${selector(scope)}}[${windowOf(scope)}]))`;
+  return `sum by (model_version) (increase(whisperops_agent_word_errors_total{${selector(scope)}}[${windowOf(scope)}]))`;
 }
 
-/** Reference words of the version's feedback, summed over agents and scenarios. */
+/** Reference words of each version's feedback, summed over agents and scenarios. */
 export function referenceWordsQuery(scope: QueryScope): string {
-  return `sum(increase(whisperops_agent_reference_words_total{${selector(scope)}}[${windowOf(scope)}]))`;
+  return `sum by (model_version) (increase(whisperops_agent_reference_words_total{${selector(scope)}}[${windowOf(scope)}]))`;
 }
 
-/** p99 request latency of the version over all agents (NaN, hence unknown, when it served no request). */
+/**
+ * p99 request latency of each version over all agents. A version that served no request in the
+ * window has a NaN quantile; `>= 0` drops it (so it is absent, hence unknown) instead of making the
+ * whole answer not finite.
+ */
 export function p99LatencyQuery(scope: QueryScope): string {
-  return `histogram_quantile(0.99, sum by (le) (rate(whisperops_agent_request_duration_seconds_bucket{${selector(scope)}}[${windowOf(scope)}])))`;
+  return `histogram_quantile(0.99, sum by (le, model_version) (rate(whisperops_agent_request_duration_seconds_bucket{${selector(scope)}}[${windowOf(scope)}]))) >= 0`;
 }
 
-/** The three queries of one version, in VersionMeasurements' order. */
+/** The three queries of an interval, in VersionMeasurements' order; each answers every version in scope. */
 export function analysisQueries(scope: QueryScope): Record<keyof VersionMeasurements, string> {
   return { wordErrors: wordErrorsQuery(scope), referenceWords: referenceWordsQuery(scope), p99LatencySeconds: p99LatencyQuery(scope) };
 }

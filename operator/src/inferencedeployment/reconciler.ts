@@ -21,7 +21,7 @@ import type { ReconcileResult, Reconciler } from '../runtime/reconcile.js';
 import { DONE, errorMessage } from '../runtime/reconcile.js';
 import { StatusWriter } from '../runtime/status-writer.js';
 import type { AnalysisResult, VersionMeasurements } from './analysis.js';
-import { analysisQueries, evaluateAnalysis, measuredFromQuery } from './analysis.js';
+import { analysisQueries, evaluateAnalysis, measuredFor } from './analysis.js';
 import { computeStatus } from './compute-status.js';
 import { resolveModel } from './resolve.js';
 import type { Candidate, RolloutDecision } from './rollout.js';
@@ -162,22 +162,21 @@ export class InferenceDeploymentReconciler implements Reconciler {
   }
 
   private async analyse(scope: { namespace: string; pool: string; deployment: string }, candidate: string, stable: string, analysis: InferenceDeployment['spec']['rollout']['analysis']): Promise<AnalysisResult> {
-    const windowSeconds = analysis.intervalSeconds;
-    const c = analysisQueries({ ...scope, modelVersion: candidate, windowSeconds });
-    const s = analysisQueries({ ...scope, modelVersion: stable, windowSeconds });
+    // Three queries answer both versions (one series each), over the same window: the interval.
+    const q = analysisQueries({ ...scope, modelVersions: [candidate, stable], windowSeconds: analysis.intervalSeconds });
     const keys = ['wordErrors', 'referenceWords', 'p99LatencySeconds'] as const;
-    const results = await this.queries([...keys.map((k) => c[k]), ...keys.map((k) => s[k])]);
-    const measured = (offset: number): VersionMeasurements => {
+    const results = await this.queries(keys.map((k) => q[k]));
+    const measured = (version: string): VersionMeasurements => {
       const out = {} as VersionMeasurements;
       keys.forEach((k, i) => {
-        const r = results[offset + i];
-        out[k] = r ? measuredFromQuery(r) : { kind: 'unknown', reason: 'no Prometheus configured (operator prometheus.url)' };
+        const r = results[i];
+        out[k] = r ? measuredFor(r, version) : { kind: 'unknown', reason: 'no Prometheus configured (operator prometheus.url)' };
       });
       return out;
     };
     return evaluateAnalysis({
-      candidate: { ...measured(0), version: candidate },
-      stable: { ...measured(3), version: stable },
+      candidate: { ...measured(candidate), version: candidate },
+      stable: { ...measured(stable), version: stable },
       thresholds: { maxWerIncrease: analysis.maxWerIncrease, maxP99LatencySeconds: analysis.maxP99LatencySeconds, minSamples: analysis.minSamples },
     });
   }

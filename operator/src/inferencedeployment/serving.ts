@@ -22,7 +22,7 @@ export const PERMANENT_REFUSALS: ReadonlySet<string> = new Set([
 
 export type Role = 'stable' | 'candidate';
 
-export type ServingScope = Omit<QueryScope, 'modelVersion' | 'windowSeconds'>;
+export type ServingScope = Omit<QueryScope, 'modelVersions' | 'windowSeconds'>;
 
 function selector(scope: ServingScope): string {
   const poolLabel = EDGEPOOL_LABEL.replace(/[./]/g, '_');
