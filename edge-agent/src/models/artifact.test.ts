@@ -3,7 +3,7 @@
 // whose files arrive in chunks; the ways an artifact goes bad, each with its reason.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { Server, ServerResponse } from 'node:http';
 import { join } from 'node:path';
@@ -11,6 +11,17 @@ import fc from 'fast-check';
 import { tempDir } from '../testing/speech.js';
 import { ArtifactError, ArtifactFetcher, FileArtifactStore, HttpArtifactStore, MANIFEST, parseManifest, readChunks, sha256 } from './artifact.js';
 import type { ArtifactStore, FetcherLimits } from './artifact.js';
+
+/** Temporary folders of this file, removed after its tests. */
+const scratchDirs: string[] = [];
+function scratch(prefix: string): string {
+  const dir = tempDir(prefix);
+  scratchDirs.push(dir);
+  return dir;
+}
+afterAll(() => {
+  for (const dir of scratchDirs) rmSync(dir, { recursive: true, force: true });
+});
 
 const FILES: Record<string, string> = {
   'config.json': '{"max_source_positions":500}',
@@ -24,7 +35,7 @@ const FILES: Record<string, string> = {
 };
 
 function makeArtifact(version: string, opts: { tamper?: string; omit?: string[] } = {}): { dir: string; sha: string } {
-  const dir = tempDir('art');
+  const dir = scratch('art');
   const files: Record<string, { sha256: string; bytes: number }> = {};
   for (const [rel, content] of Object.entries(FILES)) {
     if (opts.omit?.includes(rel)) continue;
@@ -54,7 +65,7 @@ async function reason(p: Promise<unknown>): Promise<string> {
 }
 
 describe('ArtifactFetcher', () => {
-  const root = tempDir('http-root');
+  const root = scratch('http-root');
   let server: Server;
   let base = '';
   let requests: string[] = [];
@@ -74,7 +85,7 @@ describe('ArtifactFetcher', () => {
   });
   afterAll(() => new Promise<void>((r) => server.close(() => r())));
 
-  const fetcher = (): ArtifactFetcher => new ArtifactFetcher([new FileArtifactStore(), new HttpArtifactStore(5000)], tempDir('cache'));
+  const fetcher = (): ArtifactFetcher => new ArtifactFetcher([new FileArtifactStore(), new HttpArtifactStore(5000)], scratch('cache'));
 
   it('verifies a file:// artifact in place and picks the INT8 files', async () => {
     const a = makeArtifact('v1');
@@ -119,7 +130,7 @@ describe('ArtifactFetcher', () => {
     const a = makeArtifact('v3', { tamper: 'tokenizer.json' });
     const { execFileSync } = await import('node:child_process');
     execFileSync('cp', ['-r', a.dir, join(root, 'v3')]);
-    const cache = tempDir('cache');
+    const cache = scratch('cache');
     const f = new ArtifactFetcher([new HttpArtifactStore(5000)], cache);
     expect(await reason(f.fetch({ uri: `${base}/v3/`, version: 'v3', sha256: a.sha }, 'int8'))).toBe('file_checksum_mismatch');
     expect(execFileSync('ls', ['-A', cache]).toString()).toBe('');
@@ -131,7 +142,7 @@ describe('ArtifactFetcher', () => {
 describe('ArtifactFetcher, file:// in place', () => {
   it('refuses a file longer than its manifest lists, or shorter, before hashing it', async () => {
     const a = makeArtifact('v1');
-    const fetcher = new ArtifactFetcher([new FileArtifactStore()], tempDir('cache'));
+    const fetcher = new ArtifactFetcher([new FileArtifactStore()], scratch('cache'));
     writeFileSync(join(a.dir, 'tokenizer.json'), '{"more":"bytes"}');
     const long = await failure(fetcher.fetch({ uri: `file://${a.dir}`, version: 'v1', sha256: a.sha }, 'int8'));
     expect([long?.reason, long?.message]).toEqual(['file_too_large', `tokenizer.json of file://${a.dir} has 16 bytes, more than the 2 its manifest lists`]);
@@ -222,7 +233,7 @@ describe('HttpArtifactStore', () => {
       res.end(body);
     });
     try {
-      const cache = tempDir('cache');
+      const cache = scratch('cache');
       const err = await failure(new ArtifactFetcher([new HttpArtifactStore(5000)], cache).fetch({ uri: `${srv.url}/v5/`, version: 'v5', sha256: a.sha }, 'int8'));
       expect(err?.reason).toBe('file_too_large');
       expect(err?.message).toBe(`config.json of ${srv.url}/v5/ has more than the 28 bytes its manifest lists (GET ${srv.url}/v5/config.json: Content-Length 4096)`);
@@ -298,7 +309,7 @@ function memoryArtifact(
 describe('ArtifactFetcher streaming download', () => {
   const big = new Uint8Array(100_000).map((_, i) => (i * 31) % 251);
   const fetchWith = (store: MemoryStore, limits: FetcherLimits = {}) => {
-    const cache = tempDir('cache');
+    const cache = scratch('cache');
     return { cache, fetcher: new ArtifactFetcher([store], cache, limits) };
   };
 
