@@ -78,6 +78,8 @@ export const KINDS: KindDef[] = [
       { name: 'Stable', type: 'string', jsonPath: '.status.stable.version', description: 'Stable model version' },
       { name: 'Candidate', type: 'string', jsonPath: '.status.candidate.version', description: 'Candidate model version' },
       { name: 'Weight', type: 'integer', jsonPath: '.status.candidate.weight', description: 'Candidate traffic percent' },
+      { name: 'Step', type: 'integer', jsonPath: '.status.candidate.step', description: 'Canary step index of the candidate (0 = the first step)' },
+      { name: 'Verdict', type: 'string', jsonPath: '.status.candidate.lastVerdict', description: 'Last analysis verdict of the candidate' },
       ready,
       { name: 'Retrains', type: 'integer', jsonPath: '.status.retrains', description: 'Automatic retrains', priority: 1 },
       age,
