@@ -118,6 +118,8 @@ export function inferenceDeploymentStatus(): Schema {
       fineTuneJob: str('Name of the FineTuneJob created.', { maxLength: 253 }),
       reason: str('Why it started.', { maxLength: 1024 }),
       time: str('When it started.', { format: 'date-time', maxLength: 64 }),
+      scenario: str('The Degraded scenario that triggered it.', { maxLength: 63 }),
+      generation: int('The .metadata.generation when it started: while the spec stays at it, the deployment follows its retrains (the result becomes the candidate); a spec change hands control back to spec.model.', { minimum: 1 }),
     }),
     retrains: int('Automatic retrains started.', { minimum: 0 }),
   });

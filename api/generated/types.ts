@@ -1234,6 +1234,14 @@ export interface InferenceDeploymentStatus {
      * When it started.
      */
     time?: string;
+    /**
+     * The Degraded scenario that triggered it.
+     */
+    scenario?: string;
+    /**
+     * The .metadata.generation when it started: while the spec stays at it, the deployment follows its retrains (the result becomes the candidate); a spec change hands control back to spec.model.
+     */
+    generation?: number;
   };
   /**
    * Automatic retrains started.

@@ -15,9 +15,26 @@
 import type { InferenceDeploymentStatus } from '../../../api/generated/types.js';
 import type { ConditionInput } from '../runtime/conditions.js';
 import { mergeConditions } from '../runtime/conditions.js';
+import type { FineTuneJob } from '../../../api/generated/types.js';
+import type { ScenarioStatus } from './monitoring.js';
 import type { Resolution } from './resolve.js';
+import type { RetrainDecision } from './retrain.js';
 import type { RolloutDecision } from './rollout.js';
 import type { ServingState } from './serving.js';
+
+export interface MonitoringResult {
+  scenarios: ScenarioStatus[];
+  summary: { status: 'True' | 'False' | 'Unknown'; reason: string; message: string };
+}
+
+export interface RetrainOutcome {
+  choice: RetrainDecision;
+  /** The last retrain's FineTuneJob (before one started now). */
+  lastJob: FineTuneJob | undefined;
+  /** Set when a retrain started now. */
+  lastRetrain?: NonNullable<InferenceDeploymentStatus['lastRetrain']>;
+  retrains?: number;
+}
 
 export interface StatusInput {
   previous: InferenceDeploymentStatus | undefined;
@@ -29,7 +46,27 @@ export interface StatusInput {
   decision: RolloutDecision;
   /** What the agents say about the stable model; undefined when nothing is served or it was not asked. */
   stableServing: ServingState | undefined;
+  /** This reconcile's scenario measurement (absent: none configured, or nothing served yet). */
+  monitoring?: MonitoringResult;
+  /** The retrain trigger's outcome (absent: retraining not enabled). */
+  retrain?: RetrainOutcome;
   now: Date;
+}
+
+/** The Retraining condition: a retrain running or just started, the last one failed, or why none runs. */
+function retrainingCondition(previous: InferenceDeploymentStatus | undefined, retrain: RetrainOutcome): ConditionInput {
+  const { choice, lastJob } = retrain;
+  if (choice.kind === 'start') return { type: 'Retraining', status: 'True', reason: 'Started', message: `FineTuneJob ${choice.name} started: ${choice.reason}` };
+  const last = previous?.lastRetrain;
+  const phase = lastJob?.status?.phase;
+  if (last && lastJob && phase !== 'Succeeded' && phase !== 'Failed') {
+    return { type: 'Retraining', status: 'True', reason: 'Running', message: `FineTuneJob ${last.fineTuneJob} is ${phase ?? 'Pending'}: ${last.reason}` };
+  }
+  if (last && phase === 'Failed') {
+    const why = lastJob?.status?.conditions?.find((c) => c.type === 'Ready')?.message ?? 'see the FineTuneJob';
+    return { type: 'Retraining', status: 'False', reason: 'RetrainFailed', message: `FineTuneJob ${last.fineTuneJob} Failed: ${why}; ${choice.why}` };
+  }
+  return { type: 'Retraining', status: 'False', reason: 'Idle', message: choice.why };
 }
 
 export function computeStatus(input: StatusInput): InferenceDeploymentStatus {
@@ -77,7 +114,20 @@ export function computeStatus(input: StatusInput): InferenceDeploymentStatus {
       ? { type: 'Ready', status: 'False', reason: serving.reason, message: serving.message }
       : { type: 'Ready', status: 'True', reason: 'Serving', message: decision.message };
 
-  const wanted = [ready, resolved, serving, ...(reconciling ? [reconciling] : []), ...(stalled ? [stalled] : [])];
+  const extra: ConditionInput[] = [];
+  if (input.monitoring) extra.push({ type: 'ScenariosHealthy', ...input.monitoring.summary });
+  let retraining: ConditionInput | undefined;
+  if (input.retrain) {
+    retraining = retrainingCondition(previous, input.retrain);
+    extra.push(retraining);
+  }
+  // Quality: a retrain running (no canary in flight, nothing stalled) or a Degraded scenario shows in the phase.
+  if (!stalled && !decision.progressing && phase !== 'RollingBack') {
+    if (retraining?.status === 'True') phase = 'Retraining';
+    else if (input.monitoring?.scenarios.some((x) => x.state === 'Degraded')) phase = 'Degraded';
+  }
+
+  const wanted = [ready, resolved, serving, ...(reconciling ? [reconciling] : []), ...(stalled ? [stalled] : []), ...extra];
   const status: InferenceDeploymentStatus = {
     observedGeneration: input.generation,
     conditions: mergeConditions(previous?.conditions, wanted, input.generation, input.now),
@@ -85,8 +135,11 @@ export function computeStatus(input: StatusInput): InferenceDeploymentStatus {
     ...(stable ? { stable } : {}),
     ...(next.candidate ? { candidate: next.candidate } : {}),
   };
-  if (previous?.scenarios) status.scenarios = previous.scenarios;
-  if (previous?.lastRetrain) status.lastRetrain = previous.lastRetrain;
-  if (previous?.retrains !== undefined) status.retrains = previous.retrains;
+  const scenarios = input.monitoring?.scenarios ?? previous?.scenarios;
+  if (scenarios) status.scenarios = scenarios;
+  const lastRetrain = input.retrain?.lastRetrain ?? previous?.lastRetrain;
+  if (lastRetrain) status.lastRetrain = lastRetrain;
+  const retrains = input.retrain?.retrains ?? previous?.retrains;
+  if (retrains !== undefined) status.retrains = retrains;
   return status;
 }

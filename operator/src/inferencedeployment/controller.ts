@@ -6,7 +6,7 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { EdgePool, FineTuneJob, InferenceDeployment } from '../../../api/generated/types.js';
 import type { KubeClient } from '../kube/client.js';
-import { keyOf } from '../kube/client.js';
+import { keyOf, objectKey } from '../kube/client.js';
 import { HttpPrometheusClient } from '../prometheus/client.js';
 import type { PrometheusPort } from '../prometheus/client.js';
 import { Controller } from '../runtime/controller.js';
@@ -16,6 +16,7 @@ import type { OperatorMetrics } from '../runtime/metrics.js';
 import { cacheOptions, watchPrimary } from '../runtime/owned.js';
 import type { QueueRateLimits } from '../runtime/rate-limiter.js';
 import type { InferenceDeploymentCaches } from './reconciler.js';
+import { DEPLOYMENT_LABEL } from './retrain.js';
 import { CONTROLLER_NAME, EDGEPOOLS, FINETUNEJOBS, INFERENCE_DEPLOYMENTS, InferenceDeploymentReconciler } from './reconciler.js';
 
 export interface InferenceDeploymentControllerOptions {
@@ -59,8 +60,11 @@ export function createInferenceDeploymentController(opts: InferenceDeploymentCon
   };
   watchPrimary(caches.inferenceDeployments, enqueue);
 
-  // A FineTuneJob's phase and result decide what a deployment naming it serves.
+  // A FineTuneJob's phase and result decide what a deployment naming it serves, and an automatic
+  // retrain's (labelled with its deployment) what the deployment that started it does next.
   const namingJob = (job: FineTuneJob) => {
+    const retrainOf = job.metadata.labels?.[DEPLOYMENT_LABEL];
+    if (retrainOf) enqueue(objectKey(job.metadata.namespace, retrainOf));
     for (const d of caches.inferenceDeployments.list()) {
       if (d.metadata.namespace === job.metadata.namespace && d.spec.model.fineTuneJobRef?.name === job.metadata.name) enqueue(keyOf(d));
     }

@@ -12,7 +12,10 @@
 import type { Logger } from 'pino';
 import type { EdgePool, FineTuneJob, InferenceDeployment, InferenceDeploymentStatus } from '../../../api/generated/types.js';
 import type { KubeClient } from '../kube/client.js';
-import { objectKey } from '../kube/client.js';
+import { isAlreadyExists, objectKey } from '../kube/client.js';
+import { rfc3339 } from '../runtime/conditions.js';
+import type { OwnerObject } from '../runtime/owned.js';
+import { controllerReference } from '../runtime/owned.js';
 import type { PrometheusPort, QueryResult } from '../prometheus/client.js';
 import { urlProblem } from '../prometheus/client.js';
 import type { EventRecorder } from '../runtime/events.js';
@@ -23,7 +26,12 @@ import { StatusWriter } from '../runtime/status-writer.js';
 import type { AnalysisResult, VersionMeasurements } from './analysis.js';
 import { analysisQueries, evaluateAnalysis, measuredFor } from './analysis.js';
 import { computeStatus } from './compute-status.js';
+import type { MonitoringResult, RetrainOutcome } from './compute-status.js';
+import type { ScenarioStatus } from './monitoring.js';
+import { measureScenarios, monitoringQueries, scenariosSummary, scenarioStates } from './monitoring.js';
+import type { Resolution } from './resolve.js';
 import { resolveModel } from './resolve.js';
+import { decideRetrain, followRetrain, retrainJob } from './retrain.js';
 import type { Candidate, RolloutDecision } from './rollout.js';
 import { analysisDue, stepRollout } from './rollout.js';
 import type { Role, ServingState } from './serving.js';
@@ -86,11 +94,18 @@ export class InferenceDeploymentReconciler implements Reconciler {
     const generation = d.metadata.generation ?? 1;
     const spec = d.spec;
     const pool = this.deps.caches.edgePools.get(objectKey(namespace, spec.edgePoolRef.name));
+    const previous = d.status ?? {};
+    // The model to serve: spec.model, or — while the spec is at the generation of the last automatic
+    // retrain — that retrain's result once it has Succeeded (the stable model until then).
+    const lastJobName = previous.lastRetrain?.fineTuneJob;
+    const lastJob = lastJobName ? this.deps.caches.fineTuneJobs.get(objectKey(namespace, lastJobName)) : undefined;
+    const following = followRetrain(previous, generation, lastJob);
     const ref = spec.model.fineTuneJobRef;
     const fineTuneJob = ref ? this.deps.caches.fineTuneJobs.get(objectKey(namespace, ref.name)) : undefined;
-    const resolution = resolveModel(spec.model, fineTuneJob, pool?.spec.artifactCredentials?.secretRef?.name);
+    const resolution: Resolution = following
+      ? { kind: 'resolved', model: following, message: following.source === `FineTuneJob/${lastJobName ?? ''}` ? `following automatic retrain ${lastJobName ?? ''}: its result ${following.version}` : `following automatic retrain ${lastJobName ?? ''} (${lastJob?.status?.phase ?? 'gone'}): stable ${following.version} held until it succeeds or the spec changes` }
+      : resolveModel(spec.model, fineTuneJob, pool?.spec.artifactCredentials?.secretRef?.name);
     const resolved = resolution.kind === 'resolved' ? resolution.model : undefined;
-    const previous = d.status ?? {};
     const rolloutState = { ...(previous.phase ? { phase: previous.phase } : {}), ...(previous.stable ? { stable: previous.stable } : {}), ...(previous.candidate ? { candidate: previous.candidate } : {}) };
 
     // What the agents serve: the candidate while it is in flight (a refusal aborts it), and the stable.
@@ -118,20 +133,64 @@ export class InferenceDeploymentReconciler implements Reconciler {
     }
 
     const decision = stepRollout({ resolved, rollout: spec.rollout, generation, status: rolloutState, verdict, ...(abort ? { abort } : {}), now });
+
+    // Live quality per scenario of the stable model, and the closed loop's trigger.
+    const monitoring = pool && previous.stable ? await this.monitor(scope, previous.stable.version, spec, previous) : undefined;
+    const retrain = monitoring && pool ? await this.retrain(d, pool, decision, monitoring.scenarios, lastJob, now) : undefined;
     // A newly assigned stable is not known to be served: its agents have to load it first.
     if (decision.status.stable && decision.status.stable.version !== previous.stable?.version) stableServing = undefined;
     const status = computeStatus({
       previous: d.status, generation, resolution, poolExists: pool !== undefined, poolName: spec.edgePoolRef.name, decision,
       stableServing: stableServing ?? (decision.status.stable && this.prometheusUrl() ? { kind: 'pending', message: `stable ${decision.status.stable.version} assigned to the pool: waiting for its agents to load it` } : undefined),
+      ...(monitoring ? { monitoring } : {}),
+      ...(retrain ? { retrain } : {}),
       now,
     });
     await this.statusWriter.write(d, status);
     this.announce(d, decision);
-    return this.requeue(decision, status);
+    this.transitions(d, previous, status);
+    return this.requeue(decision, status, (spec.monitoring?.scenarios?.length ?? 0) > 0);
   }
 
-  private requeue(decision: RolloutDecision, status: InferenceDeploymentStatus): ReconcileResult {
+  /** status.scenarios from Prometheus (Unknown when it cannot answer), and their summary. */
+  private async monitor(scope: { namespace: string; pool: string; deployment: string }, stableVersion: string, spec: InferenceDeployment['spec'], previous: InferenceDeploymentStatus): Promise<MonitoringResult | undefined> {
+    const specs = spec.monitoring?.scenarios ?? [];
+    if (specs.length === 0) return undefined;
+    const queries = monitoringQueries({ ...scope, modelVersion: stableVersion }, specs);
+    const answers = await this.queries(queries.flatMap((q) => [q.wordErrors, q.referenceWords]));
+    const pairs = queries.map((_q, i) => [answers[2 * i], answers[2 * i + 1]] as const);
+    const scenarios = scenarioStates(specs, measureScenarios(queries, pairs), previous.scenarios);
+    return { scenarios, summary: scenariosSummary(specs, scenarios) };
+  }
+
+  /** The retrain trigger: creates the FineTuneJob when it fires (AlreadyExists: another reconcile or replica did). */
+  private async retrain(d: InferenceDeployment, pool: EdgePool, decision: RolloutDecision, scenarios: ScenarioStatus[], lastJob: FineTuneJob | undefined, now: Date): Promise<RetrainOutcome | undefined> {
+    const previous = d.status ?? {};
+    if (!d.spec.retraining?.enabled) return undefined;
+    const status = { ...previous, ...decision.status };
+    const choice = decideRetrain({ name: d.metadata.name ?? '', spec: d.spec, status, scenarios, lastJob, now });
+    if (choice.kind === 'none') return { choice, lastJob };
+    const stable = status.stable;
+    if (!stable) return { choice: { kind: 'none', why: 'no stable model' }, lastJob };
+    const job = retrainJob(d, stable, pool, choice, controllerReference(d as OwnerObject));
+    try {
+      await this.deps.client.create(FINETUNEJOBS, d.metadata.namespace, job);
+      this.deps.log.info({ kind: 'FineTuneJob', namespace: d.metadata.namespace, name: choice.name, inferenceDeployment: d.metadata.name, reason: choice.reason }, 'Created FineTuneJob (automatic retrain)');
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+    }
+    this.deps.events.normal(d, 'RetrainStarted', 'Retrain', `Started FineTuneJob ${choice.name} from stable ${stable.version}: ${choice.reason}`);
+    return {
+      choice, lastJob: undefined,
+      lastRetrain: { fineTuneJob: choice.name, reason: choice.reason, time: rfc3339(now), scenario: choice.scenario, generation: d.metadata.generation ?? 1 },
+      retrains: (previous.retrains ?? 0) + 1,
+    };
+  }
+
+  private requeue(decision: RolloutDecision, status: InferenceDeploymentStatus, monitoring: boolean): ReconcileResult {
     const waits: number[] = [];
+    // Scenarios are watched every sync period.
+    if (monitoring && status.stable && this.prometheusUrl()) waits.push(this.deps.syncPeriodMs);
     if (decision.requeueAfterMs !== undefined) waits.push(Math.max(decision.requeueAfterMs, 500));
     // The rollback's second round (RollingBack → Degraded), and a stable not confirmed loaded yet.
     if (status.phase === 'RollingBack') waits.push(1000);
@@ -179,6 +238,17 @@ export class InferenceDeploymentReconciler implements Reconciler {
       stable: { ...measured(stable), version: stable },
       thresholds: { maxWerIncrease: analysis.maxWerIncrease, maxP99LatencySeconds: analysis.maxP99LatencySeconds, minSamples: analysis.minSamples },
     });
+  }
+
+  /** Events for condition transitions the rollout does not announce: scenario quality and retrain failures. */
+  private transitions(d: InferenceDeployment, before: InferenceDeploymentStatus, after: InferenceDeploymentStatus): void {
+    const was = (type: string) => before.conditions?.find((c) => c.type === type);
+    const now = (type: string) => after.conditions?.find((c) => c.type === type);
+    const scenarios = now('ScenariosHealthy');
+    if (scenarios?.status === 'False' && was('ScenariosHealthy')?.status !== 'False') this.deps.events.warning(d, 'ScenarioDegraded', 'Monitor', scenarios.message);
+    if (scenarios?.status === 'True' && was('ScenariosHealthy')?.status === 'False') this.deps.events.normal(d, 'ScenarioRecovered', 'Monitor', scenarios.message);
+    const retraining = now('Retraining');
+    if (retraining?.reason === 'RetrainFailed' && was('Retraining')?.reason !== 'RetrainFailed') this.deps.events.warning(d, 'RetrainFailed', 'Retrain', retraining.message);
   }
 
   private announce(d: InferenceDeployment, decision: RolloutDecision): void {
