@@ -23,6 +23,7 @@ import { applyCrds, createTestNamespace, deleteTestNamespace, edgeTaint, eventua
 import type { DegradedModel, FinanceModel, ModelRef } from '../fixtures/models.js';
 import { embeddedModelRef, ensureDegradedModel, ensureFinanceModel } from '../fixtures/models.js';
 import type { TrafficReport } from '../fixtures/traffic.js';
+import { addReport, emptyReport, readyAgentUrls } from '../fixtures/loop.js';
 import { financeSentences, sendFeedbackTraffic } from '../fixtures/traffic.js';
 
 // The fixtures' first build (a real fine-tune on 2 cores) is in beforeAll; each test is bounded below.
@@ -76,32 +77,11 @@ async function agentPods(): Promise<V1Pod[]> {
     .filter((p) => !p.metadata?.deletionTimestamp && p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
 }
 
-async function agentUrls(): Promise<string[]> {
-  return (await agentPods()).map((p) => p.status?.podIP ?? '').filter((ip) => /^127\./.test(ip)).map((ip) => `http://${ip}:${PORT}`).sort();
-}
+const agentUrls = (): Promise<string[]> => readyAgentUrls(api, ns, 'jetsons', PORT);
 
 async function modelSet(): Promise<{ models: { name: string; stable: ModelRef; candidate?: ModelRef & { weight: number } }[] }> {
   const cm = await api.get<V1ConfigMap>(CONFIG_MAPS, ns, 'jetsons-models');
   return JSON.parse(cm.data?.['model-set.json'] ?? '{}') as { models: { name: string; stable: ModelRef; candidate?: ModelRef & { weight: number } }[] };
-}
-
-function emptyReport(): TrafficReport {
-  return { requests: 0, ok: 0, failures: 0, statuses: {}, feedbackPosted: 0, feedbackFailures: 0, firstErrors: [], perVersion: {}, perUrl: {}, deadlineHit: false, durationMs: 0 };
-}
-
-function add(total: TrafficReport, r: TrafficReport): void {
-  total.requests += r.requests;
-  total.ok += r.ok;
-  total.failures += r.failures;
-  total.feedbackPosted += r.feedbackPosted;
-  total.feedbackFailures += r.feedbackFailures;
-  total.durationMs += r.durationMs;
-  for (const [k, v] of Object.entries(r.statuses)) total.statuses[k] = (total.statuses[k] ?? 0) + v;
-  total.firstErrors.push(...r.firstErrors.slice(0, Math.max(0, 5 - total.firstErrors.length)));
-  for (const [version, c] of Object.entries(r.perVersion)) {
-    const t = total.perVersion[version] ?? { requests: 0, errors: 0, words: 0, role: c.role };
-    total.perVersion[version] = { requests: t.requests + c.requests, errors: t.errors + c.errors, words: t.words + c.words, role: c.role };
-  }
 }
 
 /**
@@ -118,7 +98,7 @@ async function trafficUntil(model: string, done: () => boolean, timeoutMs: numbe
       continue;
     }
     const batch = Array.from({ length: Math.min(8, maxRequests - total.requests) }, () => sentences[sentenceCursor++ % sentences.length] ?? '');
-    add(total, await sendFeedbackTraffic({ agentUrls: urls, model, sentences: batch, scenario: 'finance', concurrency: 2, deadlineMs: 60_000, feedback }));
+    addReport(total, await sendFeedbackTraffic({ agentUrls: urls, model, sentences: batch, scenario: 'finance', concurrency: 2, deadlineMs: 60_000, feedback }));
   }
   return total;
 }
