@@ -37,7 +37,7 @@ if [[ ! -f "$VENV/.complete" ]]; then
     export PIP_CACHE_DIR="$CACHE/pip"
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps \
       -r "$ROOT/trainer-image/requirements.txt" >&2
-    "$VENV/bin/python" -c "import torch, transformers, peft, optimum.exporters.onnx, onnxruntime, jiwer, soundfile, sklearn, jsonschema" >&2
+    "$VENV/bin/python" -c "import torch, transformers, peft, optimum.exporters.onnx, onnxruntime, jiwer, soundfile, sklearn, jsonschema, boto3" >&2
     touch "$VENV/.complete"
     log "ready: $VENV"
   fi

@@ -3,6 +3,8 @@
   run          the whole FineTuneJob (job file from --job, $WHISPEROPS_JOB_FILE or
                /etc/whisperops/job/finetunejob.json); the command the operator's Job runs
   validate     validate and default a job file, print the defaulted spec (exit 2 when invalid)
+  preflight    validate a job file and check every URI it names: inputs readable, output writable
+               (exit 2 with one line naming each problem); `run` does the same before anything else
   train        one training run from a plan file (what `run` starts under torchrun on several GPUs)
   synthesize   speak a text corpus with espeak-ng into wavs + a JSONL manifest
   evaluate     WER/CER per scenario of a model folder on a JSONL manifest (PyTorch or ONNX)
@@ -30,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
 
     v = sub.add_parser("validate", help="validate a job file")
     v.add_argument("--job", default=None)
+
+    f = sub.add_parser("preflight", help="check every URI of a job file (readable inputs, writable output)")
+    f.add_argument("--job", default=None)
 
     t = sub.add_parser("train", help="train from a plan file (torchrun worker)")
     t.add_argument("--plan", required=True)
@@ -84,6 +89,16 @@ def main(argv: list[str] | None = None) -> int:
             print(str(err), file=sys.stderr)
             return 2
         print(json.dumps(job["spec"], indent=2))
+        return 0
+    if args.cmd == "preflight":
+        from .jobspec import InvalidJob, load_job
+        from .preflight import PreflightFailed, run as preflight
+
+        try:
+            preflight(load_job(args.job)["spec"])
+        except (InvalidJob, PreflightFailed) as err:
+            print(str(err), file=sys.stderr)
+            return 2
         return 0
     if args.cmd == "train":
         from . import pipeline

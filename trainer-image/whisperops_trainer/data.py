@@ -38,15 +38,19 @@ def write_manifest(path: str | Path, samples: Iterable[Sample]) -> None:
     tmp.replace(p)
 
 
-def read_manifest(location: str, default_scenario: str | None = None) -> list[Sample]:
+def read_manifest(location: str, default_scenario: str | None = None, *, allow_empty: bool = False,
+                  text: str | None = None) -> list[Sample]:
     """Read a JSONL manifest from a local path or URI. Relative audio paths are resolved against
-    the manifest's own location. Raises DatasetError on missing files or bad lines."""
+    the manifest's own location; keys other than audio, text, scenario, voice, wpm and pitch are
+    ignored. Raises DatasetError on missing files or bad lines (and on an empty manifest unless
+    allow_empty)."""
     from .uri import read_text
 
-    try:
-        text = read_text(location)
-    except FileNotFoundError as e:
-        raise DatasetError(f"dataset manifest not found: {location}") from e
+    if text is None:
+        try:
+            text = read_text(location)
+        except FileNotFoundError as e:
+            raise DatasetError(f"dataset manifest not found: {location}") from e
     out: list[Sample] = []
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -62,8 +66,31 @@ def read_manifest(location: str, default_scenario: str | None = None) -> list[Sa
             raise DatasetError(f"{location}:{n}: needs a 'scenario'")
         out.append(Sample(audio=resolve_relative(location, obj["audio"]), text=obj["text"], scenario=scen,
                           voice=obj.get("voice"), wpm=obj.get("wpm"), pitch=obj.get("pitch")))
-    if not out:
+    if not out and not allow_empty:
         raise DatasetError(f"dataset manifest is empty: {location}")
+    return out
+
+
+def read_manifests(location: str, default_scenario: str | None = None) -> list[Sample]:
+    """A manifest URI, or a folder URI (ending in '/'): every *.jsonl manifest under it, recursively, in
+    key order, each one's audio paths relative to itself — how the edge agents write feedback samples.
+    An empty folder is no samples (the caller decides whether that is enough); a missing folder of a
+    local path is DatasetError."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .uri import is_folder, list_files, read_text
+
+    if not is_folder(location):
+        return read_manifest(location, default_scenario)
+    try:
+        files = list_files(location, (".jsonl",))
+    except FileNotFoundError as e:
+        raise DatasetError(f"dataset folder not found: {location}") from e
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        texts = list(pool.map(read_text, files))
+    out: list[Sample] = []
+    for f, t in zip(files, texts):
+        out.extend(read_manifest(f, default_scenario, allow_empty=True, text=t))
     return out
 
 

@@ -4,6 +4,7 @@ anything else retryable."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -15,10 +16,12 @@ import traceback
 from pathlib import Path
 from typing import Any, Sequence
 
-from . import log, manifest, result, synth, uri
-from .data import DatasetError, Sample, Stage, mix_replay, plan_curriculum, read_manifest, split_sentences, write_manifest
+from . import log, manifest, preflight, result, synth, uri
+from .data import (DatasetError, Sample, Stage, mix_replay, plan_curriculum, read_manifest, read_manifests, split_sentences,
+                   write_manifest)
 from .export import QualityGateFailed
 from .jobspec import InvalidJob, load_job
+from .preflight import PreflightFailed
 from .train import TrainConfig
 
 EXIT_OK, EXIT_INVALID, EXIT_GATE, EXIT_RETRY = 0, 2, 3, 1
@@ -51,19 +54,37 @@ def _check_audio(samples: Sequence[Sample], what: str) -> None:
         raise DatasetError(f"{what}: {len(missing)} audio file(s) missing, e.g. {missing[0]}")
 
 
-def _localize(samples: list[Sample], dest: Path) -> list[Sample]:
-    """Download http(s) audio of a manifest into dest (training reads local files)."""
-    out = []
+def _localize(samples: list[Sample], dest: Path, what: str) -> list[Sample]:
+    """Download remote (s3, http(s)) audio of a manifest into dest, concurrently (training reads local files)."""
+    out: list[Sample] = []
+    todo: list[tuple[str, Path]] = []
     for i, s in enumerate(samples):
         if uri.is_local(s.audio):
             out.append(s)
             continue
-        dest.mkdir(parents=True, exist_ok=True)
-        p = dest / f"{i:07d}.wav"
+        suffix = Path(s.audio.split("?", 1)[0]).suffix.lower() or ".wav"
+        p = dest / f"{i:07d}{suffix}"
         if not p.exists():
-            p.write_bytes(uri.read_bytes(s.audio))
+            todo.append((s.audio, p))
         out.append(Sample(str(p), s.text, s.scenario, s.voice, s.wpm, s.pitch))
+    if todo:
+        t0 = time.time()
+        try:
+            n = uri.download_many(todo)
+        except FileNotFoundError as e:
+            raise DatasetError(f"{what}: audio not found: {e}") from e
+        log.info("Downloaded audio", what=what, files=len(todo), bytes=n, seconds=round(time.time() - t0, 2))
     return out
+
+
+def _data_or_text(u: str, scenario: str, what: str) -> tuple[list[Sample] | None, str]:
+    """A manifest (or a folder of manifests: samples) or a text corpus (text)."""
+    if uri.is_folder(u):
+        return read_manifests(u, scenario), ""
+    text = _read_source(u, what)
+    if _is_manifest(text):
+        return read_manifest(u, scenario, text=text), text
+    return None, text
 
 
 class Data:
@@ -92,9 +113,11 @@ def prepare_data(spec: dict[str, Any], work: Path, seed: int) -> Data:
     log.set_stage("data")
     manifest_samples: list[Sample] = []
     if "uri" in ds:
-        manifest_samples = read_manifest(ds["uri"], d.scenario)
+        manifest_samples = read_manifests(ds["uri"], d.scenario)
+        if not manifest_samples:
+            log.warn("No manifests under the dataset folder", uri=ds["uri"])
         _check_audio(manifest_samples, "dataset")
-        manifest_samples = _localize(manifest_samples, work / "audio" / "dataset")
+        manifest_samples = _localize(manifest_samples, work / "audio" / "dataset", "dataset")
     corpus: list[str] = []
     if syn:
         corpus = synth.dedupe(ln.strip() for ln in _read_source(syn["corpusUri"], "synthesis corpus").splitlines() if ln.strip())
@@ -142,11 +165,13 @@ def prepare_data(spec: dict[str, Any], work: Path, seed: int) -> Data:
 
     rp = ds.get("replay")
     if rp:
-        text = _read_source(rp["uri"], "replay data")
-        if _is_manifest(text):
-            d.general = read_manifest(rp["uri"], "general")
+        manifest_rp, text = _data_or_text(rp["uri"], "general", "replay data")
+        if manifest_rp is not None:
+            d.general = manifest_rp
+            if not d.general:
+                raise DatasetError(f"no replay samples under {rp['uri']}")
             _check_audio(d.general, "replay")
-            d.general = _localize(d.general, work / "audio" / "replay")
+            d.general = _localize(d.general, work / "audio" / "replay", "replay")
         else:
             sents = synth.dedupe(ln.strip() for ln in text.splitlines() if ln.strip())
             if "general" not in eval_specs:
@@ -158,11 +183,13 @@ def prepare_data(spec: dict[str, Any], work: Path, seed: int) -> Data:
             d.general = synth.synthesize(pick, "general", work / "audio" / "replay", syn_cfg, workers=os.cpu_count() or 2)
 
     for scen, u in eval_specs.items():
-        text = _read_source(u, f"evaluation set {scen}")
-        if _is_manifest(text):
-            s = read_manifest(u, scen)[:n_eval]
+        manifest_ev, text = _data_or_text(u, scen, f"evaluation set {scen}")
+        if manifest_ev is not None:
+            s = manifest_ev[:n_eval]
+            if not s:
+                raise DatasetError(f"evaluation set {scen}: no samples under {u}")
             _check_audio(s, f"evaluation set {scen}")
-            d.evals[scen] = _localize(s, work / "audio" / f"eval-{scen}")
+            d.evals[scen] = _localize(s, work / "audio" / f"eval-{scen}", f"evaluation set {scen}")
         else:
             sents = synth.dedupe(ln.strip() for ln in text.splitlines() if ln.strip())
             sents = random.Random(seed + 3).sample(sents, min(n_eval, len(sents)))
@@ -173,21 +200,35 @@ def prepare_data(spec: dict[str, Any], work: Path, seed: int) -> Data:
     return d
 
 
-def train_config(spec: dict[str, Any]) -> TrainConfig:
-    from .augment import AugmentConfig, list_noise_files
+def noise_files(source: str, work: Path) -> list[str]:
+    """Local paths of the noise recordings under a folder URI (remote ones downloaded into work/noise)."""
+    from .augment import list_noise_files
+
+    if uri.is_local(source):
+        found = list_noise_files(uri.to_path(source))
+    else:
+        folder = source if source.endswith("/") else source + "/"
+        remote = uri.list_files(folder, (".wav", ".flac", ".ogg"))
+        pairs = [(u, work / "noise" / u[len(folder):]) for u in remote]
+        uri.download_many([(u, p) for u, p in pairs if not p.exists()])
+        found = [str(p) for _, p in pairs]
+    if not found:
+        raise DatasetError(f"no noise recordings (.wav/.flac/.ogg) under {source}")
+    return found
+
+
+def train_config(spec: dict[str, Any], work: Path | None = None) -> TrainConfig:
+    from .augment import AugmentConfig
 
     a = spec.get("augmentation", {})
     sp = a.get("speedPerturbation", {"min": 0.9, "max": 1.1})
     nz = a.get("noise", {})
     sa = a.get("specAugment", {})
-    noise_files: list[str] = []
+    noise_files_: list[str] = []
     if nz.get("sourceUri"):
-        folder = uri.to_path(nz["sourceUri"])
-        noise_files = list_noise_files(folder)
-        if not noise_files:
-            raise DatasetError(f"no noise recordings (.wav/.flac/.ogg) under {nz['sourceUri']}")
+        noise_files_ = noise_files(nz["sourceUri"], work or Path(tempfile.mkdtemp(prefix="whisperops-noise-")))
     aug = AugmentConfig(speed=(sp["min"], sp["max"]), snr_db=(nz.get("snrDb", {}).get("min", 5), nz.get("snrDb", {}).get("max", 15)),
-                        noise_prob=nz.get("probability", 0.5), noise_files=noise_files,
+                        noise_prob=nz.get("probability", 0.5), noise_files=noise_files_,
                         mask_time_prob=sa.get("maskTimeProb", 0.05), mask_time_length=sa.get("maskTimeLength", 10),
                         mask_feature_prob=sa.get("maskFeatureProb", 0.0), mask_feature_length=sa.get("maskFeatureLength", 10))
     m = spec.get("method", {})
@@ -300,17 +341,32 @@ def _evaluate_onnx(model_dir: Path, evals: dict[str, list[Sample]], suffix: str,
 
 
 def base_model(spec: dict[str, Any], work: Path) -> tuple[Path, str]:
+    """The base model folder, local: used in place when local (file://, pvc://), else downloaded —
+    model-manifest.json first (checked against baseModel.sha256 before anything else is fetched),
+    then every file it lists but the ONNX exports (training needs the HF files only), each checked
+    against the manifest's size and sha256."""
     bm = spec["baseModel"]
     u = bm["uri"]
     try:
         if uri.is_local(u):
             d = uri.fetch_dir(u, work / "base", [])
         else:
-            man = json.loads(uri.read_text(u.rstrip("/") + "/" + manifest.MANIFEST))
-            files = [f for f in man["files"] if not f.startswith("onnx/")] + [manifest.MANIFEST]
-            d = uri.fetch_dir(u, work / "base", files)
+            t0 = time.time()
+            dest = work / "base"
+            raw = uri.read_bytes(uri.join(u if u.endswith("/") else u + "/", manifest.MANIFEST))
+            if bm.get("sha256") and hashlib.sha256(raw).hexdigest() != bm["sha256"]:
+                raise InvalidJob(f"base model manifest sha256 {hashlib.sha256(raw).hexdigest()} does not match "
+                                 "spec.baseModel.sha256")
+            man = json.loads(raw)
+            files = {f: meta for f, meta in man["files"].items() if not f.startswith("onnx/")}
+            d = uri.fetch_dir(u if u.endswith("/") else u + "/", dest, files)
+            (dest / manifest.MANIFEST).write_bytes(raw)
+            log.info("Downloaded base model", uri=u, files=len(files), bytes=sum(int(m.get("bytes", 0)) for m in files.values()),
+                     seconds=round(time.time() - t0, 2))
     except FileNotFoundError as e:
         raise InvalidJob(f"base model not found: {u} ({e})") from e
+    except uri.ChecksumMismatch as e:
+        raise InvalidJob(f"base model damaged: {e}") from e
     if not (d / "config.json").is_file():
         raise InvalidJob(f"base model folder has no config.json: {u}")
     man_path = d / manifest.MANIFEST
@@ -335,7 +391,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     log.set_stage("prepare")
     base_dir, parent_version = base_model(spec, work)
     log.info("Base model", dir=str(base_dir), version=parent_version)
-    cfg = train_config(spec)
+    cfg = train_config(spec, work)
     d = prepare_data(spec, work, seed)
     stages = curriculum(spec, d, seed)
 
@@ -421,8 +477,10 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
                                   quantization=quant, metrics=metrics, extra={"training": training})
 
     log.set_stage("publish")
-    model_uri = uri.publish_dir(model_dir, spec["output"]["uri"])
-    log.info("Published model", uri=model_uri, version=version, sha256=sha)
+    t_pub = time.time()
+    model_uri, size = uri.publish_dir(model_dir, spec["output"]["uri"])
+    log.info("Published model", uri=model_uri, version=version, sha256=sha, bytes=size,
+             seconds=round(time.time() - t_pub, 2))
     return {
         "modelUri": model_uri, "version": version, "sha256": sha, "parentVersion": parent_version,
         "wer": metrics["wer"], "baseWer": metrics["baseWer"], "trainableParams": tr["trainable"],
@@ -436,7 +494,13 @@ def run(job_file: str | None) -> int:
         job = load_job(job_file)
         log.info("Job loaded", name=job["metadata"].get("name"), namespace=job["metadata"].get("namespace"),
                  generation=job["metadata"].get("generation"))
+        log.set_stage("preflight")
+        preflight.run(job["spec"])
         res = run_job(job)
+    except PreflightFailed as e:
+        log.error("Preflight failed", reason="PreflightFailed", error=str(e))
+        result.write(result.encode_failure("PreflightFailed", str(e)))
+        return EXIT_INVALID
     except (InvalidJob, DatasetError) as e:
         log.error("Invalid input", reason="InvalidInput", error=str(e))
         result.write(result.encode_failure("InvalidInput", str(e)))
