@@ -1,13 +1,22 @@
 // FineTuneJob: one fine-tuning run of a Whisper-family model on GPU nodes, with export and compression.
 import type { Rule, Schema } from './schema-dsl.js';
-import { ARTIFACT_URI, arr, bool, enumOf, int, map, num, obj, range, SHA256, str } from './schema-dsl.js';
-import { conditions, nodeSelector, observedGeneration, podMetadata, tolerations } from './common-schemas.js';
+import { arr, bool, enumOf, int, map, num, obj, range, SHA256, str } from './schema-dsl.js';
+import { conditions, localRef, nodeSelector, observedGeneration, podMetadata, tolerations } from './common-schemas.js';
 import { quantity } from './schema-dsl.js';
 
 export const DEFAULT_GPU_PRODUCTS = ['NVIDIA-A100-SXM4-80GB', 'NVIDIA-A100-SXM4-40GB'];
 export const DEFAULT_VOICES = ['en-us', 'en-gb', 'en-gb-x-rp', 'en-gb-scotland', 'en-us-nyc', 'en-gb-x-gbclan'];
 
-const uri = (description: string) => str(description, { pattern: ARTIFACT_URI, maxLength: 2048 });
+/**
+ * A FineTuneJob URI: the artifact schemes every component reads (file, http(s), s3), plus
+ * pvc://<claim>/<path> — a PersistentVolumeClaim of the job's namespace that the operator mounts into
+ * the trainer pod (read-only, or read-write when it holds spec.output.uri). Only the trainer reads
+ * pvc:// (the edge agents cannot reach a claim), so the shared ARTIFACT_URI does not take it;
+ * api/finetunejob-schema.test.ts checks that this stays ARTIFACT_URI plus pvc://.
+ */
+export const FINETUNEJOB_URI = '^((file|https?|s3)://.+|pvc://[a-z0-9]([-.a-z0-9]*[a-z0-9])?(/.*)?)$';
+const SCHEMES = 's3://bucket/key (credentials: spec.artifactCredentials), pvc://claim/path (a PersistentVolumeClaim of this namespace, mounted read-only), https:// or file:// (a path inside the trainer container)';
+const uri = (description: string) => str(description, { pattern: FINETUNEJOB_URI, maxLength: 2048 });
 const scenarioName = (description: string) => str(description, { maxLength: 63, pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$' });
 
 const immutable = (what: string): Rule[] => [
@@ -16,7 +25,7 @@ const immutable = (what: string): Rule[] => [
 
 function modelRef(): Schema {
   return obj('The model to start from: a model artifact folder (HF layout + model-manifest.json).', {
-    uri: uri('URI of the model artifact; file:// (PVC or host path) and http(s):// are supported.'),
+    uri: uri(`URI of the model artifact folder (model-manifest.json and the files it lists): ${SCHEMES}. s3 and http(s) artifacts are downloaded and every file is checked against the manifest's sha256.`),
     version: str('Version of the base model, recorded as the parent of the result.', { maxLength: 128 }),
     sha256: str('sha256 of the artifact\'s model-manifest.json; when set, the trainer refuses an artifact that does not match.', { pattern: SHA256, maxLength: 64 }),
   }, { required: ['uri'] });
@@ -24,10 +33,10 @@ function modelRef(): Schema {
 
 function dataset(): Schema {
   return obj('Training and evaluation data.', {
-    uri: uri('URI of a JSONL manifest of {"audio": path or URI, "text": transcript, "scenario": name} lines.'),
+    uri: uri(`URI of a JSONL manifest of {"audio": path or URI, "text": transcript, "scenario": name} lines (other keys are ignored), or of a folder (ending in /): every *.jsonl manifest under it, recursively — how the edge agents write feedback samples; an empty folder adds no samples. Audio paths are relative to their manifest. ${SCHEMES}; http(s) folders cannot be listed.`),
     scenario: scenarioName('The scenario (domain) this job improves, e.g. medical; used to label synthesized data and to pick the headline WER.'),
     synthesize: obj('Text-to-speech augmentation (espeak-ng) that covers rare domain terms.', {
-      corpusUri: uri('URI of a text corpus, one sentence per line, to synthesize.'),
+      corpusUri: uri(`URI of a text corpus, one sentence per line, to synthesize: ${SCHEMES}.`),
       scenario: scenarioName('Scenario label given to the synthesized samples.'),
       voices: arr('espeak-ng voices to speak with (variants +m1…+f5 are added at random).', str('An espeak-ng voice name.', { maxLength: 64 }), 32, { default: DEFAULT_VOICES }),
       wordsPerMinute: range('Speaking rate range in words per minute.', 80, 400, { min: 130, max: 200 }),
@@ -35,16 +44,16 @@ function dataset(): Schema {
       maxUtterances: int('At most this many sentences are synthesized.', { minimum: 1, maximum: 1_000_000, default: 2000 }),
     }, { required: ['corpusUri', 'scenario'] }),
     selection: obj('TF-IDF selection of the samples of the pool most similar to a reference domain text.', {
-      referenceUri: uri('URI of the reference domain text.'),
+      referenceUri: uri('URI of the reference domain text (same schemes as dataset.synthesize.corpusUri).'),
       topK: int('Number of samples kept.', { minimum: 1, maximum: 10_000_000 }),
     }, { required: ['referenceUri', 'topK'] }),
     replay: obj('Replay of general data against catastrophic forgetting.', {
-      uri: uri('URI of a general-speech JSONL manifest, or a text corpus to synthesize.'),
+      uri: uri('URI of a general-speech JSONL manifest (or a folder of them, ending in /), or a text corpus to synthesize (same schemes as dataset.uri).'),
       fraction: num('Fraction of each training batch drawn from general data.', { minimum: 0, maximum: 0.9, default: 0.2 }),
     }, { required: ['uri'] }),
     evaluation: arr('Held-out sets, one per scenario; "general" is the regression check against forgetting.', obj('An evaluation set.', {
       scenario: scenarioName('Scenario the set measures.'),
-      uri: uri('URI of a JSONL manifest (or a text corpus to synthesize with voices not used for training).'),
+      uri: uri('URI of a JSONL manifest or a folder of them (ending in /), or a text corpus to synthesize with voices not used for training (same schemes as dataset.uri).'),
     }, { required: ['scenario', 'uri'] }), 16, { 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['scenario'] }),
   }, {
     rules: [{ rule: 'has(self.uri) || has(self.synthesize)', message: 'dataset needs a manifest uri, synthesize, or both' }],
@@ -57,7 +66,7 @@ function augmentation(): Schema {
     noise: obj('Background noise mixed in at a random signal-to-noise ratio.', {
       snrDb: range('Signal-to-noise ratio range in dB.', -10, 60, { min: 5, max: 15 }),
       probability: num('Probability that a sample gets noise; 0 turns it off.', { minimum: 0, maximum: 1, default: 0.5 }),
-      sourceUri: uri('URI of a folder of noise recordings; white and pink noise are used when absent.'),
+      sourceUri: uri('URI of a folder of noise recordings (.wav, .flac, .ogg, recursively): s3://, pvc:// or file:// (http(s) folders cannot be listed); white and pink noise are used when absent.'),
     }, { default: {} }),
     specAugment: obj('SpecAugment masks on the log-mel features.', {
       maskTimeProb: num('Probability of masking each time step (Whisper: mask_time_prob).', { minimum: 0, maximum: 1, default: 0.05 }),
@@ -152,8 +161,11 @@ function trainingProperties(): Record<string, Schema> {
     resources: resourcesSpec(),
     export: exportSpec(),
     output: obj('Where the model artifact is written.', {
-      uri: uri('URI of the folder the artifact is written to (file:// on a shared volume, or http(s):// with PUT).'),
+      uri: uri('URI of the folder the artifact is written to: s3://bucket/prefix/ (every file uploaded, model-manifest.json last), pvc://claim/path (the claim is mounted read-write; written to a temporary folder, then renamed) or file:// (a path inside the trainer container). http(s) is read-only. Before training, the trainer writes and deletes a probe object here; if it cannot, the run fails at once (exit 2, not retried).'),
     }, { required: ['uri'], 'x-kubernetes-validations': immutable('output') }),
+    artifactCredentials: obj('Credentials the trainer uses for object stores: to read s3:// base models and data and to write an s3:// output.', {
+      secretRef: localRef('A Secret in the job\'s namespace holding standard AWS environment keys (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, optional AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT_URL for an S3-compatible store, addressed path-style), given to the trainer container as environment variables (envFrom). The kubelet reads it; the operator does not. Without it the trainer uses the pod\'s own AWS identity (web identity, instance role), if any.'),
+    }, { required: ['secretRef'], 'x-kubernetes-validations': immutable('artifactCredentials') }),
     image: str('Trainer image; defaults to the operator\'s configured trainer image.', { maxLength: 512, 'x-kubernetes-validations': immutable('image') }),
     backoffLimit: int('Retries of a failed trainer before the job is Failed (invalid input is never retried).', { minimum: 0, maximum: 20, default: 2 }),
     activeDeadlineSeconds: int('Time limit of the whole job, retries included.', { minimum: 1, format: 'int64' }),
@@ -173,6 +185,10 @@ export function fineTuneJobSpec(): Schema {
       {
         rule: 'has(self.curriculum) == has(oldSelf.curriculum) && has(self.image) == has(oldSelf.image) && has(self.podMetadata) == has(oldSelf.podMetadata)',
         message: 'curriculum, image and podMetadata cannot be added or removed after creation',
+      },
+      {
+        rule: 'has(self.artifactCredentials) == has(oldSelf.artifactCredentials)',
+        message: 'artifactCredentials cannot be added or removed after creation',
       },
     ],
   });

@@ -10,7 +10,7 @@ export interface FineTuneJobSpec {
    */
   baseModel: {
     /**
-     * URI of the model artifact; file:// (PVC or host path) and http(s):// are supported.
+     * URI of the model artifact folder (model-manifest.json and the files it lists): s3://bucket/key (credentials: spec.artifactCredentials), pvc://claim/path (a PersistentVolumeClaim of this namespace, mounted read-only), https:// or file:// (a path inside the trainer container). s3 and http(s) artifacts are downloaded and every file is checked against the manifest's sha256.
      */
     uri: string;
     /**
@@ -27,7 +27,7 @@ export interface FineTuneJobSpec {
    */
   dataset: {
     /**
-     * URI of a JSONL manifest of {"audio": path or URI, "text": transcript, "scenario": name} lines.
+     * URI of a JSONL manifest of {"audio": path or URI, "text": transcript, "scenario": name} lines (other keys are ignored), or of a folder (ending in /): every *.jsonl manifest under it, recursively — how the edge agents write feedback samples; an empty folder adds no samples. Audio paths are relative to their manifest. s3://bucket/key (credentials: spec.artifactCredentials), pvc://claim/path (a PersistentVolumeClaim of this namespace, mounted read-only), https:// or file:// (a path inside the trainer container); http(s) folders cannot be listed.
      */
     uri?: string;
     /**
@@ -39,7 +39,7 @@ export interface FineTuneJobSpec {
      */
     synthesize?: {
       /**
-       * URI of a text corpus, one sentence per line, to synthesize.
+       * URI of a text corpus, one sentence per line, to synthesize: s3://bucket/key (credentials: spec.artifactCredentials), pvc://claim/path (a PersistentVolumeClaim of this namespace, mounted read-only), https:// or file:// (a path inside the trainer container).
        */
       corpusUri: string;
       /**
@@ -90,7 +90,7 @@ export interface FineTuneJobSpec {
      */
     selection?: {
       /**
-       * URI of the reference domain text.
+       * URI of the reference domain text (same schemes as dataset.synthesize.corpusUri).
        */
       referenceUri: string;
       /**
@@ -103,7 +103,7 @@ export interface FineTuneJobSpec {
      */
     replay?: {
       /**
-       * URI of a general-speech JSONL manifest, or a text corpus to synthesize.
+       * URI of a general-speech JSONL manifest (or a folder of them, ending in /), or a text corpus to synthesize (same schemes as dataset.uri).
        */
       uri: string;
       /**
@@ -124,7 +124,7 @@ export interface FineTuneJobSpec {
        */
       scenario: string;
       /**
-       * URI of a JSONL manifest (or a text corpus to synthesize with voices not used for training).
+       * URI of a JSONL manifest or a folder of them (ending in /), or a text corpus to synthesize with voices not used for training (same schemes as dataset.uri).
        */
       uri: string;
     }[];
@@ -168,7 +168,7 @@ export interface FineTuneJobSpec {
        */
       probability: number;
       /**
-       * URI of a folder of noise recordings; white and pink noise are used when absent.
+       * URI of a folder of noise recordings (.wav, .flac, .ogg, recursively): s3://, pvc:// or file:// (http(s) folders cannot be listed); white and pink noise are used when absent.
        */
       sourceUri?: string;
     };
@@ -387,9 +387,23 @@ export interface FineTuneJobSpec {
    */
   output: {
     /**
-     * URI of the folder the artifact is written to (file:// on a shared volume, or http(s):// with PUT).
+     * URI of the folder the artifact is written to: s3://bucket/prefix/ (every file uploaded, model-manifest.json last), pvc://claim/path (the claim is mounted read-write; written to a temporary folder, then renamed) or file:// (a path inside the trainer container). http(s) is read-only. Before training, the trainer writes and deletes a probe object here; if it cannot, the run fails at once (exit 2, not retried).
      */
     uri: string;
+  };
+  /**
+   * Credentials the trainer uses for object stores: to read s3:// base models and data and to write an s3:// output.
+   */
+  artifactCredentials?: {
+    /**
+     * A Secret in the job's namespace holding standard AWS environment keys (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, optional AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT_URL for an S3-compatible store, addressed path-style), given to the trainer container as environment variables (envFrom). The kubelet reads it; the operator does not. Without it the trainer uses the pod's own AWS identity (web identity, instance role), if any.
+     */
+    secretRef: {
+      /**
+       * Name of the object in the same namespace.
+       */
+      name: string;
+    };
   };
   /**
    * Trainer image; defaults to the operator's configured trainer image.
@@ -1061,6 +1075,7 @@ export interface InferenceDeploymentSpec {
          */
         uri: string;
       };
+      artifactCredentials?: FineTuneJobSpec["artifactCredentials"];
       image?: FineTuneJobSpec["image"];
       backoffLimit: FineTuneJobSpec["backoffLimit"];
       activeDeadlineSeconds?: FineTuneJobSpec["activeDeadlineSeconds"];

@@ -8,7 +8,7 @@ import type { StoredFineTuneJob } from './desired.js';
 import { TRAINER_CONTAINER } from './desired.js';
 import { COMPLETION_INDEX_ANNOTATION } from './names.js';
 import type { TrainerResult } from './trainer-result.js';
-import { parseTrainerResult } from './trainer-result.js';
+import { failureText, parseTrainerResult } from './trainer-result.js';
 
 export type Phase = NonNullable<FineTuneJobStatus['phase']>;
 
@@ -83,7 +83,7 @@ function failureOutcome(job: V1Job, failed: V1JobCondition, pods: readonly V1Pod
     if (known && reason === 'PodFailurePolicy') reason = known.reason;
     parts.push(`trainer exited with code ${code}${known ? ` (${known.what})` : ''}`);
     const msg = (term.message ?? '').trim();
-    if (msg !== '') parts.push(truncateMessage(msg.replace(/\s+/g, ' '), 1024));
+    if (msg !== '') parts.push(truncateMessage(failureText(msg), 1024));
   }
   if (failed.message) parts.push(`Job ${job.metadata?.name ?? ''}: ${failed.message}`);
   return { phase: 'Failed', reason, message: parts.join(': ') || `Job ${job.metadata?.name ?? ''} failed` };

@@ -3,7 +3,7 @@ import type { V1Job } from '@kubernetes/client-node';
 import fc from 'fast-check';
 import { defaultSpec, fineTuneJob, trainer } from '../../testing/fixtures.js';
 import {
-  desiredConfigMap, desiredJob, desiredService, GPU_PRODUCT_LABEL, GPU_RESOURCE, JOB_FILE_KEY, JOB_FILE_PATH, jobDrift,
+  claimMounts, desiredConfigMap, desiredJob, desiredService, GPU_PRODUCT_LABEL, GPU_RESOURCE, JOB_FILE_KEY, JOB_FILE_PATH, jobDrift, PVC_ROOT, specUris,
 } from './desired.js';
 import { FINETUNEJOB_LABEL, jobName, MANAGED_BY_LABEL } from './names.js';
 
@@ -84,6 +84,70 @@ describe('desiredJob', () => {
       }],
   ])('passes %s through', (_what, spec, read, expected) => {
     expect(read(desiredJob(fineTuneJob(spec), trainer))).toEqual(expected);
+  });
+
+  it('gives the trainer the artifactCredentials Secret as its environment, and nothing without one', () => {
+    expect(container?.envFrom).toBeUndefined();
+    const c = desiredJob(fineTuneJob({ artifactCredentials: { secretRef: { name: 'whisperops-s3' } } }), trainer).spec?.template.spec?.containers[0];
+    // No prefix: the keys are the AWS SDKs' own variable names; the kubelet reads the Secret.
+    expect(c?.envFrom).toEqual([{ secretRef: { name: 'whisperops-s3' } }]);
+    expect(c?.env?.some((e) => e.name.startsWith('AWS_'))).toBe(false);
+  });
+
+  it('mounts each claim of a pvc:// URI once: read-only for inputs, read-write for the output', () => {
+    const spec = {
+      baseModel: { uri: 'pvc://models/tiny-whisper-synth/1.0.0' },
+      dataset: {
+        ...defaultSpec().dataset,
+        uri: 'pvc://datasets/feedback/',
+        replay: { uri: 'pvc://datasets/general.jsonl', fraction: 0.2 },
+        evaluation: [{ scenario: 'finance', uri: 's3://b/eval.jsonl' }, { scenario: 'general', uri: 'pvc://eval.sets/general.jsonl' }],
+      },
+      output: { uri: 'pvc://models/runs/finance' },
+    };
+    const j = desiredJob(fineTuneJob(spec), trainer);
+    const podSpec = j.spec?.template.spec;
+    expect(podSpec?.volumes?.slice(3)).toEqual([
+      { name: 'pvc-0', persistentVolumeClaim: { claimName: 'datasets', readOnly: true } },
+      { name: 'pvc-1', persistentVolumeClaim: { claimName: 'eval.sets', readOnly: true } },
+      { name: 'pvc-2', persistentVolumeClaim: { claimName: 'models', readOnly: false } },
+    ]);
+    expect(podSpec?.containers[0]?.volumeMounts?.slice(3)).toEqual([
+      { name: 'pvc-0', mountPath: `${PVC_ROOT}/datasets`, readOnly: true },
+      { name: 'pvc-1', mountPath: `${PVC_ROOT}/eval.sets`, readOnly: true },
+      { name: 'pvc-2', mountPath: `${PVC_ROOT}/models`, readOnly: false },
+    ]);
+    expect(env(j).WHISPEROPS_PVC_ROOT).toBe(PVC_ROOT);
+    expect(env(desiredJob(fineTuneJob(), trainer)).WHISPEROPS_PVC_ROOT).toBeUndefined();
+  });
+
+  it('lists every URI of a spec, the output last', () => {
+    const spec = {
+      ...defaultSpec(),
+      dataset: {
+        ...defaultSpec().dataset,
+        synthesize: { corpusUri: 's3://b/c.txt', scenario: 'finance', voices: [], wordsPerMinute: { min: 130, max: 200 }, pitch: { min: 25, max: 75 }, maxUtterances: 10 },
+        selection: { referenceUri: 's3://b/terms.txt', topK: 5 },
+      },
+      augmentation: { ...defaultSpec().augmentation, noise: { ...defaultSpec().augmentation.noise, sourceUri: 's3://b/noise/' } },
+    };
+    const fields = specUris(spec).map((u) => u.field);
+    expect(fields[0]).toBe('spec.baseModel.uri');
+    expect(fields).toEqual(expect.arrayContaining(['spec.dataset.synthesize.corpusUri', 'spec.dataset.selection.referenceUri', 'spec.augmentation.noise.sourceUri']));
+    expect(specUris(spec).filter((u) => u.output)).toEqual([{ field: 'spec.output.uri', uri: spec.output.uri, output: true }]);
+    expect(fields[fields.length - 1]).toBe('spec.output.uri');
+  });
+
+  it('claim mounts: one per claim, read-write exactly when the output is on it, for any URIs', () => {
+    const claim = fc.constantFrom('a', 'b', 'models', 'data.sets');
+    const anyUri = fc.oneof(claim.map((c) => `pvc://${c}/x`), fc.constant('s3://b/k'), fc.constant('file:///m'));
+    fc.assert(fc.property(anyUri, anyUri, anyUri, (base, data, out) => {
+      const mounts = claimMounts({ ...defaultSpec(), baseModel: { uri: base }, dataset: { ...defaultSpec().dataset, uri: data }, output: { uri: out } });
+      const claims = [base, data, out].flatMap((u) => (u.startsWith('pvc://') ? [u.slice(6).split('/')[0] ?? ''] : []));
+      expect(mounts.map((m) => m.claim)).toEqual([...new Set(claims)].sort());
+      for (const m of mounts) expect(m.readOnly).toBe(!out.startsWith(`pvc://${m.claim}/`));
+      expect(new Set(mounts.map((m) => m.volume)).size).toBe(mounts.length);
+    }));
   });
 
   it('runs several nodes as an indexed Job with a headless Service for rendezvous', () => {

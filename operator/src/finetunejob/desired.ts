@@ -2,9 +2,9 @@
 // that hands it its job, and (for multi-node runs) the headless Service for torchrun rendezvous.
 // Plain data in, plain data out; the reconciler applies what they return.
 import type {
-  V1ConfigMap, V1Container, V1EnvVar, V1Job, V1OwnerReference, V1PodSpec, V1Service, V1Toleration,
+  V1ConfigMap, V1Container, V1EnvVar, V1Job, V1OwnerReference, V1PodSpec, V1Service, V1Toleration, V1Volume, V1VolumeMount,
 } from '@kubernetes/client-node';
-import type { FineTuneJob } from '../../../api/generated/types.js';
+import type { FineTuneJob, FineTuneJobSpec } from '../../../api/generated/types.js';
 import { controllerReference, restrictedContainer } from '../runtime/owned.js';
 import {
   childLabels, COMPLETION_INDEX_ANNOTATION, configMapName, JOB_NAME_LABEL, jobName, serviceName,
@@ -18,6 +18,8 @@ export const GPU_RESOURCE = 'nvidia.com/gpu';
 export const GPU_PRODUCT_LABEL = 'nvidia.com/gpu.product';
 /** Trainer exit codes that end the run at once: 2 invalid input, 3 quality gate failed. */
 export const NON_RETRYABLE_EXIT_CODES = [2, 3];
+/** pvc://<claim>/<path> is <PVC_ROOT>/<claim>/<path> in the trainer container (its WHISPEROPS_PVC_ROOT). */
+export const PVC_ROOT = '/mnt/whisperops/pvc';
 
 export interface TrainerSettings {
   /** Image used when spec.image is not set. */
@@ -95,6 +97,49 @@ export function desiredService(ftj: StoredFineTuneJob, trainer: TrainerSettings)
   };
 }
 
+/** Every URI of a spec the trainer reads or writes, with its field path; spec.output.uri is the one written. */
+export function specUris(spec: FineTuneJobSpec): { field: string; uri: string; output: boolean }[] {
+  const ds = spec.dataset;
+  const out: { field: string; uri: string; output: boolean }[] = [{ field: 'spec.baseModel.uri', uri: spec.baseModel.uri, output: false }];
+  const add = (field: string, uri: string | undefined) => {
+    if (uri !== undefined) out.push({ field, uri, output: false });
+  };
+  add('spec.dataset.uri', ds.uri);
+  add('spec.dataset.synthesize.corpusUri', ds.synthesize?.corpusUri);
+  add('spec.dataset.selection.referenceUri', ds.selection?.referenceUri);
+  add('spec.dataset.replay.uri', ds.replay?.uri);
+  (ds.evaluation ?? []).forEach((e, i) => add(`spec.dataset.evaluation[${i}].uri`, e.uri));
+  add('spec.augmentation.noise.sourceUri', spec.augmentation.noise.sourceUri);
+  out.push({ field: 'spec.output.uri', uri: spec.output.uri, output: true });
+  return out;
+}
+
+export interface ClaimMount {
+  claim: string;
+  /** Inputs only: read-only. The claim of spec.output.uri is mounted read-write. */
+  readOnly: boolean;
+  volume: string;
+  mountPath: string;
+}
+
+const PVC_URI = /^pvc:\/\/([^/]+)(\/.*)?$/;
+
+/**
+ * The PersistentVolumeClaims that the spec's pvc:// URIs name, sorted by claim: each mounted once at
+ * PVC_ROOT/<claim>, read-write if it holds the output, else read-only. Volume names are by position
+ * (pvc-0, pvc-1, …): a claim name may be longer than a volume name may be.
+ */
+export function claimMounts(spec: FineTuneJobSpec): ClaimMount[] {
+  const writes = new Map<string, boolean>();
+  for (const { uri, output } of specUris(spec)) {
+    const claim = PVC_URI.exec(uri)?.[1];
+    if (claim !== undefined) writes.set(claim, (writes.get(claim) ?? false) || output);
+  }
+  return [...writes.keys()].sort().map((claim, i) => ({
+    claim, readOnly: !(writes.get(claim) ?? false), volume: `pvc-${i}`, mountPath: `${PVC_ROOT}/${claim}`,
+  }));
+}
+
 function tolerationsFor(ftj: StoredFineTuneJob): V1Toleration[] {
   const own: V1Toleration[] = (ftj.spec.resources.tolerations ?? []).map((t) => ({ ...t }));
   if (ftj.spec.resources.gpusPerNode > 0 && !own.some((t) => t.key === GPU_RESOURCE)) {
@@ -120,7 +165,16 @@ function trainerEnv(ftj: StoredFineTuneJob, trainer: TrainerSettings): V1EnvVar[
     { name: 'MASTER_ADDR', value: indexed ? `${name}-0.${serviceName(identity(ftj))}` : '127.0.0.1' },
     { name: 'MASTER_PORT', value: String(trainer.masterPort) },
     { name: 'HOME', value: '/tmp' },
+    ...(claimMounts(ftj.spec).length > 0 ? [{ name: 'WHISPEROPS_PVC_ROOT', value: PVC_ROOT }] : []),
   ];
+}
+
+function claimVolumes(ftj: StoredFineTuneJob): { volumes: V1Volume[]; mounts: V1VolumeMount[] } {
+  const claims = claimMounts(ftj.spec);
+  return {
+    volumes: claims.map((c) => ({ name: c.volume, persistentVolumeClaim: { claimName: c.claim, readOnly: c.readOnly } })),
+    mounts: claims.map((c) => ({ name: c.volume, mountPath: c.mountPath, readOnly: c.readOnly })),
+  };
 }
 
 function trainerContainer(ftj: StoredFineTuneJob, trainer: TrainerSettings): V1Container {
@@ -134,12 +188,16 @@ function trainerContainer(ftj: StoredFineTuneJob, trainer: TrainerSettings): V1C
     image: ftj.spec.image ?? trainer.image,
     imagePullPolicy: trainer.imagePullPolicy,
     env: trainerEnv(ftj, trainer),
+    // The Secret's keys are the AWS SDKs' own variable names: no prefix. The kubelet reads the
+    // Secret; the operator needs no permission on Secrets. Explicit env above wins over it.
+    ...(ftj.spec.artifactCredentials ? { envFrom: [{ secretRef: { name: ftj.spec.artifactCredentials.secretRef.name } }] } : {}),
     ...(Object.keys(quantities).length > 0 ? { resources: { requests: { ...quantities }, limits: { ...quantities } } } : {}),
     ports: ftj.spec.resources.nodes > 1 ? [{ name: 'rendezvous', containerPort: trainer.masterPort, protocol: 'TCP' }] : undefined,
     volumeMounts: [
       { name: 'job', mountPath: JOB_FILE_DIR, readOnly: true },
       { name: 'tmp', mountPath: '/tmp' },
       { name: 'dshm', mountPath: '/dev/shm' },
+      ...claimVolumes(ftj).mounts,
     ],
     terminationMessagePath: '/dev/termination-log',
     terminationMessagePolicy: 'FallbackToLogsOnError',
@@ -168,6 +226,7 @@ function podSpec(ftj: StoredFineTuneJob, trainer: TrainerSettings): V1PodSpec {
       { name: 'tmp', emptyDir: {} },
       // PyTorch data loaders and NCCL need more shared memory than a container's default 64 MiB.
       { name: 'dshm', emptyDir: { medium: 'Memory' } },
+      ...claimVolumes(ftj).volumes,
     ],
   };
   if (resources.gpusPerNode > 0) {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
-import { MAX_RESULT_BYTES, parseTrainerResult, werSummary } from './trainer-result.js';
+import { failureText, MAX_RESULT_BYTES, parseTrainerResult, werSummary } from './trainer-result.js';
 
 const sha = 'ab'.repeat(32);
 const good = {
@@ -91,5 +91,17 @@ describe('werSummary', () => {
   it('fits the 512-character status field', () => {
     const wer = Object.fromEntries(Array.from({ length: 32 }, (_, i) => [`scenario-with-a-long-name-${i}`, 0.123]));
     expect(werSummary(wer).length).toBeLessThanOrEqual(512);
+  });
+});
+
+describe('failureText', () => {
+  it.each([
+    ['the failure document', '{"error":{"reason":"PreflightFailed","message":"preflight: spec.dataset.uri s3://d/m.jsonl: no such object"}}', 'PreflightFailed: preflight: spec.dataset.uri s3://d/m.jsonl: no such object'],
+    ['without a reason', '{"error":{"message":"boom"}}', 'boom'],
+    ['plain text, white space collapsed', 'RuntimeError:\n  CUDA error', 'RuntimeError: CUDA error'],
+    ['other JSON as it is', '{"modelUri": "x"}', '{"modelUri": "x"}'],
+    ['a log tail that is not JSON', '{"ts": 1', '{"ts": 1'],
+  ])('%s', (_what, message, want) => {
+    expect(failureText(message)).toBe(want);
   });
 });

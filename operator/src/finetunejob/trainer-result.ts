@@ -136,3 +136,23 @@ function excerpt(text: string): string {
   const oneLine = text.replace(/\s+/g, ' ');
   return oneLine.length <= 200 ? JSON.stringify(oneLine) : `${JSON.stringify(oneLine.slice(0, 200))}…`;
 }
+
+/**
+ * The termination message of a failed trainer, for status: its failure document
+ * `{"error": {"reason": "...", "message": "..."}}` as "reason: message" (e.g. "PreflightFailed:
+ * preflight: spec.output.uri s3://…: not writable: access denied …"), anything else (a log tail, a
+ * kwok-played message) as it is, white space collapsed.
+ */
+export function failureText(message: string): string {
+  const text = message.trim();
+  try {
+    const doc: unknown = JSON.parse(text);
+    if (isRecord(doc) && isRecord(doc.error) && typeof doc.error.message === 'string') {
+      const reason = typeof doc.error.reason === 'string' && doc.error.reason !== '' ? `${doc.error.reason}: ` : '';
+      return `${reason}${doc.error.message}`.replace(/\s+/g, ' ');
+    }
+  } catch {
+    // not the trainer's failure document
+  }
+  return text.replace(/\s+/g, ' ');
+}
