@@ -1,8 +1,9 @@
 // The whole agent in-process (real HTTP server, 2 inference worker threads, the embedded INT8 model)
 // with real speech from espeak-ng.
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { pino } from 'pino';
 import { startAgent } from './agent.js';
 import type { Agent } from './agent.js';
@@ -52,6 +53,14 @@ async function until(cond: () => Promise<boolean> | boolean, timeoutMs = 60_000)
   }
 }
 
+function readdirSafe(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
 const sentences = testSentences();
 const audio = sentences.map((s, i) => speak(s, TRAINING_VOICES[i % 4], 150 + (i % 3) * 15));
 
@@ -66,7 +75,9 @@ describe('edge agent: embedded INT8 model, 2 workers, model set from a ConfigMap
 
   beforeAll(async () => {
     const file = writeConfigMap(configDir, 'model-set.yaml', JSON.stringify(setV1));
-    agent = await startAgent(options({ config: file, datasetDir, maxUploadBytes: 2 * 1024 * 1024, maxAudioSeconds: 60, configPollSeconds: 1 }), quiet);
+    // A file:// dataset store; a manifest after every uploaded sample.
+    const datasetStoreUri = `${pathToFileURL(datasetDir).href}/`;
+    agent = await startAgent(options({ config: file, datasetStoreUri, agentId: 'agent-test', datasetFlushSamples: 1, maxUploadBytes: 2 * 1024 * 1024, maxAudioSeconds: 60, configPollSeconds: 1 }), quiet);
     url = agent.url;
     await until(async () => (await fetch(`${url}/readyz`)).status === 200);
   });
@@ -74,6 +85,7 @@ describe('edge agent: embedded INT8 model, 2 workers, model set from a ConfigMap
   afterAll(async () => {
     await agent.shutdown();
     rmSync(configDir, { recursive: true, force: true });
+    rmSync(datasetDir, { recursive: true, force: true });
   });
 
   it(`transcribes ${sentences.length} general sentences (training voices) at the model's WER level`, async () => {
@@ -204,18 +216,31 @@ describe('edge agent: embedded INT8 model, 2 workers, model set from a ConfigMap
     const fb = (await res.json()) as { word_errors: number; reference_words: number; dataset_sample: string; transcript: string };
     expect(fb.reference_words).toBe(wordErrors(sentences[3] ?? '', '').referenceWords);
     expect(fb.word_errors).toBe(wordErrors(sentences[3] ?? '', fb.transcript).errors);
-    expect(fb.dataset_sample).toBe('written');
+    expect(fb.dataset_sample).toBe('queued');
     const after = await metricsText(url);
     const inc = (name: string): number => metricValue(after, name, labels) - (Number.isNaN(metricValue(before, name, labels)) ? 0 : metricValue(before, name, labels));
     expect(inc('whisperops_agent_word_errors_total')).toBe(fb.word_errors);
     expect(inc('whisperops_agent_reference_words_total')).toBe(fb.reference_words);
-    // The sample, as trainer-image reads it: JSONL {audio (relative), text, scenario, ...} + a 16 kHz WAV.
-    const lines = readFileSync(join(datasetDir, 'manifest.jsonl'), 'utf8').trim().split('\n');
-    const line = JSON.parse(lines[lines.length - 1] ?? '{}') as { audio: string; text: string; scenario: string; model_version: string; request_id: string };
-    expect(line).toMatchObject({ text: sentences[3], scenario: 'medical', model_version: base.version, request_id: id });
-    const wav = decodeWav(readFileSync(join(datasetDir, line.audio)));
-    expect(wav.sampleRate).toBe(16000);
-    expect(wav.samples.length / 16000).toBeCloseTo(decodeWav(audio[3] ?? new Uint8Array()).samples.length / 22050, 1);
+    // The sample, as trainer-image reads it: <scenario>/<day>/manifest-<agent>-<start>-<seq>.jsonl with
+    // {audio (relative), text, scenario, ...}, and the WAV beside it (uploaded in the background).
+    const folder = join(datasetDir, 'medical', new Date().toISOString().slice(0, 10));
+    await until(async () => metricValue(await metricsText(url), 'whisperops_agent_dataset_samples_total', { scenario: 'medical', result: 'written' }) === 1, 30_000);
+    const manifests = readdirSafe(folder).filter((f) => f.endsWith('.jsonl'));
+    expect(manifests).toEqual([expect.stringMatching(/^manifest-agent-test-\d{8}T\d{6}Z-000001\.jsonl$/)]);
+    const lines = readFileSync(join(folder, manifests[0] ?? ''), 'utf8').trim().split('\n');
+    expect(lines).toHaveLength(1);
+    const line = JSON.parse(lines[0] ?? '{}') as Record<string, unknown>;
+    expect(line).toEqual({
+      audio: `agent-test-${id}.wav`, text: sentences[3], scenario: 'medical', deployment: 'general', modelVersion: base.version, role: 'stable',
+      pool: 'edge-test', agent: 'agent-test', requestId: id, time: expect.stringMatching(/^\d{4}-\d\d-\d\dT/), hypothesis: fb.transcript, audioSeconds: expect.any(Number),
+    });
+    // espeak-ng streams its WAV (header sizes never filled in): the sample is the same 16-bit samples, re-headed.
+    const stored = decodeWav(readFileSync(join(folder, `agent-test-${id}.wav`)));
+    const sent = decodeWav(audio[3] ?? new Uint8Array());
+    expect([stored.sampleRate, stored.encoding, stored.samples.length]).toEqual([sent.sampleRate, 'pcm_s16le', sent.samples.length]);
+    expect(Buffer.from(stored.samples.buffer).equals(Buffer.from(sent.samples.buffer))).toBe(true);
+    const written = await metricsText(url);
+    expect(metricValue(written, 'whisperops_agent_dataset_written_bytes_total')).toBe(readFileSync(join(folder, `agent-test-${id}.wav`)).length + readFileSync(join(folder, manifests[0] ?? '')).length);
     // Duplicates, unknown ids and bad bodies are refused; scenarios outside the allow-list become "other".
     const post = (body: unknown): Promise<Response> => fetch(`${url}/v1/feedback`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
     expect((await post({ request_id: id, reference: 'x' })).status).toBe(409);

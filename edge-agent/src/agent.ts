@@ -11,7 +11,9 @@ import type { ModelSet } from '../../api/model-set.js';
 import { Admission } from './admission.js';
 import { createApp } from './app.js';
 import { ConfigWatcher } from './config-watcher.js';
-import { DatasetStore, RecentRequests } from './feedback-store.js';
+import { openSampleStore } from './dataset/store.js';
+import { DatasetWriter, DEFAULT_WRITER_TUNING } from './dataset/writer.js';
+import { RecentRequests } from './feedback-store.js';
 import { InferencePool } from './inference/pool.js';
 import { createMetrics, ScenarioLabels } from './metrics.js';
 import type { Metrics } from './metrics.js';
@@ -84,11 +86,46 @@ export async function startAgent(opts: AgentOptions, log: Logger = pino({ level:
     metrics.activeStreams.set(active);
     metrics.queueDepth.set(queued);
   });
-  const datasetOpts = opts.datasetDir
-    ? { dir: opts.datasetDir, retentionSeconds: opts.datasetRetentionSeconds, maxRetainedBytes: opts.datasetMaxRetainedBytes, maxStoreBytes: opts.datasetMaxBytes }
+  // The dataset store: feedback samples are uploaded in the background by the writer. One byte bound
+  // covers the request audio held for it: retained waiting for feedback + queued waiting for upload.
+  const dataset = opts.datasetStoreUri
+    ? new DatasetWriter(
+        openSampleStore(opts.datasetStoreUri, process.env),
+        {
+          agent: opts.agentId,
+          pool: poolName,
+          retentionSeconds: opts.datasetRetentionSeconds,
+          maxQueueBytes: opts.datasetMaxBytes,
+          flushSamples: opts.datasetFlushSamples,
+          flushSeconds: opts.datasetFlushSeconds,
+          concurrency: opts.datasetUploadConcurrency,
+          ...DEFAULT_WRITER_TUNING,
+          log: log.child({ datasetStore: opts.datasetStoreUri }),
+        },
+        {
+          samples: (result, scenario, n) => metrics.datasetSamples.inc({ scenario, result }, n),
+          bytesWritten: (n) => metrics.datasetWrittenBytes.inc(n),
+          queue: (samples, bytes) => {
+            metrics.datasetQueueSamples.set(samples);
+            metrics.datasetQueueBytes.set(bytes);
+          },
+          batch: (n) => metrics.datasetBatchSamples.set(n),
+          retry: (object) => metrics.datasetRetries.inc({ object }),
+        },
+      )
     : undefined;
-  const recent = new RecentRequests({ maxEntries: 10_000, maxAgeSeconds: opts.feedbackMaxAgeSeconds, dataset: datasetOpts }, (b) => metrics.retainedAudioBytes.set(b));
-  const dataset = datasetOpts ? new DatasetStore(datasetOpts, poolName) : undefined;
+  if (dataset) {
+    metrics.datasetMaxBytes.set(opts.datasetMaxBytes);
+    log.info({ datasetStore: dataset.uri, agent: opts.agentId, retentionSeconds: opts.datasetRetentionSeconds, maxBytes: opts.datasetMaxBytes }, 'Writing feedback samples to the dataset store');
+  }
+  const recent = new RecentRequests(
+    {
+      maxEntries: 10_000,
+      maxAgeSeconds: opts.feedbackMaxAgeSeconds,
+      ...(dataset ? { dataset: { retentionSeconds: opts.datasetRetentionSeconds, maxBytes: opts.datasetMaxBytes, heldElsewhere: () => dataset.bytesQueued } } : {}),
+    },
+    (b) => metrics.retainedAudioBytes.set(b),
+  );
   const scenarios = new ScenarioLabels(undefined);
   let accepting = true;
 
@@ -166,6 +203,9 @@ export async function startAgent(opts: AgentOptions, log: Logger = pino({ level:
       log.info({ unfinished: admission.activeCount + admission.queuedCount }, 'Drained in-flight transcriptions');
       server.closeAllConnections();
       await closed;
+      // No feedback can arrive now: upload what is queued (within the drain deadline, at least 1 s)
+      // and write the last manifests (5 s more at most).
+      await dataset?.close(Math.max(1000, deadline - Date.now()), 5000);
       watcher?.stop();
       probes?.stop();
       await pool.close();

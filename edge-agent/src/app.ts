@@ -8,7 +8,8 @@ import type { Logger } from 'pino';
 import { Rejected } from './admission.js';
 import type { Admission } from './admission.js';
 import { AudioFormatError, decodeWav } from './audio/wav.js';
-import type { DatasetStore } from './feedback-store.js';
+import { datasetWav } from './dataset/layout.js';
+import type { DatasetWriter } from './dataset/writer.js';
 import { RecentRequests } from './feedback-store.js';
 import type { InferencePool } from './inference/pool.js';
 import type { JobResult } from './inference/protocol.js';
@@ -29,7 +30,8 @@ export interface AppDeps {
   admission: Admission;
   metrics: Metrics;
   recent: RecentRequests;
-  dataset: DatasetStore | undefined;
+  /** The dataset writer, when a dataset store is configured. */
+  dataset: DatasetWriter | undefined;
   scenarios: ScenarioLabels;
   log: Logger;
   /** False while draining (SIGTERM): /readyz fails, new transcriptions get 503. */
@@ -229,10 +231,10 @@ export function createApp(deps: AppDeps): express.Express {
     const done = manager.acquire(picked.model);
     const tQueued = performance.now();
     let result: JobResult;
-    let kept: Float32Array | undefined;
+    // The sample's WAV for the dataset store, made before the samples move into the worker: the
+    // upload itself when it is a plain 16-bit PCM WAV (no copy), else the decoded audio as one.
+    const kept = recent.keepsAudio ? datasetWav(file.buffer, audio) : undefined;
     try {
-      // The samples move into the worker; the dataset store keeps its own copy.
-      kept = recent.keepsAudio ? audio.samples.slice() : undefined;
       result = await inference.run(picked.model.key, { audio: audio.samples, sampleRate: audio.sampleRate, language, prompt: field('prompt') ?? '', temperature }, { transfer: true });
     } catch (err) {
       log.error({ requestId, deployment, version, err: (err as Error).message }, 'Transcription failed');
@@ -253,7 +255,6 @@ export function createApp(deps: AppDeps): express.Express {
     recent.remember(
       { id: requestId, deployment, modelVersion: version, role: picked.role, text: result.text, at: Date.now(), audioSeconds: result.audioSeconds },
       kept,
-      audio.sampleRate,
     );
     res.set('x-whisperops-deployment', deployment);
     res.set('x-whisperops-model-version', version);
@@ -309,7 +310,7 @@ export function createApp(deps: AppDeps): express.Express {
     }
   });
 
-  app.post('/v1/feedback', express.json({ limit: '64kb' }), async (req, res) => {
+  app.post('/v1/feedback', express.json({ limit: '64kb' }), (req, res) => {
     const fail = (e: ApiError): void => {
       metrics.requests.inc({ route: 'feedback', code: String(e.status), deployment: '', model_version: '' });
       metrics.feedback.inc({ result: e.code });
@@ -345,16 +346,14 @@ export function createApp(deps: AppDeps): express.Express {
     const labels = { deployment: r.deployment, model_version: r.modelVersion, scenario };
     metrics.wordErrors.inc(labels, e.errors);
     metrics.referenceWords.inc(labels, e.referenceWords);
+    // The sample goes to the dataset writer's queue (or is dropped and counted) at once: the upload
+    // happens in the background and never delays this answer.
     let sample: string = 'disabled';
     if (deps.dataset) {
-      try {
-        sample = await deps.dataset.save(r, reference, scenario);
-        metrics.datasetBytes.set(deps.dataset.bytesWritten);
-      } catch (err) {
-        sample = 'error';
-        log.error({ requestId: id, err: (err as Error).message }, 'Writing the dataset sample failed');
-      }
-      metrics.datasetSamples.inc({ scenario, result: sample });
+      sample = deps.dataset.offer(
+        { requestId: id, reference, scenario, deployment: r.deployment, modelVersion: r.modelVersion, role: r.role, hypothesis: r.text, time: r.at, audioSeconds: r.audioSeconds },
+        recent.takeAudio(r),
+      );
     }
     metrics.feedback.inc({ result: 'counted' });
     metrics.requests.inc({ route: 'feedback', code: '200', deployment: r.deployment, model_version: r.modelVersion });

@@ -1,12 +1,8 @@
 // Memory of recent requests, for feedback: the transcript and model of each request id (bounded count
-// and age) and, when a dataset store is configured, the request's audio (bounded bytes and age). On
-// feedback with a dataset store, the audio is written as a 16 kHz 16-bit WAV plus one JSONL manifest line
-// {audio, text, scenario, model_version, ...} that trainer-image reads (audio relative to the manifest).
+// and age) and, when a dataset store is configured, the request's audio as the WAV a sample would hold
+// (bounded age and bytes). Feedback takes the audio out (into the dataset writer's queue: the bytes
+// change hands, they are not copied), or learns why it is gone.
 import { randomUUID } from 'node:crypto';
-import { appendFile, mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { resample } from './audio/resample.js';
-import { encodeWav16 } from './audio/wav.js';
 
 export interface RecentRequest {
   id: string;
@@ -14,21 +10,25 @@ export interface RecentRequest {
   modelVersion: string;
   role: string;
   text: string;
+  /** When the request was transcribed (ms since the epoch). */
   at: number;
   audioSeconds: number;
-  /** Source audio (mono, 16-bit) kept for the dataset store. */
-  audio?: { pcm: Int16Array; sampleRate: number };
+  /** The request's audio as a WAV, kept for a dataset sample. */
+  audio?: Uint8Array;
+  /** Why the audio is no longer kept: older than the retention, or evicted by the byte bound. */
+  audioDropped?: 'expired' | 'dropped_full';
   feedbackGiven?: boolean;
 }
 
-export interface DatasetStoreOptions {
-  dir: string;
-  /** How long request audio is kept in memory waiting for feedback. */
+export interface AudioRetention {
+  /** Audio older than this is dropped. */
   retentionSeconds: number;
-  /** Bound on the audio kept in memory. */
-  maxRetainedBytes: number;
-  /** Bound on the bytes this process writes to the store; beyond it samples are dropped and counted. */
-  maxStoreBytes: number;
+  /**
+   * Bound on request audio held for the dataset store: what is kept here plus `heldElsewhere()` (the
+   * samples waiting for upload). The oldest audio kept here goes first.
+   */
+  maxBytes: number;
+  heldElsewhere?: () => number;
 }
 
 export class RecentRequests {
@@ -36,7 +36,7 @@ export class RecentRequests {
   private audioBytes = 0;
 
   constructor(
-    private readonly opts: { maxEntries: number; maxAgeSeconds: number; dataset?: DatasetStoreOptions },
+    private readonly opts: { maxEntries: number; maxAgeSeconds: number; dataset?: AudioRetention },
     private readonly onAudioBytes: (bytes: number) => void = () => undefined,
     private readonly now: () => number = Date.now,
   ) {}
@@ -49,16 +49,15 @@ export class RecentRequests {
     return this.opts.dataset !== undefined;
   }
 
-  remember(r: RecentRequest, audio?: Float32Array, sampleRate?: number): void {
+  get retainedBytes(): number {
+    return this.audioBytes;
+  }
+
+  remember(r: RecentRequest, wav?: Uint8Array): void {
     this.evict();
-    if (this.opts.dataset && audio && sampleRate) {
-      const pcm = new Int16Array(audio.length);
-      for (let i = 0; i < audio.length; i++) {
-        const v = Math.max(-1, Math.min(1, audio[i]));
-        pcm[i] = Math.round(v < 0 ? v * 32768 : v * 32767);
-      }
-      r.audio = { pcm, sampleRate };
-      this.audioBytes += pcm.byteLength;
+    if (this.opts.dataset && wav) {
+      r.audio = wav;
+      this.audioBytes += wav.byteLength;
     }
     this.byId.set(r.id, r);
     this.evict();
@@ -69,10 +68,22 @@ export class RecentRequests {
     return this.byId.get(id);
   }
 
-  private dropAudio(r: RecentRequest): void {
+  /** The request's WAV, handed over and no longer counted here; or why there is none. */
+  takeAudio(r: RecentRequest): Uint8Array | 'expired' | 'dropped_full' {
+    this.evict();
+    const wav = r.audio;
+    if (!wav) return r.audioDropped ?? 'expired';
+    this.dropAudio(r, 'expired');
+    delete r.audioDropped;
+    this.onAudioBytes(this.audioBytes);
+    return wav;
+  }
+
+  private dropAudio(r: RecentRequest, why: 'expired' | 'dropped_full'): void {
     if (r.audio) {
-      this.audioBytes -= r.audio.pcm.byteLength;
+      this.audioBytes -= r.audio.byteLength;
       delete r.audio;
+      r.audioDropped = why;
     }
   }
 
@@ -83,86 +94,25 @@ export class RecentRequests {
     for (const [id, r] of this.byId) {
       const age = (t - r.at) / 1000;
       if (this.byId.size > this.opts.maxEntries || age > this.opts.maxAgeSeconds) {
-        this.dropAudio(r);
+        this.dropAudio(r, 'expired');
         this.byId.delete(id);
         continue;
       }
       if (ds && age > ds.retentionSeconds) {
-        this.dropAudio(r);
+        this.dropAudio(r, 'expired');
         continue;
       }
       break;
     }
-    if (ds && this.audioBytes > ds.maxRetainedBytes) {
-      for (const r of this.byId.values()) {
-        if (this.audioBytes <= ds.maxRetainedBytes) break;
-        this.dropAudio(r);
+    if (ds && this.audioBytes > 0) {
+      const budget = ds.maxBytes - (ds.heldElsewhere?.() ?? 0);
+      if (this.audioBytes > budget) {
+        for (const r of this.byId.values()) {
+          if (this.audioBytes <= budget) break;
+          this.dropAudio(r, 'dropped_full');
+        }
       }
     }
     this.onAudioBytes(this.audioBytes);
-  }
-}
-
-export interface SampleLine {
-  audio: string;
-  text: string;
-  scenario: string;
-  model_version: string;
-  deployment: string;
-  pool: string;
-  request_id: string;
-  transcript: string;
-  duration_seconds: number;
-  created_at: string;
-}
-
-export class DatasetStore {
-  private written = 0;
-  private chain: Promise<unknown> = Promise.resolve();
-
-  constructor(
-    private readonly opts: DatasetStoreOptions,
-    private readonly pool: string,
-  ) {}
-
-  get bytesWritten(): number {
-    return this.written;
-  }
-
-  get manifestPath(): string {
-    return join(this.opts.dir, 'manifest.jsonl');
-  }
-
-  /** Writes the sample; 'full' when the byte bound is reached, 'no_audio' when the audio has expired. */
-  save(r: RecentRequest, reference: string, scenario: string): Promise<'written' | 'full' | 'no_audio'> {
-    const audio = r.audio;
-    if (!audio) return Promise.resolve('no_audio');
-    const pcm16k = resample(Float32Array.from(audio.pcm, (v) => v / 32768), audio.sampleRate, 16000);
-    const wav = encodeWav16(pcm16k, 16000);
-    if (this.written + wav.byteLength > this.opts.maxStoreBytes) return Promise.resolve('full');
-    this.written += wav.byteLength;
-    const day = new Date().toISOString().slice(0, 10);
-    const rel = `audio/${day}/${r.id}.wav`;
-    const line: SampleLine = {
-      audio: rel,
-      text: reference,
-      scenario,
-      model_version: r.modelVersion,
-      deployment: r.deployment,
-      pool: this.pool,
-      request_id: r.id,
-      transcript: r.text,
-      duration_seconds: Number((pcm16k.length / 16000).toFixed(3)),
-      created_at: new Date().toISOString(),
-    };
-    // Serialised, so manifest lines never interleave and a line is written only after its audio.
-    const p = this.chain.then(async () => {
-      await mkdir(join(this.opts.dir, 'audio', day), { recursive: true });
-      await writeFile(join(this.opts.dir, rel), wav);
-      await appendFile(this.manifestPath, JSON.stringify(line) + '\n');
-      return 'written' as const;
-    });
-    this.chain = p.catch(() => undefined);
-    return p;
   }
 }

@@ -5,7 +5,7 @@ describe('parseOptions', () => {
   it('has safe defaults: loopback, 16 streams, INT8, embedded model, dataset store off', () => {
     const o = parseOptions([], {}, '/repo');
     if (o === 'help') throw new Error('unexpected');
-    expect(o).toMatchObject({ host: '127.0.0.1', port: 8000, maxConcurrentStreams: 16, dtype: 'int8', modelDir: '/repo/models/tiny-whisper-synth', datasetDir: undefined, config: undefined, threads: 1 });
+    expect(o).toMatchObject({ host: '127.0.0.1', port: 8000, maxConcurrentStreams: 16, dtype: 'int8', modelDir: '/repo/models/tiny-whisper-synth', datasetStoreUri: undefined, config: undefined, threads: 1 });
     expect(o.workers).toBeGreaterThanOrEqual(1);
     expect(o.maxBatch).toBe(1);
   });
@@ -18,9 +18,22 @@ describe('parseOptions', () => {
   });
 
   it('takes flags before environment variables', () => {
-    const o = parseOptions(['--port', '9000', '--execution-providers', 'cuda, cpu'], { WHISPEROPS_AGENT_PORT: '7000', WHISPEROPS_AGENT_MAX_QUEUE: '5', WHISPEROPS_AGENT_DATASET_DIR: '/data' }, '/repo');
+    const o = parseOptions(['--port', '9000', '--execution-providers', 'cuda, cpu'], { WHISPEROPS_AGENT_PORT: '7000', WHISPEROPS_AGENT_MAX_QUEUE: '5', WHISPEROPS_AGENT_DATASET_STORE_URI: 's3://data/pool-a' }, '/repo');
     if (o === 'help') throw new Error('unexpected');
-    expect([o.port, o.maxQueue, o.datasetDir, o.executionProviders]).toEqual([9000, 5, '/data', ['cuda', 'cpu']]);
+    expect([o.port, o.maxQueue, o.datasetStoreUri, o.executionProviders]).toEqual([9000, 5, 's3://data/pool-a/', ['cuda', 'cpu']]);
+  });
+
+  it('reads the dataset store settings an EdgePool gives (environment) and names the agent after its pod', () => {
+    const env = {
+      WHISPEROPS_AGENT_DATASET_STORE_URI: 's3://whisperops-datasets/jetsons/', WHISPEROPS_AGENT_DATASET_RETENTION_SECONDS: '120',
+      WHISPEROPS_AGENT_DATASET_MAX_BYTES: '1048576', POD_NAME: 'jetsons-agent-7d9f-abcde', HOSTNAME: 'ignored',
+    };
+    const o = parseOptions([], env, '/repo');
+    if (o === 'help') throw new Error('unexpected');
+    expect(o).toMatchObject({ datasetStoreUri: 's3://whisperops-datasets/jetsons/', datasetRetentionSeconds: 120, datasetMaxBytes: 1048576, agentId: 'jetsons-agent-7d9f-abcde', datasetFlushSamples: 100, datasetFlushSeconds: 60 });
+    const byHost = parseOptions(['--agent-id', ''], { HOSTNAME: 'node-7' }, '/repo');
+    if (byHost === 'help') throw new Error('unexpected');
+    expect(byHost.agentId).toBe('node-7');
   });
 
   it.each([
@@ -28,6 +41,9 @@ describe('parseOptions', () => {
     [['--dtype', 'fp16']],
     [['--max-concurrent-streams', '0']],
     [['--no-such-flag']],
+    [['--dataset-store-uri', 'https://example.com/samples/']],
+    [['--dataset-store-uri', '/data/samples']],
+    [['--dataset-flush-samples', '0']],
   ])('refuses %j', (argv) => {
     expect(() => parseOptions(argv, {}, '/repo')).toThrow(OptionsError);
   });

@@ -1,5 +1,5 @@
 // Agent options: command-line flags, then WHISPEROPS_AGENT_* environment variables, then defaults.
-import { availableParallelism } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { ModelDtype } from './inference/whisper-model.js';
@@ -22,10 +22,15 @@ export interface AgentOptions {
   maxAudioSeconds: number;
   cacheDir: string;
   configPollSeconds: number;
-  datasetDir: string | undefined;
+  /** Dataset store (file:// or s3://) feedback samples are written to; off when undefined. */
+  datasetStoreUri: string | undefined;
   datasetRetentionSeconds: number;
-  datasetMaxRetainedBytes: number;
   datasetMaxBytes: number;
+  datasetFlushSamples: number;
+  datasetFlushSeconds: number;
+  datasetUploadConcurrency: number;
+  /** This agent's id in object names: the pod name. */
+  agentId: string;
   feedbackMaxAgeSeconds: number;
   probeSet: string | undefined;
   probeIntervalSeconds: number;
@@ -51,10 +56,13 @@ const SPEC = {
   'max-audio-seconds': { type: 'string', default: '600', help: 'longest accepted audio' },
   'cache-dir': { type: 'string', help: 'where downloaded artifacts are kept' },
   'config-poll-seconds': { type: 'string', default: '10', help: 'model-set polling interval (besides fs.watch)' },
-  'dataset-dir': { type: 'string', help: 'dataset store folder (off when unset): feedback writes WAV + manifest.jsonl' },
-  'dataset-retention-seconds': { type: 'string', default: '900', help: 'how long request audio is kept for feedback' },
-  'dataset-max-retained-bytes': { type: 'string', default: String(64 * 1024 * 1024), help: 'bound on request audio kept in memory' },
-  'dataset-max-bytes': { type: 'string', default: String(1024 * 1024 * 1024), help: 'bound on bytes written to the store by one process' },
+  'dataset-store-uri': { type: 'string', help: 'dataset store (s3://bucket/prefix/ or file:///folder/; off when unset): feedback writes WAV samples + JSONL manifests there' },
+  'dataset-retention-seconds': { type: 'string', default: '600', help: 'request audio older than this is neither kept for feedback nor written' },
+  'dataset-max-bytes': { type: 'string', default: String(256 * 1024 * 1024), help: 'bound on request audio held in memory for the store: waiting for feedback + waiting for upload' },
+  'dataset-flush-samples': { type: 'string', default: '100', help: 'a manifest is written every this many uploaded samples...' },
+  'dataset-flush-seconds': { type: 'string', default: '60', help: '...or this many seconds after its first sample' },
+  'dataset-upload-concurrency': { type: 'string', default: '4', help: 'dataset uploads in flight at once' },
+  'agent-id': { type: 'string', help: 'this agent in dataset object names (default: env POD_NAME, else HOSTNAME, else the host name)' },
   'feedback-max-age-seconds': { type: 'string', default: '3600', help: 'how long a request id accepts feedback' },
   'probe-set': { type: 'string', help: 'golden-probe set (JSONL of {audio, text, scenario})' },
   'probe-interval-seconds': { type: 'string', default: '300', help: 'golden-probe interval' },
@@ -74,6 +82,12 @@ export function usage(): string {
 }
 
 export class OptionsError extends Error {}
+
+function datasetStoreUri(raw: string | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  if (!/^(file|s3):\/\/[^\s]+$/.test(raw)) throw new OptionsError(`--dataset-store-uri must be s3://bucket/prefix/ or file:///folder/, got ${raw}`);
+  return raw.endsWith('/') ? raw : `${raw}/`;
+}
 
 export function parseOptions(argv: string[], env: NodeJS.ProcessEnv, repoRoot: string): AgentOptions | 'help' {
   const options = Object.fromEntries(Object.entries(SPEC).map(([k, v]) => [k, { type: v.type }])) as Record<string, { type: 'string' | 'boolean' }>;
@@ -120,10 +134,13 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv, repoRoot: s
     maxAudioSeconds: int('max-audio-seconds', 1),
     cacheDir: get('cache-dir') ?? join(env.XDG_CACHE_HOME ?? join(env.HOME ?? '/tmp', '.cache'), 'whisperops-agent'),
     configPollSeconds: int('config-poll-seconds', 1),
-    datasetDir: get('dataset-dir'),
+    datasetStoreUri: datasetStoreUri(get('dataset-store-uri')),
     datasetRetentionSeconds: int('dataset-retention-seconds', 1),
-    datasetMaxRetainedBytes: int('dataset-max-retained-bytes', 0),
     datasetMaxBytes: int('dataset-max-bytes', 0),
+    datasetFlushSamples: int('dataset-flush-samples', 1, 100_000),
+    datasetFlushSeconds: int('dataset-flush-seconds', 1, 86_400),
+    datasetUploadConcurrency: int('dataset-upload-concurrency', 1, 64),
+    agentId: [get('agent-id'), env.POD_NAME, env.HOSTNAME].find((v) => v !== undefined && v !== '') ?? hostname(),
     feedbackMaxAgeSeconds: int('feedback-max-age-seconds', 1),
     probeSet: get('probe-set'),
     probeIntervalSeconds: int('probe-interval-seconds', 1),
