@@ -39,12 +39,12 @@ export function edgePoolSpec(): Schema {
       rules: [{ rule: 'self.minReplicas <= self.maxReplicas', message: 'autoscaling.minReplicas must be less than or equal to autoscaling.maxReplicas' }],
     }),
     replicas: int('Number of agents when autoscaling.mode is external or off: the target of the scale subresource.', { minimum: 0, maximum: 10_000, default: 1 }),
-    datasetStore: obj('Where feedback turns recent request audio into labelled training samples (off when absent).', {
-      uri: str('URI of the folder samples and their manifest.jsonl are written to.', { pattern: ARTIFACT_URI, maxLength: 2048 }),
-      retentionSeconds: int('How long request audio is kept waiting for feedback.', { minimum: 1, maximum: 604_800, default: 600 }),
-      maxBytes: int('Most bytes of request audio kept per agent.', { minimum: 1024, maximum: 68_719_476_736, default: 268_435_456, format: 'int64' }),
+    datasetStore: obj('Where feedback turns recent request audio into labelled training samples (off when absent). Each agent keeps request audio for retentionSeconds; a feedback call (POST /v1/feedback with the reference transcript) makes it a sample, uploaded in the background (never delaying a transcription) as <uri>/<scenario>/<yyyy-mm-dd>/<agent pod>-<requestId>.wav and listed in <uri>/<scenario>/<yyyy-mm-dd>/manifest-<agent pod>-<start time>-<seq>.jsonl, one JSON line per sample in the trainer\'s manifest format ({"audio": "<relative path>.wav", "text": "<reference>", "scenario": "<name>"} plus modelVersion, deployment, pool, agent, time, requestId, hypothesis). A FineTuneJob dataset URI of <uri> (ending in /) reads every manifest under it. The agents write with the credentials of spec.artifactCredentials (the same Secret serves model artifacts and datasets). Samples dropped (byte bound, store errors, retention) are counted in whisperops_agent_dataset_samples_total; the agents never delete from the store: expire old samples with the bucket\'s lifecycle rules.', {
+      uri: str('s3://bucket/prefix/ the agents write samples and manifests under. Only s3:// is written: another scheme is accepted here but reported in the DatasetStoreSupported condition and not given to the agents.', { pattern: ARTIFACT_URI, maxLength: 2048 }),
+      retentionSeconds: int('Request audio older than this is not written: not kept waiting for feedback, not uploaded after waiting in an agent\'s queue.', { minimum: 1, maximum: 604_800, default: 600 }),
+      maxBytes: int('Most bytes of request audio each agent holds in memory for the store: kept waiting for feedback plus samples waiting for upload. Beyond it the oldest kept audio is dropped, and a sample that does not fit the upload queue is dropped and counted.', { minimum: 1024, maximum: 68_719_476_736, default: 268_435_456, format: 'int64' }),
     }, { required: ['uri'] }),
-    artifactCredentials: obj('Credentials the agents use for object stores: to read s3:// model artifacts and write s3:// datasets.', {
+    artifactCredentials: obj('Credentials the agents use for object stores: to read s3:// model artifacts and write the s3:// datasetStore.', {
       secretRef: localRef('A Secret in the pool\'s namespace holding standard AWS environment keys (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, optional AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT_URL for an S3-compatible store), given to every agent as environment variables. The kubelet reads it; the operator does not.'),
     }, { required: ['secretRef'] }),
   }, {

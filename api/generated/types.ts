@@ -765,24 +765,24 @@ export interface EdgePoolSpec {
    */
   replicas: number;
   /**
-   * Where feedback turns recent request audio into labelled training samples (off when absent).
+   * Where feedback turns recent request audio into labelled training samples (off when absent). Each agent keeps request audio for retentionSeconds; a feedback call (POST /v1/feedback with the reference transcript) makes it a sample, uploaded in the background (never delaying a transcription) as <uri>/<scenario>/<yyyy-mm-dd>/<agent pod>-<requestId>.wav and listed in <uri>/<scenario>/<yyyy-mm-dd>/manifest-<agent pod>-<start time>-<seq>.jsonl, one JSON line per sample in the trainer's manifest format ({"audio": "<relative path>.wav", "text": "<reference>", "scenario": "<name>"} plus modelVersion, deployment, pool, agent, time, requestId, hypothesis). A FineTuneJob dataset URI of <uri> (ending in /) reads every manifest under it. The agents write with the credentials of spec.artifactCredentials (the same Secret serves model artifacts and datasets). Samples dropped (byte bound, store errors, retention) are counted in whisperops_agent_dataset_samples_total; the agents never delete from the store: expire old samples with the bucket's lifecycle rules.
    */
   datasetStore?: {
     /**
-     * URI of the folder samples and their manifest.jsonl are written to.
+     * s3://bucket/prefix/ the agents write samples and manifests under. Only s3:// is written: another scheme is accepted here but reported in the DatasetStoreSupported condition and not given to the agents.
      */
     uri: string;
     /**
-     * How long request audio is kept waiting for feedback.
+     * Request audio older than this is not written: not kept waiting for feedback, not uploaded after waiting in an agent's queue.
      */
     retentionSeconds: number;
     /**
-     * Most bytes of request audio kept per agent.
+     * Most bytes of request audio each agent holds in memory for the store: kept waiting for feedback plus samples waiting for upload. Beyond it the oldest kept audio is dropped, and a sample that does not fit the upload queue is dropped and counted.
      */
     maxBytes: number;
   };
   /**
-   * Credentials the agents use for object stores: to read s3:// model artifacts and write s3:// datasets.
+   * Credentials the agents use for object stores: to read s3:// model artifacts and write the s3:// datasetStore.
    */
   artifactCredentials?: {
     /**

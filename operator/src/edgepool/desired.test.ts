@@ -3,7 +3,7 @@ import type { V1Deployment } from '@kubernetes/client-node';
 import fc from 'fast-check';
 import { ModelSetError, modelSetProblems, parseModelSet } from '../../../api/model-set.js';
 import {
-  CACHE_DIR, datasetStoreProblem, desiredConfigMap, desiredDeployment, MODEL_SET_KEY, MODEL_SET_PATH, splitThreads,
+  agentDatasetStore, CACHE_DIR, datasetStoreMessage, datasetStoreProblem, desiredConfigMap, desiredDeployment, MODEL_SET_KEY, MODEL_SET_PATH, splitThreads,
 } from './desired.js';
 import { agentSettings, defaultEdgePoolSpec, edgePool } from './fixtures.js';
 import { configMapName, deploymentName, EDGEPOOL_LABEL, poolId, selectorString } from './names.js';
@@ -156,9 +156,38 @@ describe('desiredDeployment', () => {
     expect(JSON.stringify(container)).not.toMatch(/AWS_/);
   });
 
-  it('says that a dataset store is not wired yet', () => {
+  it.each([
+    ['s3://whisperops-datasets/jetsons/', undefined],
+    ['s3://whisperops-datasets', undefined],
+    ['s3:///no-bucket/', /names no bucket/],
+    ['file:///var/lib/whisperops/samples', /s3:\/\/bucket\/prefix\/ only \(a file:\/\/ path would be a folder inside each agent's container\)/],
+    ['https://datasets.example/upload/', /s3:\/\/bucket\/prefix\/ only \(no writer for https:\/\/\)/],
+  ])('datasetStore %s → problem %p', (uri, problem) => {
+    const p = edgePool({ datasetStore: { uri, retentionSeconds: 600, maxBytes: 1024 } });
+    if (problem === undefined) expect(datasetStoreProblem(p)).toBeUndefined();
+    else expect(datasetStoreProblem(p)).toMatch(problem);
+  });
+
+  it('hands the pool\'s s3:// dataset store to the agents (URI, retention, byte bound, pod name), and nothing without one or with a problem', () => {
     expect(datasetStoreProblem(pool)).toBeUndefined();
-    expect(datasetStoreProblem(edgePool({ datasetStore: { uri: 'file:///data/samples', retentionSeconds: 600, maxBytes: 1024 } }))).toContain('not supported');
+    expect(env(d)).not.toHaveProperty('WHISPEROPS_AGENT_DATASET_STORE_URI');
+    const ds = { uri: 's3://whisperops-datasets/jetsons', retentionSeconds: 300, maxBytes: 67_108_864 };
+    const p = edgePool({ datasetStore: ds, artifactCredentials: { secretRef: { name: 'models-s3' } } });
+    const dep = desiredDeployment(p, agentSettings, 1);
+    expect(env(dep)).toEqual({
+      ...env(d),
+      WHISPEROPS_AGENT_DATASET_STORE_URI: 's3://whisperops-datasets/jetsons/',
+      WHISPEROPS_AGENT_DATASET_RETENTION_SECONDS: '300',
+      WHISPEROPS_AGENT_DATASET_MAX_BYTES: '67108864',
+      POD_NAME: undefined,
+    });
+    // The agent's id in object names: the pod's own name, from the downward API.
+    expect(dep.spec?.template.spec?.containers[0]?.env?.find((e) => e.name === 'POD_NAME')?.valueFrom).toEqual({ fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.name' } });
+    expect(agentDatasetStore(p)).toEqual({ uri: 's3://whisperops-datasets/jetsons/', retentionSeconds: 300, maxBytes: 67_108_864 });
+    expect(datasetStoreMessage(p)).toBe('agents write feedback samples to s3://whisperops-datasets/jetsons/<scenario>/<yyyy-mm-dd>/ (WAVs and manifest-*.jsonl), with the artifactCredentials Secret models-s3');
+    const bad = edgePool({ datasetStore: { ...ds, uri: 'file:///data/samples' } });
+    expect(env(desiredDeployment(bad, agentSettings, 1))).toEqual(env(d));
+    expect(agentDatasetStore(bad)).toBeUndefined();
   });
 });
 

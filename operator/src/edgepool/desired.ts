@@ -75,15 +75,35 @@ export function splitThreads(threads: number): { workers: number; threadsPerWork
 }
 
 /**
- * spec.datasetStore is not passed to the agents yet: the agent writes samples to a folder, and a
- * folder built from a user's URI would be a hostPath volume (any path on the device, writable) — a
- * PersistentVolumeClaim or an object-store writer is the safe way and a later change. The reconciler
- * reports this as a condition instead of silently ignoring the field.
+ * What is wrong with spec.datasetStore, if anything. The agents write samples with their own S3
+ * client (the pool's artifactCredentials), so only s3://bucket/prefix/ can be handed to them: a
+ * file:// path would be a folder inside each agent's container (gone with it), or else a hostPath
+ * volume — any path on the device, writable — which the operator does not create; http(s):// has no
+ * writer. The reconciler reports a problem as a condition and gives the agents no store.
  */
 export function datasetStoreProblem(pool: StoredEdgePool): string | undefined {
   const uri = pool.spec.datasetStore?.uri;
   if (uri === undefined) return undefined;
-  return `datasetStore ${uri} is not supported by the agent Deployment yet; feedback samples are not stored`;
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(uri)?.[1]?.toLowerCase();
+  if (scheme === 's3') {
+    return /^s3:\/\/[^/\s]+(\/|$)/.test(uri) ? undefined : `datasetStore ${uri} names no bucket (s3://bucket/prefix/); feedback samples are not stored`;
+  }
+  return `datasetStore ${uri}: the agents write feedback samples to s3://bucket/prefix/ only (${scheme === 'file' ? 'a file:// path would be a folder inside each agent\'s container' : `no writer for ${scheme ?? 'this'}://`}); feedback samples are not stored`;
+}
+
+/** The store the agents write to: spec.datasetStore's URI with a trailing `/`, when it has no problem. */
+export function agentDatasetStore(pool: StoredEdgePool): { uri: string; retentionSeconds: number; maxBytes: number } | undefined {
+  const ds = pool.spec.datasetStore;
+  if (!ds || datasetStoreProblem(pool) !== undefined) return undefined;
+  return { uri: ds.uri.endsWith('/') ? ds.uri : `${ds.uri}/`, retentionSeconds: ds.retentionSeconds, maxBytes: ds.maxBytes };
+}
+
+/** The True condition's message: where the agents write (no numbers that change: no status churn). */
+export function datasetStoreMessage(pool: StoredEdgePool): string {
+  const ds = agentDatasetStore(pool);
+  if (!ds) return '';
+  const credentials = pool.spec.artifactCredentials?.secretRef.name;
+  return `agents write feedback samples to ${ds.uri}<scenario>/<yyyy-mm-dd>/ (WAVs and manifest-*.jsonl), with ${credentials ? `the artifactCredentials Secret ${credentials}` : 'the AWS SDK\'s default credentials (no artifactCredentials)'}`;
 }
 
 function agentEnv(pool: StoredEdgePool): V1EnvVar[] {
@@ -103,6 +123,17 @@ function agentEnv(pool: StoredEdgePool): V1EnvVar[] {
     { name: 'WHISPEROPS_AGENT_CACHE_DIR', value: CACHE_DIR },
     { name: 'HOME', value: '/tmp' },
   ];
+  // Feedback samples to the pool's dataset store (edge-agent/README.md, "Dataset store"): the pod name
+  // names each agent's objects, so agents never overwrite each other's.
+  const ds = agentDatasetStore(pool);
+  if (ds) {
+    env.push(
+      { name: 'WHISPEROPS_AGENT_DATASET_STORE_URI', value: ds.uri },
+      { name: 'WHISPEROPS_AGENT_DATASET_RETENTION_SECONDS', value: String(ds.retentionSeconds) },
+      { name: 'WHISPEROPS_AGENT_DATASET_MAX_BYTES', value: String(ds.maxBytes) },
+      { name: 'POD_NAME', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.name' } } },
+    );
+  }
   return env;
 }
 

@@ -25,7 +25,7 @@ import { StatusWriter } from '../runtime/status-writer.js';
 import { DONE, errorMessage, TerminalError } from '../runtime/reconcile.js';
 import { computeStatus, eligibleNodeNames } from './compute-status.js';
 import type { AgentSettings, StoredEdgePool } from './desired.js';
-import { datasetStoreProblem, desiredConfigMap, desiredDeployment } from './desired.js';
+import { datasetStoreMessage, datasetStoreProblem, desiredConfigMap, desiredDeployment } from './desired.js';
 import { configMapName, deploymentName, EDGEPOOL_LABEL, poolId } from './names.js';
 import type { Load, Recommendation, ScaleDecision } from './scale-decision.js';
 import { decideScale } from './scale-decision.js';
@@ -138,7 +138,9 @@ export class EdgePoolReconciler implements Reconciler {
         ? { type: 'LoadKnown', status: 'False', reason: 'LoadUnknown', message: decision?.reason ?? load.reason }
         : { type: 'LoadKnown', status: 'True', reason: 'LoadRead', message: 'the built-in scaler reads the pool\'s load from Prometheus' });
     }
-    if (unsupported) extra.push({ type: 'DatasetStoreSupported', status: 'False', reason: 'NotSupportedYet', message: unsupported });
+    // DatasetStoreSupported: only with a spec.datasetStore; False says why the agents get no store.
+    if (unsupported) extra.push({ type: 'DatasetStoreSupported', status: 'False', reason: 'UnsupportedDatasetStore', message: unsupported });
+    else if (pool.spec.datasetStore) extra.push({ type: 'DatasetStoreSupported', status: 'True', reason: 'AgentsWriteSamples', message: datasetStoreMessage(pool) });
     if (extra.length > 0) {
       status.conditions = mergeConditions(pool.status?.conditions, [...(status.conditions ?? []), ...extra], status.observedGeneration ?? 1, now);
     }
