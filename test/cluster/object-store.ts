@@ -1,7 +1,8 @@
 // The S3-compatible object store of the local cluster: versitygw (an S3 gateway over a POSIX folder)
 // on 127.0.0.1, with root credentials made anew on every cluster start. It holds the embedded model
-// (bucket whisperops-models) and data sets (whisperops-datasets); the credentials reach workloads as
-// the Secret whisperops-system/whisperops-s3 and tests through <cluster dir>/object-store/credentials.json.
+// (bucket whisperops-models) and data sets (whisperops-datasets: the repository's data/ texts under
+// corpora/); the credentials reach workloads as the Secret whisperops-s3 in whisperops-system and in the
+// examples' namespace speech, and tests through <cluster dir>/object-store/credentials.json.
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { chmod, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
@@ -34,6 +35,8 @@ export interface ObjectStoreInfo {
   secret: { namespace: string; name: string };
   /** s3://whisperops-models/tiny-whisper-synth/<manifest version>/ */
   embeddedModelUri: string;
+  /** s3://whisperops-datasets/corpora/: the repository's data/**\/*.txt (domain/finance_corpus.txt, general/general_corpus.txt, …) */
+  corporaUri?: string;
   /** the folder versitygw serves (one sub-folder per bucket) */
   dataDir: string;
   pid: number;
@@ -45,6 +48,11 @@ export const datasetsBucket = 'whisperops-datasets';
 export const systemNamespace = 'whisperops-system';
 export const s3SecretName = 'whisperops-s3';
 export const embeddedModelDir = join(repoRoot, 'models', 'tiny-whisper-synth');
+/** The repository's text corpora (data/**\/*.txt), uploaded for the FineTuneJob examples. */
+export const corporaDir = join(repoRoot, 'data');
+export const corporaPrefix = 'corpora/';
+/** Namespaces that get a copy of the Secret: the examples' own (envFrom reads a Secret of the pod's namespace). */
+export const exampleNamespaces = ['speech'];
 
 /** Root credentials for one cluster start: an access key of 20 upper-case letters/digits, a 40-character secret. */
 export function newCredentials(random: (n: number) => Buffer = randomBytes): S3Credentials {
@@ -171,9 +179,14 @@ async function listAll(s3: S3Client, bucket: string, prefix: string): Promise<S3
   return out;
 }
 
-/** Uploads every file of `dir` to s3://bucket/prefix…, skipping those already there with the same size and ETag. */
-export async function syncFolder(s3: S3Client, dir: string, bucket: string, prefix: string): Promise<{ uploaded: number; skipped: number; bytes: number }> {
-  const local = await Promise.all((await listFiles(dir)).map(async (f) => ({ ...f, md5: await md5Hex(f.absPath) })));
+/**
+ * Uploads every file of `dir` (those `keep` accepts) to s3://bucket/prefix…, skipping those already
+ * there with the same size and ETag.
+ */
+export async function syncFolder(
+  s3: S3Client, dir: string, bucket: string, prefix: string, keep: (f: LocalFile) => boolean = () => true,
+): Promise<{ uploaded: number; skipped: number; bytes: number }> {
+  const local = await Promise.all((await listFiles(dir)).filter(keep).map(async (f) => ({ ...f, md5: await md5Hex(f.absPath) })));
   const todo = filesToUpload(local, await listAll(s3, bucket, prefix), prefix);
   await Promise.all(
     todo.map(async (f) => {
@@ -212,23 +225,25 @@ async function storeSecret(kubeconfig: string, data: Record<string, string>): Pr
   const kc = new KubeConfig();
   kc.loadFromFile(kubeconfig);
   const core = kc.makeApiClient(CoreV1Api);
-  try {
-    await core.createNamespace({ body: { metadata: { name: systemNamespace } } });
-  } catch (err) {
-    if (statusCode(err) !== 409) throw new Error(`create namespace ${systemNamespace}`, { cause: err });
-  }
-  const body: V1Secret = {
-    apiVersion: 'v1',
-    kind: 'Secret',
-    type: 'Opaque',
-    metadata: { name: s3SecretName, namespace: systemNamespace, labels: { 'app.kubernetes.io/part-of': 'whisperops-test-cluster' } },
-    stringData: data,
-  };
-  try {
-    await core.createNamespacedSecret({ namespace: systemNamespace, body });
-  } catch (err) {
-    if (statusCode(err) !== 409) throw new Error(`create Secret ${systemNamespace}/${s3SecretName}`, { cause: err });
-    await core.replaceNamespacedSecret({ name: s3SecretName, namespace: systemNamespace, body });
+  for (const namespace of [systemNamespace, ...exampleNamespaces]) {
+    try {
+      await core.createNamespace({ body: { metadata: { name: namespace } } });
+    } catch (err) {
+      if (statusCode(err) !== 409) throw new Error(`create namespace ${namespace}`, { cause: err });
+    }
+    const body: V1Secret = {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      type: 'Opaque',
+      metadata: { name: s3SecretName, namespace, labels: { 'app.kubernetes.io/part-of': 'whisperops-test-cluster' } },
+      stringData: data,
+    };
+    try {
+      await core.createNamespacedSecret({ namespace, body });
+    } catch (err) {
+      if (statusCode(err) !== 409) throw new Error(`create Secret ${namespace}/${s3SecretName}`, { cause: err });
+      await core.replaceNamespacedSecret({ name: s3SecretName, namespace, body });
+    }
   }
 }
 
@@ -248,7 +263,7 @@ async function createBucket(s3: S3Client, bucket: string): Promise<void> {
   }
 }
 
-/** Starts versitygw, creates the buckets, uploads the embedded model and stores the Secret. */
+/** Starts versitygw, creates the buckets, uploads the embedded model and the corpora, and stores the Secret. */
 export async function startObjectStore(ctx: AddonContext): Promise<ObjectStoreInfo | undefined> {
   const t0 = Date.now();
   const home = join(ctx.dir, 'object-store');
@@ -276,13 +291,15 @@ export async function startObjectStore(ctx: AddonContext): Promise<ObjectStoreIn
     const version = await embeddedModelVersion();
     const prefix = modelPrefix('tiny-whisper-synth', version);
     const tUpload = Date.now();
-    const [sync] = await Promise.all([
+    const [sync, corpora] = await Promise.all([
       syncFolder(s3, embeddedModelDir, modelsBucket, prefix),
+      syncFolder(s3, corporaDir, datasetsBucket, corporaPrefix, (f) => f.relPath.endsWith('.txt')),
       storeSecret(ctx.adminKubeconfig, s3SecretData(endpoint, creds)),
     ]);
     process.stderr.write(
       `[cluster] object store ready at ${endpoint}: embedded model ${version} ` +
-        `(${sync.uploaded} files, ${(sync.bytes / 1e6).toFixed(1)} MB uploaded in ${Date.now() - tUpload} ms; ${sync.skipped} unchanged) ` +
+        `(${sync.uploaded} files, ${(sync.bytes / 1e6).toFixed(1)} MB uploaded in ${Date.now() - tUpload} ms; ${sync.skipped} unchanged), ` +
+        `corpora (${corpora.uploaded} files, ${(corpora.bytes / 1e6).toFixed(1)} MB; ${corpora.skipped} unchanged) ` +
         `(${Date.now() - t0} ms)\n`,
     );
     return {
@@ -292,6 +309,7 @@ export async function startObjectStore(ctx: AddonContext): Promise<ObjectStoreIn
       credentialsFile,
       secret: { namespace: systemNamespace, name: s3SecretName },
       embeddedModelUri: `s3://${modelsBucket}/${prefix}`,
+      corporaUri: `s3://${datasetsBucket}/${corporaPrefix}`,
       dataDir,
       pid,
     };

@@ -78,7 +78,7 @@ function condition(f: StoredFineTuneJob, type: string) {
 beforeAll(async () => {
   await applyCrds();
   ns = await createTestNamespace('ftj');
-  // The finance example asks for this PriorityClass.
+  // The first test asks for this PriorityClass.
   await kubectl(['create', 'priorityclass', 'training-batch', '--value=1000', '--description=batch training']).catch((err: unknown) => {
     if (!(err instanceof CommandError) || !/already ?exists/i.test(err.stderr)) throw err;
   });
@@ -99,7 +99,7 @@ describe('FineTuneJob controller (real control plane, operator as its ServiceAcc
   it('runs the finance example on an A100 node with 4 GPUs and fills status.result from the trainer', async () => {
     await apply(financeExample('finance-lora', {
       [podOutcome.outcome]: 'succeed', [podOutcome.runSeconds]: '1', [podOutcome.terminationMessage]: JSON.stringify(resultDoc),
-    }));
+    }, { resources: { gpusPerNode: 4, nodes: 1, gpuProducts: ['NVIDIA-A100-SXM4-80GB', 'NVIDIA-A100-SXM4-40GB'], cpu: '16', memory: '128Gi', priorityClassName: 'training-batch' } }));
     const done = await phase('finance-lora', 'Succeeded');
 
     const [job, ...others] = await jobsOf('finance-lora');
@@ -112,6 +112,8 @@ describe('FineTuneJob controller (real control plane, operator as its ServiceAcc
     expect(container?.image).toBe('registry.local/whisperops/trainer:e2e');
     expect(job?.spec).toMatchObject({ backoffLimit: 2, activeDeadlineSeconds: 21600, ttlSecondsAfterFinished: 86400 });
     expect(job?.spec?.template.spec?.priorityClassName).toBe('training-batch');
+    // The example's store credentials reach the trainer as its environment; the operator never reads the Secret.
+    expect(container?.envFrom).toEqual([{ secretRef: { name: 'whisperops-s3' } }]);
 
     const [pod] = await podsOf(jobName);
     expect(a100NodeNames).toContain(pod?.spec?.nodeName);

@@ -182,7 +182,7 @@ describe('the trainer image in a pod on the process-backed A100 node', () => {
     expect(records.find((r) => r.msg === 'Done')).toMatchObject({ modelUri: 'file:///output/tiny-ft', version: 'tiny-ft-0f1e2d3c' });
   });
 
-  it('exits 2 on invalid input, says why in the termination message, and the Job fails without a retry', async () => {
+  it('exits 2 at preflight on a base model that is not there, says why in the termination message, and the Job fails without a retry', async () => {
     await createTrainerJob('bad-base', 'file:///models/does-not-exist');
     const { job, pod } = await finished('bad-base', 180_000);
 
@@ -190,8 +190,8 @@ describe('the trainer image in a pod on the process-backed A100 node', () => {
     expect(terminated).toMatchObject({ exitCode: 2, reason: 'Error' });
     expect(pod.status?.phase).toBe('Failed');
     const failure = JSON.parse(terminated?.message ?? '') as { error: { reason: string; message: string } };
-    expect(failure.error.reason).toBe('InvalidInput');
-    expect(failure.error.message).toContain('base model not found: file:///models/does-not-exist');
+    expect(failure.error.reason).toBe('PreflightFailed');
+    expect(failure.error.message).toBe('preflight: spec.baseModel.uri file:///models/does-not-exist: not found');
 
     expect(jobCondition(job, 'Failed')).toMatchObject({ reason: 'BackoffLimitExceeded' });
     expect(job.status?.failed).toBe(1);
@@ -200,6 +200,6 @@ describe('the trainer image in a pod on the process-backed A100 node', () => {
     await new Promise((resolve) => setTimeout(resolve, 2000));
     expect(await podsOf('bad-base')).toHaveLength(1);
     const logs = await kubectl(['logs', '-n', ns, pod.metadata?.name ?? '']);
-    expect(logs).toMatch(/"level": ?"error".*"reason": ?"InvalidInput"/);
+    expect(logs).toMatch(/"level": ?"error".*"stage": ?"preflight".*"reason": ?"PreflightFailed"/);
   });
 });
