@@ -11,7 +11,7 @@ import { DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV
 import type { KubernetesObject, V1Job, V1Pod, V1Secret } from '@kubernetes/client-node';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -220,6 +220,46 @@ describe('FineTuneJob with S3 storage (real operator, real trainer pod on the pr
     // Never retried, though backoffLimit allows 2 more attempts.
     expect((await podsOf('bad-keys')).length).toBe(1);
     expect((await podsOf('no-store')).length).toBe(1);
+  });
+
+  it('writes the model to a PersistentVolumeClaim named by pvc:// (mounted read-write), inputs from a read-only claim', async () => {
+    for (const claim of ['ftj-in', 'ftj-out']) {
+      await kubectl(['apply', '-f', '-'], { input: JSON.stringify({
+        apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: claim, namespace: ns },
+        spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } },
+      }) });
+    }
+    const job = smallJob('tiny-pvc', 'store');
+    // an empty folder of feedback manifests on the input claim (no samples: synthesis supplies them), the model to the output claim
+    job.spec.dataset = { ...(job.spec.dataset as Record<string, unknown>), uri: 'pvc://ftj-in/' };
+    job.spec.output = { uri: 'pvc://ftj-out/runs/tiny-pvc' };
+    await kubectl(['apply', '-f', '-'], { input: JSON.stringify(job) });
+    const done = await finished('tiny-pvc', 420_000);
+    expect([done.status?.phase, readyMessage(done)]).toEqual(['Succeeded', expect.any(String)]);
+    expect(done.status?.result?.modelUri).toBe('pvc://ftj-out/runs/tiny-pvc');
+
+    const [pod] = await podsOf('tiny-pvc');
+    expect(pod?.spec?.volumes?.filter((v) => v.persistentVolumeClaim)).toEqual([
+      { name: 'pvc-0', persistentVolumeClaim: { claimName: 'ftj-in', readOnly: true } },
+      { name: 'pvc-1', persistentVolumeClaim: { claimName: 'ftj-out' } },
+    ]);
+    expect(pod?.spec?.containers[0]?.volumeMounts?.filter((m) => m.name.startsWith('pvc-'))).toEqual([
+      { name: 'pvc-0', mountPath: '/mnt/whisperops/pvc/ftj-in', readOnly: true },
+      { name: 'pvc-1', mountPath: '/mnt/whisperops/pvc/ftj-out' },
+    ]);
+    // The claim's volume (a hostPath PV of the local provisioner) holds the artifact, renamed into place.
+    const pvName = (await kubectl(['get', 'pvc', 'ftj-out', '-n', ns, '-o', 'jsonpath={.spec.volumeName}'])).trim();
+    const hostDir = (await kubectl(['get', 'pv', pvName, '-o', 'jsonpath={.spec.hostPath.path}'])).trim();
+    const out = join(hostDir, 'runs', 'tiny-pvc');
+    const manifestBytes = readFileSync(join(out, 'model-manifest.json'));
+    expect(createHash('sha256').update(manifestBytes).digest('hex')).toBe(done.status?.result?.sha256);
+    const files = (JSON.parse(manifestBytes.toString('utf8')) as { files: Record<string, { sha256: string }> }).files;
+    for (const [rel, meta] of Object.entries(files)) {
+      expect([rel, createHash('sha256').update(readFileSync(join(out, rel))).digest('hex')]).toEqual([rel, meta.sha256]);
+    }
+    expect(readdirSync(join(hostDir, 'runs')).sort()).toEqual(['tiny-pvc']); // no .partial or .old left
+    const logs = await kubectl(['logs', '-n', ns, pod?.metadata?.name ?? '', '-c', 'trainer']);
+    expect(logs).toMatch(/"msg": "No manifests under the dataset folder".*"uri": "pvc:\/\/ftj-in\/"/);
   });
 
   it('the shipped FineTuneJob examples pass the trainer\'s preflight against this store, with the Secret of their namespace', async () => {

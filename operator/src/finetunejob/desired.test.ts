@@ -110,12 +110,12 @@ describe('desiredJob', () => {
     expect(podSpec?.volumes?.slice(3)).toEqual([
       { name: 'pvc-0', persistentVolumeClaim: { claimName: 'datasets', readOnly: true } },
       { name: 'pvc-1', persistentVolumeClaim: { claimName: 'eval.sets', readOnly: true } },
-      { name: 'pvc-2', persistentVolumeClaim: { claimName: 'models', readOnly: false } },
+      { name: 'pvc-2', persistentVolumeClaim: { claimName: 'models' } },
     ]);
     expect(podSpec?.containers[0]?.volumeMounts?.slice(3)).toEqual([
       { name: 'pvc-0', mountPath: `${PVC_ROOT}/datasets`, readOnly: true },
       { name: 'pvc-1', mountPath: `${PVC_ROOT}/eval.sets`, readOnly: true },
-      { name: 'pvc-2', mountPath: `${PVC_ROOT}/models`, readOnly: false },
+      { name: 'pvc-2', mountPath: `${PVC_ROOT}/models` },
     ]);
     expect(env(j).WHISPEROPS_PVC_ROOT).toBe(PVC_ROOT);
     expect(env(desiredJob(fineTuneJob(), trainer)).WHISPEROPS_PVC_ROOT).toBeUndefined();

@@ -172,8 +172,9 @@ function trainerEnv(ftj: StoredFineTuneJob, trainer: TrainerSettings): V1EnvVar[
 function claimVolumes(ftj: StoredFineTuneJob): { volumes: V1Volume[]; mounts: V1VolumeMount[] } {
   const claims = claimMounts(ftj.spec);
   return {
-    volumes: claims.map((c) => ({ name: c.volume, persistentVolumeClaim: { claimName: c.claim, readOnly: c.readOnly } })),
-    mounts: claims.map((c) => ({ name: c.volume, mountPath: c.mountPath, readOnly: c.readOnly })),
+    // readOnly only when true: false is the API server's default, and it drops it.
+    volumes: claims.map((c) => ({ name: c.volume, persistentVolumeClaim: { claimName: c.claim, ...(c.readOnly ? { readOnly: true } : {}) } })),
+    mounts: claims.map((c) => ({ name: c.volume, mountPath: c.mountPath, ...(c.readOnly ? { readOnly: true } : {}) })),
   };
 }
 
