@@ -146,7 +146,7 @@ describe('discoverability', () => {
     expect(out).toMatch(/inferencedeployment\.whisperops\.dev\/clinical-asr/);
     expect((await kubectl(['get', 'ftj', '-n', ns])).split('\n')[0]).toMatch(/^NAME\s+PHASE\s+READY\s+METHOD\s+VERSION\s+WER\s+AGE/);
     expect((await kubectl(['get', 'epool', '-n', ns])).split('\n')[0]).toMatch(/^NAME\s+MODE\s+DESIRED\s+AGENTS\s+DEVICES\s+READY\s+AGE/);
-    expect((await kubectl(['get', 'infd', '-n', ns])).split('\n')[0]).toMatch(/^NAME\s+POOL\s+PHASE\s+STABLE\s+CANDIDATE\s+WEIGHT\s+READY\s+AGE/);
+    expect((await kubectl(['get', 'infd', '-n', ns])).split('\n')[0]).toMatch(/^NAME\s+POOL\s+PHASE\s+STABLE\s+CANDIDATE\s+WEIGHT\s+STEP\s+VERDICT\s+READY\s+AGE/);
   });
 });
 
