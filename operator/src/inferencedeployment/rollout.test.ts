@@ -252,3 +252,10 @@ describe('stepRollout: the agents refused the candidate (abort)', () => {
     expect(next.progressing).toBe(false);
   });
 });
+
+describe('stepRollout: a candidate from an automatic retrain', () => {
+  it('says where the new model came from', () => {
+    const d = stepRollout({ resolved: { ...model('2'), source: 'FineTuneJob/asr-retrain-1' }, rollout, generation: 1, status: { phase: 'Healthy', stable: { ...v1 } }, now: t0 });
+    expect(d.events[0]?.message).toContain('Canary 2 started beside stable 1 (new model from FineTuneJob/asr-retrain-1)');
+  });
+});

@@ -160,7 +160,7 @@ export function stepRollout(input: RolloutInput): RolloutDecision {
   if (!candidate || !sameModel(resolved, candidate) || (candidate.rolledBackGeneration !== undefined && input.generation > candidate.rolledBackGeneration)) {
     const next = startCandidate(resolved, steps, now);
     const why = !candidate
-      ? 'new model in spec'
+      ? (resolved.source && resolved.source !== 'spec' ? `new model from ${resolved.source}` : 'new model in spec')
       : sameModel(resolved, candidate)
         ? `spec changed (generation ${input.generation}) after the rollback of ${candidate.version}: retrying`
         : `spec changed from candidate ${candidate.version}${candidate.rolledBackGeneration === undefined ? ` (at step ${stepIndex(candidate, steps) + 1}/${steps.length}, weight ${candidate.weight ?? 0}%)` : ' (rolled back)'}: rollout restarted`;
