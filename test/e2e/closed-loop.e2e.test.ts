@@ -9,11 +9,11 @@
 // while the FineTuneJob runs: the standby carries on and no second FineTuneJob appears.
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
-import type { V1Pod, V1Secret } from '@kubernetes/client-node';
+import type { V1ConfigMap, V1Pod, V1Secret } from '@kubernetes/client-node';
 import type { FineTuneJob, InferenceDeployment } from '../../api/generated/types.js';
 import { INFERENCE_DEPLOYMENTS } from '../../operator/src/edgepool/reconciler.js';
 import { FINETUNEJOBS } from '../../operator/src/finetunejob/reconciler.js';
-import { PODS } from '../../operator/src/kube/client.js';
+import { CONFIG_MAPS, PODS } from '../../operator/src/kube/client.js';
 import { DEPLOYMENT_LABEL } from '../../operator/src/inferencedeployment/retrain.js';
 import type { OperatorProcess } from '../../operator/testing/operator-process.js';
 import { adminClient, operatorServiceAccount, startOperator } from '../../operator/testing/operator-process.js';
@@ -34,10 +34,15 @@ let dataPrefix = '';
 let cleanupRbac: () => Promise<void> = () => Promise.resolve();
 const operators: OperatorProcess[] = [];
 
-const get = () => api.get<InferenceDeployment>(INFERENCE_DEPLOYMENTS, ns, NAME);
+const get = (name = NAME) => api.get<InferenceDeployment>(INFERENCE_DEPLOYMENTS, ns, name);
 const cond = (d: InferenceDeployment, type: string) => d.status?.conditions?.find((c) => c.type === type);
-const retrainJobs = async () => (await api.list<FineTuneJob>(FINETUNEJOBS, { namespace: ns, labelSelector: `${DEPLOYMENT_LABEL}=${NAME}` })).items;
+const retrainJobs = async (name = NAME) => (await api.list<FineTuneJob>(FINETUNEJOBS, { namespace: ns, labelSelector: `${DEPLOYMENT_LABEL}=${name}` })).items;
 const agentUrls = () => readyAgentUrls(api, ns, 'clinic');
+
+async function modelSetOf(name: string): Promise<{ name: string; candidate?: unknown } | undefined> {
+  const cm = await api.get<V1ConfigMap>(CONFIG_MAPS, ns, 'clinic-models');
+  return (JSON.parse(cm.data?.['model-set.json'] ?? '{}') as { models: { name: string; candidate?: unknown }[] }).models.find((m) => m.name === name);
+}
 const leader = () => operators.find((o) => o.running() && o.has('Became leader'));
 
 beforeAll(async () => {
@@ -82,13 +87,20 @@ beforeAll(async () => {
       },
     }),
   });
+  await applyDeployment(NAME, { learningRate: 0.0001, maxSteps: 2 }, 3);
+}, 300_000);
+
+/** A deployment on pool clinic: the embedded model, a medical threshold it is sure to breach, retraining with `training`. */
+async function applyDeployment(name: string, training: { learningRate: number; maxSteps: number; method?: string }, failureLimit: number): Promise<void> {
+  const store = await objectStore();
+  const data = `s3://whisperops-datasets/${dataPrefix}`;
   await kubectl(['apply', '-f', '-'], {
     input: JSON.stringify({
-      apiVersion: 'whisperops.dev/v1alpha1', kind: 'InferenceDeployment', metadata: { name: NAME, namespace: ns },
+      apiVersion: 'whisperops.dev/v1alpha1', kind: 'InferenceDeployment', metadata: { name, namespace: ns },
       spec: {
         edgePoolRef: { name: 'clinic' },
         model: { ...embeddedModelRef(), uri: store.embeddedModelUri },
-        rollout: { steps: [{ weight: 50, pauseSeconds: 0 }], analysis: { intervalSeconds: 10, minSamples: 40, maxWerIncrease: 0.15, maxP99LatencySeconds: 10, failureLimit: 3 } },
+        rollout: { steps: [{ weight: 50, pauseSeconds: 0 }], analysis: { intervalSeconds: 10, minSamples: 40, maxWerIncrease: 0.15, maxP99LatencySeconds: 10, failureLimit } },
         // A threshold the embedded model is sure to breach on medical speech: the loop starts at once.
         monitoring: { scenarios: [{ name: 'medical', maxWer: 0.05, windowSeconds: 60, minReferenceWords: 60 }, { name: 'general', maxWer: 0.9, windowSeconds: 60, minReferenceWords: 60 }] },
         retraining: {
@@ -99,8 +111,8 @@ beforeAll(async () => {
               synthesize: { corpusUri: `${data}medical-synthesis.txt`, scenario: 'medical', maxUtterances: 8 },
               evaluation: [{ scenario: 'medical', uri: `${data}medical-eval.txt` }, { scenario: 'general', uri: `${data}general-eval.txt` }],
             },
-            method: { type: 'freezeEncoder' },
-            training: { learningRate: 0.0001, batchSize: 4, maxSteps: 2, seed: 42 },
+            method: { type: training.method ?? 'freezeEncoder' },
+            training: { learningRate: training.learningRate, batchSize: 4, maxSteps: training.maxSteps, seed: 42 },
             export: { onnx: true, quantization: 'int8', maxWerIncrease: 1 },
             resources: { gpusPerNode: 1, nodeSelector: { type: 'process' } },
             artifactCredentials: { secretRef: { name: SECRET } },
@@ -110,7 +122,7 @@ beforeAll(async () => {
       },
     }),
   });
-}, 300_000);
+}
 
 afterAll(async () => {
   await Promise.all(operators.map((o) => o.kill('SIGTERM')));
@@ -197,5 +209,47 @@ describe('the closed loop (real agents, Prometheus, S3 store, trainer pod)', () 
     expect(reasons.filter((r) => r === 'RetrainStarted')).toHaveLength(1);
     const t0 = events[0]?.time.getTime() ?? 0;
     process.stdout.write(`timeline:\n${events.map((e) => `  +${Math.round((e.time.getTime() - t0) / 1000)} s ${e.reason}: ${e.note.slice(0, 140)}`).join('\n')}\n`);
+  });
+
+  it('a worse model from retraining is rolled back: the stable stays, and the next retrain waits out the cooldown', async () => {
+    // Full fine-tuning at a learning rate 100× too high for 6 steps: a genuinely worse model.
+    await applyDeployment('harmful', { learningRate: 0.01, maxSteps: 6, method: 'full' }, 2);
+    await eventually('harmful served', async () => (cond(await get('harmful'), 'Ready')?.status === 'True' ? true : undefined), 120_000, 1000);
+    const general = generalReplayCorpus().filter((x) => x.split(' ').length >= 5 && x.split(' ').length <= 10).slice(40, 80);
+    const traffic = startTraffic({ urls: agentUrls, model: 'harmful', streams: [{ sentences: trafficMedicalSentences(40), scenario: 'medical', voices: MEDICAL_VOICES }, { sentences: general, scenario: 'general', voices: MEDICAL_VOICES }], concurrency: 2, deadlineMs: 540_000 });
+    let d: InferenceDeployment;
+    try {
+      const started = await eventually('a retrain of harmful', async () => {
+        const x = await get('harmful');
+        return x.status?.lastRetrain ? x : undefined;
+      }, 180_000, 1000);
+      const jobName = started.status?.lastRetrain?.fineTuneJob ?? '';
+      traffic.pause();
+      await eventually(`FineTuneJob ${jobName} Succeeded`, async () => {
+        const j = await api.get<FineTuneJob>(FINETUNEJOBS, ns, jobName);
+        if (j.status?.phase === 'Failed') throw new Error(`FineTuneJob ${jobName} Failed`);
+        return j.status?.phase === 'Succeeded' ? j : undefined;
+      }, 480_000, 2000);
+      traffic.resume();
+      d = await eventually('the retrained candidate rolled back', async () => {
+        const x = await get('harmful');
+        return x.status?.candidate?.rolledBackGeneration !== undefined && x.status.phase !== 'RollingBack' ? x : undefined;
+      }, 240_000, 1000);
+    } finally {
+      const report = await traffic.stop();
+      expect(report.failures).toBe(0);
+    }
+    expect(d.status?.stable).toMatchObject({ version: 'tiny-whisper-synth-1.0.0', source: 'spec' });
+    expect(d.status?.candidate).toMatchObject({ weight: 0, lastVerdict: 'Failed', source: `FineTuneJob/harmful-retrain-1` });
+    expect(d.status?.candidate?.lastVerdictMessage).toMatch(/candidate WER above stable WER \+ maxWerIncrease/);
+    expect((await modelSetOf('harmful'))?.candidate).toBeUndefined();
+    // Still Degraded, but the cooldown holds: one retrain, and the condition says until when.
+    const later = await eventually('the cooldown reported', async () => {
+      const x = await get('harmful');
+      return /cooldown of 3600 s since retrain harmful-retrain-1: no retrain before /.test(cond(x, 'Retraining')?.message ?? '') ? x : undefined;
+    }, 60_000, 1000);
+    expect(later.status?.retrains).toBe(1);
+    expect(await retrainJobs('harmful')).toHaveLength(1);
+    process.stdout.write(`worse retrain rolled back: ${d.status?.candidate?.lastVerdictMessage ?? ''}\n`);
   });
 });
