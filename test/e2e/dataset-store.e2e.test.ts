@@ -274,7 +274,8 @@ describe('an EdgePool with spec.datasetStore: a real agent on a process-backed J
     // Six requests with feedback: four finance, two general; one more without feedback.
     const sent: { id: string; text: string; scenario: string; wav: Uint8Array; ms: number }[] = [];
     for (let i = 0; i < 7; i++) {
-      const text = sentences[20 + i] ?? '';
+      const text = sentences[(i + 5) % sentences.length] ?? '';
+      expect(text.split(' ').length).toBeGreaterThan(3);
       const wav = speak(text);
       const form = new FormData();
       form.set('file', new Blob([wav], { type: 'audio/wav' }), 'speech.wav');
@@ -282,7 +283,7 @@ describe('an EdgePool with spec.datasetStore: a real agent on a process-backed J
       const t0 = Date.now();
       const res = await fetch(`${url}/v1/audio/transcriptions`, { method: 'POST', body: form, signal: AbortSignal.timeout(60_000) });
       expect(res.status).toBe(200);
-      await res.json();
+      expect(((await res.json()) as { text: string }).text.trim()).not.toBe('');
       sent.push({ id: res.headers.get('x-request-id') ?? '', text, scenario: i < 4 ? 'finance' : 'general', wav, ms: Date.now() - t0 });
     }
     for (const s of sent.slice(0, 6)) {
@@ -328,6 +329,7 @@ describe('an EdgePool with spec.datasetStore: a real agent on a process-backed J
     }
     const read = await trainerRead(`s3://${BUCKET}/${prefix}`);
     expect(read.map((s) => s.text).sort()).toEqual(sent.slice(0, 6).map((s) => s.text).sort());
+    for (const r of read) expect(r.seconds).toBeGreaterThan(1);
     const ms = sent.map((s) => s.ms).sort((a, b) => a - b);
     process.stderr.write(`[dataset-store] EdgePool agent: 6 feedback samples on S3 after SIGTERM; transcription p50 ${ms[3]} ms (7 requests, writer on)\n`);
   });

@@ -144,7 +144,7 @@ describe('DatasetWriter', () => {
     store.hold(); // the store takes nothing for now
     const t0 = performance.now();
     const results = [1000, 1000, 1000, 1, 500].map((b) => writer.offer(info(), wav(b)));
-    expect(performance.now() - t0).toBeLessThan(50);
+    expect(performance.now() - t0).toBeLessThan(500); // synchronous: the store has not answered anything yet
     expect(results).toEqual(['queued', 'queued', 'queued', 'dropped_full', 'dropped_full']);
     expect(events.queueNow).toEqual({ samples: 3, bytes: 3000 });
     expect(events.counts.dropped_full).toBe(2);
