@@ -30,7 +30,7 @@ describe('parseOptions', () => {
     };
     const o = parseOptions([], env, '/repo');
     if (o === 'help') throw new Error('unexpected');
-    expect(o).toMatchObject({ datasetStoreUri: 's3://whisperops-datasets/jetsons/', datasetRetentionSeconds: 120, datasetMaxBytes: 1048576, agentId: 'jetsons-agent-7d9f-abcde', datasetFlushSamples: 100, datasetFlushSeconds: 60 });
+    expect(o).toMatchObject({ datasetStoreUri: 's3://whisperops-datasets/jetsons/', datasetRetentionSeconds: 120, datasetMaxBytes: 1048576, agentId: 'jetsons-agent-7d9f-abcde', datasetFlushSamples: 100, datasetFlushSeconds: 10 });
     const byHost = parseOptions(['--agent-id', ''], { HOSTNAME: 'node-7' }, '/repo');
     if (byHost === 'help') throw new Error('unexpected');
     expect(byHost.agentId).toBe('node-7');

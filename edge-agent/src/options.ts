@@ -60,7 +60,7 @@ const SPEC = {
   'dataset-retention-seconds': { type: 'string', default: '600', help: 'request audio older than this is neither kept for feedback nor written' },
   'dataset-max-bytes': { type: 'string', default: String(256 * 1024 * 1024), help: 'bound on request audio held in memory for the store: waiting for feedback + waiting for upload' },
   'dataset-flush-samples': { type: 'string', default: '100', help: 'a manifest is written every this many uploaded samples...' },
-  'dataset-flush-seconds': { type: 'string', default: '60', help: '...or this many seconds after its first sample' },
+  'dataset-flush-seconds': { type: 'string', default: '10', help: '...or this many seconds after its first sample' },
   'dataset-upload-concurrency': { type: 'string', default: '4', help: 'dataset uploads in flight at once' },
   'agent-id': { type: 'string', help: 'this agent in dataset object names (default: env POD_NAME, else HOSTNAME, else the host name)' },
   'feedback-max-age-seconds': { type: 'string', default: '3600', help: 'how long a request id accepts feedback' },
