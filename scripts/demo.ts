@@ -1,40 +1,55 @@
-// The local demo (README's main command, run by scripts/demo.sh after set-up). Everything runs on
-// this machine and listens on 127.0.0.1:
+// The local demo (README's main command, run by scripts/demo.sh after set-up): the closed loop, with
+// nobody at the keyboard from step 6 on. Everything runs on this machine and listens on 127.0.0.0/8:
 //   1. the real local control plane (test/cluster): kwok A100 and Jetson nodes, process-backed nodes
 //      whose pods of the project's images run as real processes, Prometheus and an S3 store;
-//   2. whisperops installed with Helm (CRDs, RBAC, config); the chart's operator Deployment runs as a
-//      real process on a process-backed node with the chart's ConfigMap and ServiceAccount token;
-//   3. the examples applied with kubectl, and an invalid one rejected by the API server;
-//   4. the real trainer fine-tunes the embedded model on synthetic finance speech on the CPU (decoder only),
-//      exports ONNX + INT8 behind its WER gate, and writes its result JSON;
-//   5. a FineTuneJob on 4×A100 is reconciled by the operator into a batch/v1 Job; the scheduler puts
-//      it on a kwok A100 node, and kwok ends the pod with the termination message of step 4 (a
-//      stand-in, said so in the output: the trainer running in its pod is the closed-loop issue's),
-//      which the operator copies into status.result;
-//   6. the edge agent serves the base and the fine-tuned model; finance sentences that neither saw
-//      (new templates around the finance terms, spoken by espeak-ng) are transcribed by both, feedback
-//      feeds the agent's word-error counters, and the WER before and after is printed.
-// Flags: --keep leaves the cluster running; --retrain ignores the cached fine-tune of step 4.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+//   2. whisperops installed with Helm; the chart's operator Deployment runs on a process-backed node,
+//      pointed at the cluster's Prometheus;
+//   3. the examples accepted by the API server (server-side dry run), an invalid one rejected;
+//   4. an EdgePool of two agents on the process-backed Jetsons and an InferenceDeployment serving the
+//      embedded model from the S3 store, watching medical and general WER, retraining enabled;
+//   5. held-out medical and general speech (sentence patterns never used for traffic or training)
+//      transcribed by the agents: WER before;
+//   6. live traffic of general and medical speech (espeak-ng, several voices) with feedback: the
+//      agents count word errors (scraped by Prometheus) and write feedback samples to the store;
+//   7. the medical WER breaches maxWer → the operator creates a FineTuneJob from the deployment's
+//      retraining template → its Job's pod runs the real trainer on the process-backed A100 node (CPU)
+//      on the feedback samples + synthesis + general replay, reading and writing the S3 store;
+//   8. its result becomes the candidate: canary, analysis from Prometheus, promotion;
+//   9. held-out speech again: WER after, the goals, and a timeline from the resources' Events.
+// Flags: --keep leaves the cluster and everything on it running.
+import { spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CommandError, eventually, helm, kubectl } from '../test/cluster/index.js';
-import { wordErrors } from '../edge-agent/src/text/wer.js';
-import { FINANCE_VOICES, financeSentences, speechWav } from '../test/fixtures/traffic.js';
+import type { V1Secret } from '@kubernetes/client-node';
+import type { FineTuneJob, InferenceDeployment } from '../api/generated/types.js';
+import { EDGEPOOL_LABEL } from '../operator/src/edgepool/names.js';
+import { INFERENCE_DEPLOYMENTS } from '../operator/src/edgepool/reconciler.js';
+import { adminClient } from '../operator/testing/operator-process.js';
+import { CommandError, eventually, helm, kubectl, objectStore, prometheusUrl, s3Client } from '../test/cluster/index.js';
+import { embeddedModelRef } from '../test/fixtures/models.js';
+import { eventTimeline, heldOutWer, readyAgentUrls, startTraffic } from '../test/fixtures/loop.js';
+import type { HeldOut, Stream } from '../test/fixtures/loop.js';
+import { EVAL_SENTENCES, generalReplayCorpus, heldOutGeneralSentences, heldOutMedicalSentences, MEDICAL_VOICES, medicalRetrainTemplate, medicalSynthesisCorpus, trafficMedicalSentences } from '../test/fixtures/medical.js';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url)).replace(/\/$/, '');
 const CACHE = process.env.WHISPEROPS_CACHE ?? join(process.env.HOME ?? '/tmp', '.cache', 'whisperops');
 const WORK = join(CACHE, 'demo');
 const KEEP = process.argv.includes('--keep');
-const RETRAIN = process.argv.includes('--retrain');
 const SYSTEM_NS = 'whisperops-system';
 const NS = 'speech';
+const POOL = 'clinic';
+const POOL_SIZE = 2;
+const DEPLOYMENT = 'clinical-asr';
+const SECRET = 'store-credentials';
+const MEDICAL_MAX_WER = 0.2;
+const VOICES = MEDICAL_VOICES;
+// The admin client is made once the cluster is up (its kubeconfig does not exist before).
+let apiClient: ReturnType<typeof adminClient> | undefined;
+const kube = (): ReturnType<typeof adminClient> => (apiClient ??= adminClient());
 const t0 = Date.now();
 const timeline: string[] = [];
-const children: ChildProcess[] = [];
 
 function step(title: string): void {
   const line = `+${((Date.now() - t0) / 1000).toFixed(0).padStart(4)} s  ${title}`;
@@ -62,34 +77,101 @@ function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; quiet
   });
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
+const pct = (x: number): string => (Number.isFinite(x) ? `${(100 * x).toFixed(1)} %` : 'n/a');
+const infd = () => kube().get<InferenceDeployment>(INFERENCE_DEPLOYMENTS, NS, DEPLOYMENT);
+const agentUrls = () => readyAgentUrls(kube(), NS, POOL);
+
+/** The pool: two agents on the process-backed Jetsons, feedback samples to the store. */
+function demoPool(): object {
+  return {
+    apiVersion: 'whisperops.dev/v1alpha1', kind: 'EdgePool', metadata: { name: POOL, namespace: NS },
+    spec: {
+      nodeSelector: { 'whisperops.dev/device': 'jetson-agx-xavier', type: 'process' },
+      tolerations: [{ key: 'whisperops.dev/edge', operator: 'Equal', value: 'true', effect: 'NoSchedule' }],
+      autoscaling: { mode: 'off' }, replicas: POOL_SIZE,
+      artifactCredentials: { secretRef: { name: SECRET } },
+      datasetStore: { uri: `s3://whisperops-datasets/feedback/${POOL}/`, retentionSeconds: 600, maxBytes: 268_435_456 },
+    },
+  };
+}
+
+/** The deployment: the embedded model, medical and general watched, retraining on medical speech. */
+function demoDeployment(base: { uri: string; version: string; sha256: string }): object {
+  return {
+    apiVersion: 'whisperops.dev/v1alpha1', kind: 'InferenceDeployment', metadata: { name: DEPLOYMENT, namespace: NS },
+    spec: {
+      edgePoolRef: { name: POOL },
+      model: base,
+      rollout: {
+        steps: [{ weight: 50, pauseSeconds: 10 }],
+        analysis: { intervalSeconds: 15, minSamples: 60, maxWerIncrease: 0.02, maxP99LatencySeconds: 10, failureLimit: 2 },
+      },
+      monitoring: {
+        scenarios: [
+          { name: 'medical', maxWer: MEDICAL_MAX_WER, windowSeconds: 60, minReferenceWords: 150 },
+          { name: 'general', maxWer: 0.4, windowSeconds: 60, minReferenceWords: 150 },
+        ],
+      },
+      retraining: { enabled: true, cooldownSeconds: 900, template: retrainTemplate() },
+    },
+  };
+}
+
+const DATA_PREFIX = 's3://whisperops-datasets/demo/';
+
+/** The corpora the retraining template names, written to the store (the trainer reads them from there). */
+async function uploadDemoData(): Promise<void> {
+  const s3 = await s3Client();
+  try {
+    const files: Record<string, string[]> = {
+      'medical-synthesis.txt': medicalSynthesisCorpus(),
+      'general-replay.txt': generalReplayCorpus(),
+      'medical-eval.txt': heldOutMedicalSentences(EVAL_SENTENCES),
+      'general-eval.txt': heldOutGeneralSentences(EVAL_SENTENCES),
+    };
+    for (const [name, lines] of Object.entries(files)) {
+      await s3.send(new PutObjectCommand({ Bucket: 'whisperops-datasets', Key: `demo/${name}`, Body: `${lines.join('\n')}\n`, ContentType: 'text/plain' }));
+    }
+    show(`corpora written to ${DATA_PREFIX}: ${Object.entries(files).map(([n, l]) => `${n} (${l.length} lines)`).join(', ')}`);
+  } finally {
+    s3.destroy();
+  }
+}
+
+/** The retraining template: the recipe of test/fixtures/medical.ts, on the A100 process node, store in and out. */
+function retrainTemplate(): object {
+  const t = medicalRetrainTemplate({
+    corpusUri: `${DATA_PREFIX}medical-synthesis.txt`, replayUri: `${DATA_PREFIX}general-replay.txt`,
+    medicalEvalUri: `${DATA_PREFIX}medical-eval.txt`, generalEvalUri: `${DATA_PREFIX}general-eval.txt`,
+    outputUri: 's3://whisperops-models/retrains/',
   });
+  // DEMO_UTTERANCES / DEMO_EPOCHS shrink the recipe for a quick run (the goals are measured at the defaults).
+  const utterances = Number(process.env.DEMO_UTTERANCES ?? t.dataset.synthesize?.maxUtterances ?? 400);
+  const epochs = Number(process.env.DEMO_EPOCHS ?? t.training?.epochs ?? 2);
+  return {
+    ...t,
+    dataset: { ...t.dataset, synthesize: { ...t.dataset.synthesize, maxUtterances: utterances } },
+    training: { ...t.training, epochs },
+    resources: { ...t.resources, gpusPerNode: 1, nodeSelector: { type: 'process' } },
+    artifactCredentials: { secretRef: { name: SECRET } },
+  };
 }
 
-function startProcess(name: string, args: string[], logFile: string): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_NO_WARNINGS: '1' } });
-  const chunks: string[] = [];
-  child.stdout?.on('data', (d: Buffer) => chunks.push(d.toString()));
-  child.stderr?.on('data', (d: Buffer) => chunks.push(d.toString()));
-  child.on('exit', () => writeFileSync(logFile, chunks.join('')));
-  child.on('exit', (code, signal) => { if (code !== 0 && signal === null) console.error(`   ${name} exited with ${String(code)}; log: ${logFile}`); });
-  children.push(child);
-  return child;
+/** The medical and general speech of the live traffic (patterns apart from the held-out ones). */
+function trafficStreams(): Stream[] {
+  const general = generalReplayCorpus().filter((x) => x.split(' ').length >= 5 && x.split(' ').length <= 12).slice(0, 120);
+  return [
+    { sentences: trafficMedicalSentences(120), scenario: 'medical', voices: VOICES },
+    { sentences: general, scenario: 'general', voices: VOICES },
+  ];
 }
 
-async function waitHttp(url: string, what: string, timeoutMs = 120_000): Promise<void> {
-  await eventually(what, async () => ((await fetch(url)).ok ? true : undefined), timeoutMs, 500);
+async function measureHeldOut(urls: string[]): Promise<{ medical: HeldOut; general: HeldOut }> {
+  const medical = await heldOutWer(urls, DEPLOYMENT, heldOutMedicalSentences(Number(process.env.DEMO_HELDOUT ?? 40)), VOICES);
+  const general = await heldOutWer(urls, DEPLOYMENT, heldOutGeneralSentences(Number(process.env.DEMO_HELDOUT ?? 40)), VOICES);
+  if (medical.failures + general.failures > 0) throw new Error(`${medical.failures + general.failures} held-out transcriptions failed`);
+  return { medical, general };
 }
-
-const sha256 = (buf: Buffer | string): string => createHash('sha256').update(buf).digest('hex');
 
 async function main(): Promise<void> {
   mkdirSync(WORK, { recursive: true });
@@ -106,7 +188,9 @@ async function main(): Promise<void> {
 
   step('2. helm install whisperops (CRDs, RBAC, config); the chart\'s operator Deployment runs on a process-backed node');
   show(await helm(['upgrade', '--install', 'whisperops', join(ROOT, 'charts', 'whisperops'), '--namespace', SYSTEM_NS, '--create-namespace', '--take-ownership',
-    '--set', 'replicaCount=1', '--set-json', 'nodeSelector={"type":"process","node-role.kubernetes.io/system":""}', '--wait', '--timeout', '120s']));
+    '--set', 'replicaCount=1', '--set-json', 'nodeSelector={"type":"process","node-role.kubernetes.io/system":""}',
+    '--set', `prometheus.url=${await prometheusUrl()}`, '--set', 'prometheus.loopbackOnly=true', '--set', 'edgePool.syncPeriodSeconds=5',
+    '--wait', '--timeout', '120s']));
   const leader = await eventually('the operator to hold the leader Lease', async () => {
     const holder = (await kubectl(['get', 'lease', '-n', SYSTEM_NS, 'whisperops-operator', '-o', 'jsonpath={.spec.holderIdentity}'])).trim();
     return holder || undefined;
@@ -114,9 +198,9 @@ async function main(): Promise<void> {
   show(await kubectl(['get', 'pods', '-n', SYSTEM_NS, '-l', 'app.kubernetes.io/name=whisperops', '-o', 'wide']));
   show(`Lease whisperops-operator held by ${leader} (kubectl logs -n ${SYSTEM_NS} ${leader.split('_')[0] ?? leader})`);
 
-  step('3. kubectl apply the examples; the API server rejects an invalid one');
+  step('3. The examples: accepted by the API server (server-side dry run); an invalid one rejected by its CEL rule');
   await kubectl(['apply', '-f', join(ROOT, 'examples', 'namespace.yaml')]);
-  show(await kubectl(['apply', '-f', join(ROOT, 'examples', 'edgepool-jetson.yaml'), '-f', join(ROOT, 'examples', 'inferencedeployment-clinical-asr.yaml')]));
+  show(await kubectl(['apply', '--dry-run=server', '-f', join(ROOT, 'examples')]));
   try {
     await kubectl(['apply', '-f', join(ROOT, 'examples', 'invalid', 'infd-weights-not-rising.yaml')]);
     throw new Error('the invalid example was accepted');
@@ -125,122 +209,89 @@ async function main(): Promise<void> {
     show(`rejected: ${err.stderr.trim().split('\n').pop() ?? ''}`);
   }
 
-  step('4. The real trainer fine-tunes the embedded model on finance speech (CPU, decoder only, ONNX + INT8)');
-  const data = join(ROOT, 'data');
-  const spec = {
-    baseModel: { uri: `file://${ROOT}/models/tiny-whisper-synth`, version: 'tiny-whisper-synth-1.0.0' },
-    dataset: {
-      scenario: 'finance',
-      synthesize: { corpusUri: `file://${data}/domain/finance_corpus.txt`, scenario: 'finance', maxUtterances: Number(process.env.DEMO_UTTERANCES ?? 300) },
-      replay: { uri: `file://${data}/general/general_corpus.txt`, fraction: 0.5 },
-    },
-    // The best small CPU recipe of trainer-image's benchmark (README "Figures"): decoder only,
-    // half general replay, two epochs.
-    method: { type: 'freezeEncoder' },
-    training: { learningRate: 0.0001, batchSize: 16, epochs: Number(process.env.DEMO_EPOCHS ?? 2), seed: 42 },
-    export: { onnx: true, quantization: 'int8', maxWerIncrease: 0.05 },
-  };
-  const trainerSources = readdirSync(join(ROOT, 'trainer-image', 'whisperops_trainer')).sort().map((f) => readFileSync(join(ROOT, 'trainer-image', 'whisperops_trainer', f)).toString()).join('');
-  const key = sha256(JSON.stringify(spec) + trainerSources).slice(0, 12);
-  const runDir = join(WORK, `finetune-${key}`);
-  const resultFile = join(runDir, 'termination-log');
-  if (RETRAIN) rmSync(runDir, { recursive: true, force: true });
-  if (existsSync(resultFile)) {
-    show(`cached: ${runDir} (same spec and trainer code; --retrain to run again)`);
-  } else {
-    mkdirSync(runDir, { recursive: true });
-    const job = { apiVersion: 'whisperops.dev/v1alpha1', kind: 'FineTuneJob', metadata: { name: 'finance-demo', namespace: NS, uid: `demo-${key}`, generation: 1 }, spec: { ...spec, output: { uri: `file://${runDir}/model` } } };
-    writeFileSync(join(runDir, 'finetunejob.json'), JSON.stringify(job, null, 2));
-    const venv = (await run('bash', [join(ROOT, 'scripts', 'setup', 'python.sh'), '--print'])).trim();
-    const out = await run(join(venv, 'bin', 'python'), ['-m', 'whisperops_trainer', 'run'], {
-      env: { WHISPEROPS_JOB_FILE: join(runDir, 'finetunejob.json'), WHISPEROPS_RESULT_FILE: resultFile, WHISPEROPS_WORK_DIR: join(runDir, 'work'), PYTHONPATH: join(ROOT, 'trainer-image'), OMP_NUM_THREADS: '2' },
-      quiet: true,
-      // The trainer logs JSON lines; show stage changes and every 20th training step as they happen.
-      onLine: (line) => {
-        if (!line.startsWith('{')) return;
-        const r = JSON.parse(line) as Record<string, unknown>;
-        if (r.msg === 'Training' && Number(r.step) % 10 !== 0) return;
-        show(`${String(r.stage)}: ${String(r.msg)}${r.loss !== undefined ? ` step ${String(r.step)} loss ${Number(r.loss).toFixed(3)}` : ''}`);
-      },
-    });
-    writeFileSync(join(logs, 'trainer.log'), out);
-  }
-  const result = JSON.parse(readFileSync(resultFile, 'utf8')) as { modelUri: string; version: string; sha256: string; wer: Record<string, number>; baseWer: Record<string, number>; trainableParams: number; totalParams: number };
-  show(`result: version ${result.version}, trainable ${result.trainableParams.toLocaleString()} of ${result.totalParams.toLocaleString()} parameters`);
-  show(`trainer's held-out WER: ${Object.keys(result.wer).map((s) => `${s} ${(100 * (result.baseWer[s] ?? NaN)).toFixed(1)}% → ${(100 * (result.wer[s] ?? NaN)).toFixed(1)}%`).join(', ')}`);
+  step('4. An EdgePool on the process-backed Jetsons serves the embedded model (from the S3 store) through an InferenceDeployment that watches medical and general WER');
+  const store = await objectStore();
+  const secret = JSON.parse(await kubectl(['get', 'secret', '-n', store.secret.namespace, store.secret.name, '-o', 'json'])) as V1Secret;
+  await kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: SECRET, namespace: NS }, data: secret.data }) });
+  const base = { ...embeddedModelRef(), uri: store.embeddedModelUri };
+  await uploadDemoData();
+  await kubectl(['delete', 'inferencedeployment', '-n', NS, DEPLOYMENT, '--ignore-not-found', '--wait=true']);
+  await kubectl(['delete', 'finetunejob', '-n', NS, '-l', `whisperops.dev/inferencedeployment=${DEPLOYMENT}`, '--ignore-not-found', '--wait=true']);
+  await kubectl(['apply', '-f', '-'], { input: JSON.stringify(demoPool()) });
+  await kubectl(['apply', '-f', '-'], { input: JSON.stringify(demoDeployment(base)) });
+  const ready = await eventually('the deployment Ready on the pool\'s agents', async () => {
+    const d = await infd();
+    const urls = await agentUrls();
+    return d.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') && urls.length === POOL_SIZE ? urls : undefined;
+  }, 240_000, 1000);
+  show(await kubectl(['get', 'edgepool,inferencedeployment', '-n', NS]));
+  show(await kubectl(['get', 'pods', '-n', NS, '-l', `${EDGEPOOL_LABEL}=${POOL}`, '-o', 'wide']));
+  show(`agents: ${ready.join(', ')} (own 127.x pod IPs on the process-backed Jetsons)`);
 
-  step('5. FineTuneJob on 4×A100 → operator → batch/v1 Job → scheduler → A100 node → status.result');
-  show('STAND-IN: kwok plays the trainer pod on a kwok A100 node and ends it with the result of step 4 as its termination message (the trainer running in its pod comes with the closed loop).');
-  const ftj = JSON.stringify({
-    apiVersion: 'whisperops.dev/v1alpha1', kind: 'FineTuneJob', metadata: { name: 'finance-demo', namespace: NS },
-    spec: {
-      ...spec, output: { uri: result.modelUri },
-      // kwok plays this pod (the stand-in below), so it goes to a kwok A100 node.
-      resources: { gpusPerNode: 4, nodeSelector: { type: 'kwok' } },
-      podMetadata: { annotations: { 'test.whisperops.dev/outcome': 'succeed', 'test.whisperops.dev/run-seconds': '3', 'test.whisperops.dev/termination-message': readFileSync(resultFile, 'utf8') } },
-    },
-  });
-  await kubectl(['delete', 'ftj', '-n', NS, 'finance-demo', '--ignore-not-found', '--wait=true']);
-  show(await kubectl(['apply', '-f', '-'], { input: ftj }));
-  const phase = await eventually('the FineTuneJob to finish', async () => {
-    const p = (await kubectl(['get', 'ftj', '-n', NS, 'finance-demo', '-o', 'jsonpath={.status.phase}'])).trim();
-    return p === 'Succeeded' || p === 'Failed' ? p : undefined;
-  }, 180_000, 1000);
-  show(await kubectl(['get', 'pods', '-n', NS, '-l', 'whisperops.dev/finetunejob=finance-demo', '-o', 'custom-columns=POD:.metadata.name,NODE:.spec.nodeName,GPUS:.spec.containers[0].resources.limits.nvidia\\.com/gpu,PHASE:.status.phase']));
-  show(await kubectl(['get', 'ftj', '-n', NS, 'finance-demo']));
-  if (phase !== 'Succeeded') throw new Error(`FineTuneJob finance-demo ended ${phase}`);
+  step('5. Held-out speech before: medical and general sentences of patterns never used for traffic or training, spoken by espeak-ng');
+  const before = await measureHeldOut(ready);
+  show(`stable ${before.medical.versions.join(',')}: medical WER ${pct(before.medical.wer)} (${before.medical.words} words), general WER ${pct(before.general.wer)} (${before.general.words} words)`);
 
-  step('6. The edge agent serves base and fine-tuned models; unseen finance speech, before and after');
-  const base = JSON.parse(readFileSync(join(ROOT, 'models', 'tiny-whisper-synth', 'model-manifest.json'), 'utf8')) as { version: string };
-  const modelSet = {
-    apiVersion: 'whisperops.dev/v1alpha1', kind: 'ModelSet', pool: 'jetson-clinics', scenarios: ['finance', 'medical', 'general'],
-    models: [
-      { name: 'base', stable: { version: base.version, uri: `file://${ROOT}/models/tiny-whisper-synth`, sha256: sha256(readFileSync(join(ROOT, 'models', 'tiny-whisper-synth', 'model-manifest.json'))) } },
-      { name: 'finance', stable: { version: result.version, uri: result.modelUri, sha256: result.sha256 } },
-    ],
-  };
-  writeFileSync(join(WORK, 'model-set.json'), JSON.stringify(modelSet, null, 2));
-  const agentPort = await freePort();
-  startProcess('edge-agent', ['edge-agent/src/main.ts', '--port', String(agentPort), '--config', join(WORK, 'model-set.json')], join(logs, 'agent.log'));
-  const agent = `http://127.0.0.1:${agentPort}`;
-  await waitHttp(`${agent}/readyz`, 'the edge agent to be ready', 180_000);
-  const sentences = financeSentences(Number(process.env.DEMO_SENTENCES ?? 16));
-  const totals: Record<string, { errors: number; words: number }> = { base: { errors: 0, words: 0 }, finance: { errors: 0, words: 0 } };
-  const samples: string[] = [];
-  for (const [i, sentence] of sentences.entries()) {
-    const wav = speechWav(sentence, { voice: FINANCE_VOICES[i % FINANCE_VOICES.length] ?? 'en-us', wordsPerMinute: 160 });
-    const hyps: Record<string, string> = {};
-    for (const model of ['base', 'finance']) {
-      const form = new FormData();
-      form.set('file', new Blob([readFileSync(wav)], { type: 'audio/wav' }), 'clip.wav');
-      form.set('model', model);
-      const res = await fetch(`${agent}/v1/audio/transcriptions`, { method: 'POST', body: form });
-      if (!res.ok) throw new Error(`transcription failed: ${res.status} ${await res.text()}`);
-      const text = ((await res.json()) as { text: string }).text;
-      hyps[model] = text.trim();
-      const we = wordErrors(sentence, text);
-      const t = totals[model];
-      if (t) { t.errors += we.errors; t.words += we.referenceWords; }
-      await fetch(`${agent}/v1/feedback`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ request_id: res.headers.get('x-request-id'), reference: sentence, scenario: 'finance' }) });
-    }
-    if (i < 4) samples.push(`said:     ${sentence}\n  base:     ${hyps.base ?? ''}\n  finance:  ${hyps.finance ?? ''}`);
+  step('6. Live traffic: general and medical speech with feedback (the agents count word errors; their feedback samples go to the dataset store)');
+  const traffic = startTraffic({ urls: agentUrls, model: DEPLOYMENT, streams: trafficStreams(), concurrency: 2, deadlineMs: 900_000 });
+  try {
+    const breached = await eventually('the medical WER to breach its threshold', async () => {
+      const d = await infd();
+      return d.status?.lastRetrain ? d : undefined;
+    }, 300_000, 1000);
+    const medical = breached.status?.scenarios?.find((x) => x.name === 'medical');
+    show(`medical WER ${pct(medical?.wer ?? NaN)} over ${medical?.referenceWords ?? 0} reference words > maxWer ${pct(MEDICAL_MAX_WER)}: Degraded`);
+    const jobName = breached.status?.lastRetrain?.fineTuneJob ?? '';
+
+    step(`7. The operator starts FineTuneJob ${jobName}; the real trainer runs in its pod on the process-backed A100 node (CPU), reading and writing the S3 store`);
+    traffic.pause(); // the trainer gets the two cores; traffic resumes for the canary
+    show(await kubectl(['get', 'finetunejob', '-n', NS, jobName]));
+    const job = await eventually(`FineTuneJob ${jobName} to finish`, async () => {
+      const j = JSON.parse(await kubectl(['get', 'finetunejob', '-n', NS, jobName, '-o', 'json'])) as FineTuneJob;
+      return j.status?.phase === 'Succeeded' || j.status?.phase === 'Failed' ? j : undefined;
+    }, 900_000, 2000);
+    show(await kubectl(['get', 'pods', '-n', NS, '-l', `whisperops.dev/finetunejob=${jobName}`, '-o', 'custom-columns=POD:.metadata.name,NODE:.spec.nodeName,PHASE:.status.phase']));
+    show(await kubectl(['get', 'finetunejob', '-n', NS, jobName]));
+    if (job.status?.phase !== 'Succeeded') throw new Error(`FineTuneJob ${jobName} ${job.status?.phase ?? ''}: ${job.status?.conditions?.find((c) => c.type === 'Ready')?.message ?? ''}`);
+
+    step('8. Its result becomes the candidate: canary steps, analysis of candidate vs stable WER and p99 from Prometheus, promotion');
+    traffic.resume();
+    const promoted = await eventually('the retrained model promoted', async () => {
+      const d = await infd();
+      if (d.status?.candidate?.rolledBackGeneration !== undefined) throw new Error(`the candidate was rolled back: ${d.status.candidate.lastVerdictMessage ?? ''}`);
+      return d.status?.stable?.source === `FineTuneJob/${jobName}` && d.status.phase !== 'Progressing' ? d : undefined;
+    }, 300_000, 1000);
+    show(await kubectl(['get', 'inferencedeployment', '-n', NS, DEPLOYMENT]));
+    show(`stable ${promoted.status?.stable?.version ?? ''} (${promoted.status?.stable?.uri ?? ''})`);
+  } finally {
+    const report = await traffic.stop();
+    show(`traffic: ${report.requests} requests, ${report.failures} failed, ${report.feedbackPosted} feedback posts; per version: ${Object.entries(report.perVersion).map(([v, c]) => `${v} ${c.requests} (WER ${pct(c.words > 0 ? c.errors / c.words : NaN)})`).join(', ')}`);
   }
-  show(samples.join('\n'));
-  const wer = (m: string) => { const t = totals[m]; return t && t.words > 0 ? t.errors / t.words : NaN; };
-  show(`WER on ${sentences.length} unseen finance sentences: base ${(100 * wer('base')).toFixed(1)}% → fine-tuned ${(100 * wer('finance')).toFixed(1)}%`);
-  const metrics = await (await fetch(`${agent}/metrics`)).text();
-  show(metrics.split('\n').filter((l) => /^whisperops_agent_(word_errors_total|reference_words_total)\{/.test(l)).join('\n'));
+
+  step('9. Held-out speech after, on the same sentences and voices');
+  const urls = await agentUrls();
+  const after = await measureHeldOut(urls);
+  show(`stable ${after.medical.versions.join(',')}: medical WER ${pct(after.medical.wer)}, general WER ${pct(after.general.wer)}`);
+  const ratio = after.medical.wer / before.medical.wer;
+  const generalDelta = 100 * (after.general.wer - before.general.wer);
+  show(`medical ${pct(before.medical.wer)} → ${pct(after.medical.wer)} (× ${ratio.toFixed(2)}; goal ≤ × 0.33: ${ratio <= 1 / 3 ? 'met' : 'NOT met'}); general ${pct(before.general.wer)} → ${pct(after.general.wer)} (${generalDelta >= 0 ? '+' : ''}${generalDelta.toFixed(1)} points; goal ≤ +2: ${generalDelta <= 2 ? 'met' : 'NOT met'})`);
+
+  step('Timeline (from the resources\' Events)');
+  const d = await infd();
+  const jobName = d.status?.lastRetrain?.fineTuneJob ?? '';
+  const events = await eventTimeline(kube(), NS, [{ kind: 'InferenceDeployment', name: DEPLOYMENT }, { kind: 'FineTuneJob', name: jobName }]);
+  const first = events[0]?.time.getTime() ?? Date.now();
+  show(events.map((e) => `+${String(Math.round((e.time.getTime() - first) / 1000)).padStart(4)} s  ${e.kind}/${e.name}  ${e.reason}: ${e.note.slice(0, 160)}`).join('\n'));
 
   step('Done');
-  console.log('\nTimeline:');
+  console.log('\nDemo steps:');
   show(timeline.join('\n'));
+  show(`The pool's agents listen on ${urls.map((u) => `${u}/v1/audio/transcriptions`).join(' and ')} (model=${DEPLOYMENT})`);
   console.log(`\nLogs: ${logs}`);
   if (!clusterWasUp && !KEEP) console.log('The cluster is stopped on exit (run with --keep to leave it up).');
 }
 
 async function cleanup(stopCluster: boolean): Promise<void> {
-  for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
-  await new Promise((r) => setTimeout(r, 500));
   if (stopCluster) await run(process.execPath, ['--import', 'tsx', 'test/cluster/cli.ts', 'down'], { quiet: true }).catch(() => undefined);
 }
 
