@@ -17,7 +17,6 @@
 //   8. its result becomes the candidate: canary, analysis from Prometheus, promotion;
 //   9. held-out speech again: WER after, the goals, and a timeline from the resources' Events.
 // Flags: --keep leaves the cluster and everything on it running.
-import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,6 +27,7 @@ import { INFERENCE_DEPLOYMENTS } from '../operator/src/edgepool/reconciler.js';
 import { adminClient } from '../operator/testing/operator-process.js';
 import { CommandError, eventually, helm, kubectl, objectStore, prometheusUrl, s3Client } from '../test/cluster/index.js';
 import { embeddedModelRef } from '../test/fixtures/models.js';
+import { runCommand } from '../test/fixtures/process.js';
 import { eventTimeline, heldOutWer, readyAgentUrls, startTraffic } from '../test/fixtures/loop.js';
 import type { HeldOut, Stream } from '../test/fixtures/loop.js';
 import { EVAL_SENTENCES, generalReplayCorpus, heldOutGeneralSentences, heldOutMedicalSentences, MEDICAL_VOICES, medicalRetrainTemplate, medicalSynthesisCorpus, trafficMedicalSentences } from '../test/fixtures/medical.js';
@@ -58,24 +58,6 @@ function step(title: string): void {
 }
 const show = (text: string): void => console.log(text.replace(/\n+$/, '').split('\n').map((l) => `   ${l}`).join('\n'));
 
-function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; quiet?: boolean; onLine?: (line: string) => void } = {}): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    let pending = '';
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (!opts.onLine) return;
-      const lines = (pending + d.toString()).split('\n');
-      pending = lines.pop() ?? '';
-      lines.forEach(opts.onLine);
-    });
-    child.stderr.on('data', (d: Buffer) => { err += d.toString(); if (!opts.quiet) process.stderr.write(d); });
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${cmd} ${args.join(' ')} exited ${String(code)}: ${err.slice(-2000)}`))));
-  });
-}
 
 const pct = (x: number): string => (Number.isFinite(x) ? `${(100 * x).toFixed(1)} %` : 'n/a');
 const infd = () => kube().get<InferenceDeployment>(INFERENCE_DEPLOYMENTS, NS, DEPLOYMENT);
@@ -179,7 +161,7 @@ async function main(): Promise<void> {
   mkdirSync(logs, { recursive: true });
 
   step('1. Local control plane (kube-apiserver, etcd, controller-manager, scheduler built from Go modules; kwok and process-backed nodes; Prometheus; S3 store)');
-  show((await run(process.execPath, ['--import', 'tsx', 'test/cluster/cli.ts', 'up'], { quiet: true })).split('\n').slice(-9).join('\n'));
+  show((await runCommand(process.execPath, ['--import', 'tsx', 'test/cluster/cli.ts', 'up'])).split('\n').slice(-9).join('\n'));
   show(await kubectl(['get', 'nodes', '-L', 'type,nvidia.com/gpu.product,whisperops.dev/device', '--no-headers']).then((o) => {
     const lines = o.trim().split('\n');
     const kwokJetsons = lines.filter((l) => l.includes('jetson-') && l.includes(' kwok ')).length;
@@ -292,7 +274,7 @@ async function main(): Promise<void> {
 }
 
 async function cleanup(stopCluster: boolean): Promise<void> {
-  if (stopCluster) await run(process.execPath, ['--import', 'tsx', 'test/cluster/cli.ts', 'down'], { quiet: true }).catch(() => undefined);
+  if (stopCluster) await runCommand(process.execPath, ['--import', 'tsx', 'test/cluster/cli.ts', 'down']).catch(() => undefined);
 }
 
 async function clusterIsUp(): Promise<boolean> {

@@ -46,38 +46,21 @@ async function main(): Promise<number> {
       : undefined,
     shutdownTimeoutMs: config.shutdownTimeoutSeconds * 1000,
   });
-  const ftj = createFineTuneJobController({
+  // What every controller shares: the ports, the namespace, workers, queue limits and cache timings.
+  const common = {
     client, events, metrics, log,
-    trainer: config.trainer,
     namespace: config.namespace,
     workers: config.workers,
     rateLimits: { baseDelayMs: config.queue.baseDelayMs, maxDelayMs: config.queue.maxDelaySeconds * 1000, qps: config.queue.qps, burst: config.queue.burst },
     resyncPeriodMs: config.resyncPeriodSeconds * 1000,
     watchTimeoutSeconds: config.watchTimeoutSeconds,
-  });
+  };
+  const prometheus = { url: config.prometheus.url, loopbackOnly: config.prometheus.loopbackOnly, timeoutMs: config.prometheus.timeoutSeconds * 1000 };
+  const ftj = createFineTuneJobController({ ...common, trainer: config.trainer });
   manager.add(ftj.controller, ftj.informers);
-  const edgePools = createEdgePoolController({
-    client, events, metrics, log,
-    agent: config.agent,
-    prometheus: { url: config.prometheus.url, loopbackOnly: config.prometheus.loopbackOnly, timeoutMs: config.prometheus.timeoutSeconds * 1000 },
-    syncPeriodMs: config.edgePool.syncPeriodSeconds * 1000,
-    namespace: config.namespace,
-    workers: config.workers,
-    rateLimits: { baseDelayMs: config.queue.baseDelayMs, maxDelayMs: config.queue.maxDelaySeconds * 1000, qps: config.queue.qps, burst: config.queue.burst },
-    resyncPeriodMs: config.resyncPeriodSeconds * 1000,
-    watchTimeoutSeconds: config.watchTimeoutSeconds,
-  });
+  const edgePools = createEdgePoolController({ ...common, agent: config.agent, prometheus, syncPeriodMs: config.edgePool.syncPeriodSeconds * 1000 });
   manager.add(edgePools.controller, edgePools.informers);
-  const inferenceDeployments = createInferenceDeploymentController({
-    client, events, metrics, log,
-    prometheus: { url: config.prometheus.url, loopbackOnly: config.prometheus.loopbackOnly, timeoutMs: config.prometheus.timeoutSeconds * 1000 },
-    syncPeriodMs: config.edgePool.syncPeriodSeconds * 1000,
-    namespace: config.namespace,
-    workers: config.workers,
-    rateLimits: { baseDelayMs: config.queue.baseDelayMs, maxDelayMs: config.queue.maxDelaySeconds * 1000, qps: config.queue.qps, burst: config.queue.burst },
-    resyncPeriodMs: config.resyncPeriodSeconds * 1000,
-    watchTimeoutSeconds: config.watchTimeoutSeconds,
-  });
+  const inferenceDeployments = createInferenceDeploymentController({ ...common, prometheus, syncPeriodMs: config.edgePool.syncPeriodSeconds * 1000 });
   manager.add(inferenceDeployments.controller, inferenceDeployments.informers);
 
   const bind = parseBindAddress(config.http.bindAddress) ?? { host: '0.0.0.0', port: 8080 };

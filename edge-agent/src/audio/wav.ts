@@ -172,7 +172,10 @@ function sampleReader(encoding: string, dv: DataView): (offset: number) => numbe
   }
 }
 
-/** Encodes mono float samples as a 16-bit PCM WAV (used by the dataset store and tests). */
+/**
+ * Encodes mono float samples as a 16-bit PCM WAV (the dataset store's re-encoded samples, tests),
+ * scaled by 32768 and clamped: 16-bit audio decoded here (x / 32768) comes back sample for sample.
+ */
 export function encodeWav16(samples: Float32Array, sampleRate: number): Uint8Array {
   const out = new Uint8Array(44 + samples.length * 2);
   const dv = new DataView(out.buffer);
@@ -193,8 +196,8 @@ export function encodeWav16(samples: Float32Array, sampleRate: number): Uint8Arr
   put(36, 'data');
   dv.setUint32(40, samples.length * 2, true);
   for (let i = 0; i < samples.length; i++) {
-    const v = Math.max(-1, Math.min(1, samples[i] ?? 0));
-    dv.setInt16(44 + i * 2, Math.round(v < 0 ? v * 32768 : v * 32767), true);
+    const v = Math.round((samples[i] ?? 0) * 32768);
+    dv.setInt16(44 + i * 2, v > 32767 ? 32767 : v < -32768 ? -32768 : v, true);
   }
   return out;
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
-import { decodeWav } from '../audio/wav.js';
-import { compactStamp, datasetWav, encodePcm16Wav, isPlainPcm16Wav, manifestBody, manifestLine, manifestName, safeSegment, sampleFolder, utcDay, wavName } from './layout.js';
+import { decodeWav, encodeWav16 } from '../audio/wav.js';
+import { compactStamp, datasetWav, isPlainPcm16Wav, manifestBody, manifestLine, manifestName, safeSegment, sampleFolder, utcDay, wavName } from './layout.js';
 
 /** A WAV built chunk by chunk: fmt (tag, bits), data (declared size, real bytes). */
 function wavBytes(opts: { tag?: number; bits?: number; declared?: number; dataBytes?: number; extensible?: number; list?: boolean } = {}): Uint8Array {
@@ -91,11 +91,11 @@ describe('sample WAVs', () => {
   it('property: 16-bit samples re-headed come back sample for sample; anything else is clamped into 16 bits', () => {
     fc.assert(fc.property(fc.array(fc.integer({ min: -32768, max: 32767 }), { minLength: 1, maxLength: 200 }), fc.integer({ min: 1000, max: 96000 }), (ints, rate) => {
       const samples = Float32Array.from(ints, (x) => x / 32768);
-      const back = decodeWav(encodePcm16Wav(samples, rate));
+      const back = decodeWav(encodeWav16(samples, rate));
       expect(back.sampleRate).toBe(rate);
       expect(Array.from(back.samples, (v) => Math.round(v * 32768))).toEqual(ints);
     }));
-    const loud = decodeWav(encodePcm16Wav(new Float32Array([2, -2, 1]), 8000));
+    const loud = decodeWav(encodeWav16(new Float32Array([2, -2, 1]), 8000));
     expect(Array.from(loud.samples, (v) => Math.round(v * 32768))).toEqual([32767, -32768, 32767]);
   });
 });

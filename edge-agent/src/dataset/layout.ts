@@ -7,6 +7,7 @@
 // Each manifest line is trainer-image's manifest format (whisperops_trainer/data.py read_manifest:
 // `audio` relative to the manifest, `text`, `scenario`) plus keys the trainer ignores. A dataset URI
 // ending in `/` means every *.jsonl under it, so the store's root is itself a training data set.
+import { encodeWav16 } from '../audio/wav.js';
 
 /** What the agent knows about a sample when feedback names its request. */
 export interface SampleInfo {
@@ -126,40 +127,10 @@ export function isPlainPcm16Wav(buf: Uint8Array): boolean {
 }
 
 /**
- * Mono float samples as a 16-bit PCM WAV, scaled by 32768 and clamped: 16-bit audio decoded by
- * audio/wav.ts (x / 32768) comes back sample for sample.
- */
-export function encodePcm16Wav(samples: Float32Array, sampleRate: number): Uint8Array {
-  const out = new Uint8Array(44 + samples.length * 2);
-  const dv = new DataView(out.buffer);
-  const put = (at: number, s: string): void => {
-    for (let i = 0; i < s.length; i++) out[at + i] = s.charCodeAt(i);
-  };
-  put(0, 'RIFF');
-  dv.setUint32(4, 36 + samples.length * 2, true);
-  put(8, 'WAVE');
-  put(12, 'fmt ');
-  dv.setUint32(16, 16, true);
-  dv.setUint16(20, 1, true); // PCM
-  dv.setUint16(22, 1, true); // mono
-  dv.setUint32(24, sampleRate, true);
-  dv.setUint32(28, sampleRate * 2, true);
-  dv.setUint16(32, 2, true);
-  dv.setUint16(34, 16, true);
-  put(36, 'data');
-  dv.setUint32(40, samples.length * 2, true);
-  for (let i = 0; i < samples.length; i++) {
-    const v = Math.round((samples[i] ?? 0) * 32768);
-    dv.setInt16(44 + i * 2, v > 32767 ? 32767 : v < -32768 ? -32768 : v, true);
-  }
-  return out;
-}
-
-/**
  * The bytes a sample's WAV holds: the upload as received when it already is a plain 16-bit PCM WAV,
  * else the decoded audio (mono, its own sample rate) as one — e.g. a float or 24-bit upload, or a
  * streamed WAV whose header sizes were never filled in (espeak-ng --stdout writes 0x7ffff000).
  */
 export function datasetWav(upload: Uint8Array, decoded: { samples: Float32Array; sampleRate: number }): Uint8Array {
-  return isPlainPcm16Wav(upload) ? upload : encodePcm16Wav(decoded.samples, decoded.sampleRate);
+  return isPlainPcm16Wav(upload) ? upload : encodeWav16(decoded.samples, decoded.sampleRate);
 }

@@ -8,8 +8,8 @@ import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, normalize, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type * as S3SdkModule from '@aws-sdk/client-s3';
-import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
-import { s3Location, s3SettingsFromEnv } from '../models/s3-store.js';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { s3ClientConfig, s3Location, s3SettingsFromEnv } from '../models/s3-store.js';
 import type { S3Settings } from '../models/s3-store.js';
 
 /** A put that failed; the message names the object and the error, never a credential. */
@@ -107,17 +107,8 @@ export class S3SampleStore implements SampleStore {
     // Loaded on the first put only, like the artifact store: an agent without a store never loads it.
     this.sdk ??= import('@aws-sdk/client-s3').then(
       (sdk) => {
-        const s = this.settings;
-        const config: S3ClientConfig = {
-          region: s.region,
-          forcePathStyle: s.forcePathStyle,
-          ...(s.endpoint ? { endpoint: s.endpoint } : {}),
-          ...(s.credentials ? { credentials: s.credentials } : {}),
-          // The writer retries with its own capped back-off and counts each try; one policy, not two.
-          maxAttempts: 1,
-          requestChecksumCalculation: 'WHEN_REQUIRED',
-          responseChecksumValidation: 'WHEN_REQUIRED',
-        };
+        // The writer retries with its own capped back-off and counts each try; one policy, not two.
+        const config = s3ClientConfig(this.settings, { maxAttempts: 1 });
         return { sdk, client: new sdk.S3Client(config) };
       },
       (err: unknown) => {

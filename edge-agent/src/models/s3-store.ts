@@ -40,6 +40,23 @@ export function s3SettingsFromEnv(env: NodeJS.ProcessEnv): S3Settings {
   };
 }
 
+/**
+ * The client configuration for `settings`. The SDK's own checksums are off (WHEN_REQUIRED): the
+ * manifests' sha256 are the integrity check, and some S3-compatible stores lack the CRC headers.
+ * `extra` adds the caller's own (e.g. maxAttempts when it retries itself).
+ */
+export function s3ClientConfig(settings: S3Settings, extra: Partial<S3ClientConfig> = {}): S3ClientConfig {
+  return {
+    region: settings.region,
+    forcePathStyle: settings.forcePathStyle,
+    ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
+    ...(settings.credentials ? { credentials: settings.credentials } : {}),
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    ...extra,
+  };
+}
+
 /** The bucket and key prefix of an artifact folder URI (`s3://bucket/prefix/`); the prefix is '' or ends with '/'. */
 export function s3Location(base: URL): { bucket: string; prefix: string } {
   const bucket = decodeURIComponent(base.host);
@@ -86,17 +103,7 @@ export class S3ArtifactStore implements ArtifactStore {
   private client(): Promise<{ sdk: S3Sdk; client: S3Client }> {
     this.sdk ??= import('@aws-sdk/client-s3').then(
       (sdk) => {
-        const s = this.settings;
-        const config: S3ClientConfig = {
-          region: s.region,
-          forcePathStyle: s.forcePathStyle,
-          ...(s.endpoint ? { endpoint: s.endpoint } : {}),
-          ...(s.credentials ? { credentials: s.credentials } : {}),
-          // The manifest's sha256 of every file is the integrity check; the SDK's own response
-          // checksums would hash each body a second time, and some S3-compatible stores lack them.
-          responseChecksumValidation: 'WHEN_REQUIRED',
-          requestChecksumCalculation: 'WHEN_REQUIRED',
-        };
+        const config = s3ClientConfig(this.settings);
         return { sdk, client: new sdk.S3Client(config) };
       },
       (err: unknown) => {
