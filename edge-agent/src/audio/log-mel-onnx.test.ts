@@ -39,7 +39,8 @@ describe('OnnxLogMel (the front end the agent runs)', () => {
     } finally {
       await onnxMel.release();
     }
-  });
+    // Up to 24 clips of up to 13 s through both front ends: ~1 s idle, several on a loaded 2-core CI machine.
+  }, 60_000);
 
   it('gives the floor value everywhere for silence and empty audio', async () => {
     const onnxMel = await OnnxLogMel.create(WHISPER_TINY_SYNTH, sessionOptions);
