@@ -13,7 +13,6 @@ problems raise s3.S3Error.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import posixpath
 import shutil
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from . import s3
+from .manifest import sha256_file
 
 DEFAULT_PVC_ROOT = "/mnt/whisperops/pvc"
 READ_SCHEMES = ("", "file", "pvc", "s3", "http", "https")
@@ -176,14 +176,6 @@ def download_many(pairs: list[tuple[str, Path]], workers: int = DOWNLOAD_WORKERS
         return 0
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(pairs)))) as pool:
         return sum(pool.map(lambda p: download(p[0], p[1]), pairs))
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def fetch_dir(uri: str, dest: Path, files: dict[str, dict[str, Any]] | list[str]) -> Path:
