@@ -7,9 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, normalize, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type * as S3SdkModule from '@aws-sdk/client-s3';
-import type { S3Client } from '@aws-sdk/client-s3';
-import { s3ClientConfig, s3Location, s3SettingsFromEnv } from '../models/s3-store.js';
+import { LazyS3Client, s3ClientConfig, s3Location, s3SettingsFromEnv } from '../models/s3-store.js';
 import type { S3Settings } from '../models/s3-store.js';
 
 /** A put that failed; the message names the object and the error, never a credential. */
@@ -83,8 +81,6 @@ export class FileSampleStore implements SampleStore {
   }
 }
 
-type S3Sdk = typeof S3SdkModule;
-
 function field(err: unknown, name: string): unknown {
   return typeof err === 'object' && err !== null && name in err ? (err as Record<string, unknown>)[name] : undefined;
 }
@@ -94,33 +90,20 @@ export class S3SampleStore implements SampleStore {
   private readonly bucket: string;
   private readonly prefix: string;
   private readonly settings: S3Settings;
-  private sdk: Promise<{ sdk: S3Sdk; client: S3Client }> | undefined;
+  private readonly s3: LazyS3Client;
 
   /** `env`: the AWS settings (the process environment in the agent). `timeoutMs`: longest put. */
   constructor(url: URL, env: NodeJS.ProcessEnv, private readonly timeoutMs: number) {
     this.uri = url.href;
     ({ bucket: this.bucket, prefix: this.prefix } = s3Location(url));
     this.settings = s3SettingsFromEnv(env);
+    // The writer retries with its own capped back-off and counts each try; one policy, not two.
+    this.s3 = new LazyS3Client(() => s3ClientConfig(this.settings, { maxAttempts: 1 }), (message, cause) => new StoreError(message, { cause }));
   }
 
-  private client(): Promise<{ sdk: S3Sdk; client: S3Client }> {
-    // Loaded on the first put only, like the artifact store: an agent without a store never loads it.
-    this.sdk ??= import('@aws-sdk/client-s3').then(
-      (sdk) => {
-        // The writer retries with its own capped back-off and counts each try; one policy, not two.
-        const config = s3ClientConfig(this.settings, { maxAttempts: 1 });
-        return { sdk, client: new sdk.S3Client(config) };
-      },
-      (err: unknown) => {
-        this.sdk = undefined;
-        throw new StoreError(`cannot load @aws-sdk/client-s3: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-      },
-    );
-    return this.sdk;
-  }
 
   async put(key: string, body: Uint8Array, contentType: string, signal?: AbortSignal): Promise<void> {
-    const { sdk, client } = await this.client();
+    const { sdk, client } = await this.s3.get();
     const where = `PUT s3://${this.bucket}/${this.prefix}${key}`;
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(new Error(`no answer in ${this.timeoutMs} ms`)), this.timeoutMs);
@@ -146,14 +129,8 @@ export class S3SampleStore implements SampleStore {
     }
   }
 
-  async close(): Promise<void> {
-    const loaded = this.sdk;
-    this.sdk = undefined;
-    if (!loaded) return;
-    try {
-      (await loaded).client.destroy();
-    } catch {
-      // never loaded: nothing to close
-    }
+  close(): Promise<void> {
+    return this.s3.close();
   }
+
 }

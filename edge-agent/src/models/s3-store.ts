@@ -57,6 +57,45 @@ export function s3ClientConfig(settings: S3Settings, extra: Partial<S3ClientConf
   };
 }
 
+/**
+ * One S3 client, made on first use: the SDK is heavy, so it is imported only then (an agent without
+ * s3:// artifacts or store never loads it). A failed import is reported through `loadError` and
+ * tried again on the next use.
+ */
+type S3Sdk = typeof S3SdkModule;
+
+export class LazyS3Client {
+  private loaded: Promise<{ sdk: S3Sdk; client: S3Client }> | undefined;
+
+  constructor(
+    private readonly config: () => S3ClientConfig,
+    private readonly loadError: (message: string, cause: unknown) => Error,
+  ) {}
+
+  get(): Promise<{ sdk: S3Sdk; client: S3Client }> {
+    this.loaded ??= import('@aws-sdk/client-s3').then(
+      (sdk) => ({ sdk, client: new sdk.S3Client(this.config()) }),
+      (err: unknown) => {
+        this.loaded = undefined;
+        throw this.loadError(`cannot load @aws-sdk/client-s3: ${err instanceof Error ? err.message : String(err)}`, err);
+      },
+    );
+    return this.loaded;
+  }
+
+  /** Closes the client's connections (when one was made). */
+  async close(): Promise<void> {
+    const loaded = this.loaded;
+    this.loaded = undefined;
+    if (!loaded) return;
+    try {
+      (await loaded).client.destroy();
+    } catch {
+      // never loaded: nothing to close
+    }
+  }
+}
+
 /** The bucket and key prefix of an artifact folder URI (`s3://bucket/prefix/`); the prefix is '' or ends with '/'. */
 export function s3Location(base: URL): { bucket: string; prefix: string } {
   const bucket = decodeURIComponent(base.host);
@@ -85,12 +124,10 @@ export function s3Failure(err: unknown, bucket: string, key: string, secrets: re
   return new ArtifactError(missing ? 'missing_file' : 'download_error', `${what}: ${detail}`, { cause: err });
 }
 
-type S3Sdk = typeof S3SdkModule;
-
 export class S3ArtifactStore implements ArtifactStore {
   readonly schemes = ['s3:'] as const;
   private readonly settings: S3Settings;
-  private sdk: Promise<{ sdk: S3Sdk; client: S3Client }> | undefined;
+  private readonly s3: LazyS3Client;
 
   /**
    * `env`: where the AWS settings are read (the process environment in the agent; a Secret's data in
@@ -98,26 +135,13 @@ export class S3ArtifactStore implements ArtifactStore {
    */
   constructor(env: NodeJS.ProcessEnv = process.env, private readonly idleTimeoutMs = DEFAULT_IDLE_TIMEOUT_MS) {
     this.settings = s3SettingsFromEnv(env);
-  }
-
-  private client(): Promise<{ sdk: S3Sdk; client: S3Client }> {
-    this.sdk ??= import('@aws-sdk/client-s3').then(
-      (sdk) => {
-        const config = s3ClientConfig(this.settings);
-        return { sdk, client: new sdk.S3Client(config) };
-      },
-      (err: unknown) => {
-        this.sdk = undefined;
-        throw new ArtifactError('download_error', `cannot load @aws-sdk/client-s3: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-      },
-    );
-    return this.sdk;
+    this.s3 = new LazyS3Client(() => s3ClientConfig(this.settings), (message, cause) => new ArtifactError('download_error', message, { cause }));
   }
 
   async open(base: URL, relPath: string, maxBytes: number): Promise<AsyncIterable<Uint8Array>> {
     const { bucket, prefix } = s3Location(base);
     const key = prefix + relPath;
-    const { sdk, client } = await this.client();
+    const { sdk, client } = await this.s3.get();
     const secrets = [this.settings.credentials?.secretAccessKey, this.settings.credentials?.sessionToken].filter((s): s is string => s !== undefined);
     const ms = this.idleTimeoutMs;
     // The timer covers the request up to the response headers (retries included) and is cleared
@@ -148,14 +172,8 @@ export class S3ArtifactStore implements ArtifactStore {
   }
 
   /** Closes the client's connections (when one was made). */
-  async close(): Promise<void> {
-    const loaded = this.sdk;
-    this.sdk = undefined;
-    if (!loaded) return;
-    try {
-      (await loaded).client.destroy();
-    } catch {
-      // never loaded: nothing to close
-    }
+  close(): Promise<void> {
+    return this.s3.close();
   }
+
 }
