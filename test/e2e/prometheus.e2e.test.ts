@@ -120,7 +120,8 @@ describe('pod discovery', () => {
       const { activeTargets } = await targets();
       expect(activeTargets.filter(isOurs)).toEqual([]);
       for (const t of activeTargets) {
-        expect(new URL(t.scrapeUrl ?? 'http://invalid').hostname).toBe('127.0.0.1');
+        // Other suites' process-node pods (own 127.x addresses) may still be targets: the rule is loopback only.
+        expect(new URL(t.scrapeUrl ?? 'http://invalid').hostname).toMatch(/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/);
       }
       polls += 1;
       await new Promise((resolve) => setTimeout(resolve, 500));
