@@ -123,6 +123,9 @@ describe('computeStatus', () => {
       expect(status('Ready') === 'True').toBe(s.phase === 'Succeeded');
       expect(status('Failed') === 'True').toBe(s.phase === 'Failed');
       expect(status('Stalled') === 'True').toBe(s.phase === 'Failed');
+      // kstatus: converging while Pending or Running (never Current), and Reconciling/Stalled only when True.
+      expect(status('Reconciling') === 'True').toBe(s.phase === 'Pending' || s.phase === 'Running');
+      expect(s.conditions?.filter((c) => c.type === 'Reconciling' || c.type === 'Stalled').every((c) => c.status === 'True')).toBe(true);
       expect(s.conditions?.every((c) => c.observedGeneration === generation)).toBe(true);
       expect(s.observedGeneration).toBe(generation);
       expect(['Succeeded', 'Failed', 'Suspended'].filter((t) => status(t) === 'True').length).toBeLessThanOrEqual(1);

@@ -147,7 +147,10 @@ function conditionsFor(outcome: Outcome): ConditionInput[] {
     { type: 'Failed', status: is('Failed'), reason: outcome.phase === 'Failed' ? reason : outcome.phase, message },
     { type: 'Suspended', status: is('Suspended'), reason: outcome.phase === 'Suspended' ? reason : outcome.phase, message },
   ];
-  // kstatus reads Stalled=True as "Failed"; it is an abnormal-true condition, present only when true.
+  // kstatus / GitOps: Reconciling=True while the run is converging (Pending, Running), so a running
+  // job never reads as Current; Stalled=True (kstatus: Failed) when it failed. Both are abnormal-true
+  // conditions, present only when true.
+  if (outcome.phase === 'Pending' || outcome.phase === 'Running') wanted.push({ type: 'Reconciling', status: 'True', reason, message });
   if (outcome.phase === 'Failed') wanted.push({ type: 'Stalled', status: 'True', reason, message });
   return wanted;
 }
