@@ -43,6 +43,8 @@ export interface OperatorConfig {
     timeoutSeconds: number;
   };
   shutdownTimeoutSeconds: number;
+  /** A leader whose caches have not synced after this long exits and gives the Lease up (0: wait forever). */
+  cacheSyncTimeoutSeconds: number;
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' };
 }
 
@@ -64,6 +66,7 @@ export function defaultConfig(): OperatorConfig {
     edgePool: { syncPeriodSeconds: 15 },
     prometheus: { url: '', loopbackOnly: false, timeoutSeconds: 5 },
     shutdownTimeoutSeconds: 30,
+    cacheSyncTimeoutSeconds: 120,
     log: { level: 'info' },
   };
 }
@@ -100,6 +103,7 @@ export const OPTIONS: Option[] = [
   { flag: 'prometheus-loopback-only', path: 'prometheus.loopbackOnly', kind: 'boolean', help: 'refuse Prometheus hosts outside 127.0.0.0/8 (local clusters and tests)' },
   { flag: 'prometheus-timeout', path: 'prometheus.timeoutSeconds', kind: 'number', help: 'seconds one Prometheus query may take' },
   { flag: 'shutdown-timeout', path: 'shutdownTimeoutSeconds', kind: 'number', help: 'seconds to finish in-flight reconciles on SIGTERM' },
+  { flag: 'cache-sync-timeout', path: 'cacheSyncTimeoutSeconds', kind: 'number', help: 'seconds a new leader waits for its caches to sync before it exits and gives the Lease up (0 = forever)' },
   { flag: 'log-level', path: 'log.level', kind: 'string', help: 'fatal, error, warn, info, debug or trace' },
 ];
 
@@ -257,6 +261,7 @@ export function validate(c: OperatorConfig): string[] {
   if (!(c.resyncPeriodSeconds >= 0)) problems.push('resyncPeriodSeconds must be ≥ 0 (0 = off)');
   if (!(c.watchTimeoutSeconds >= 1)) problems.push('watchTimeoutSeconds must be ≥ 1');
   if (!(c.shutdownTimeoutSeconds >= 0)) problems.push('shutdownTimeoutSeconds must be ≥ 0');
+  if (!(c.cacheSyncTimeoutSeconds >= 0)) problems.push('cacheSyncTimeoutSeconds must be ≥ 0');
   if (!['Always', 'IfNotPresent', 'Never'].includes(c.trainer.imagePullPolicy)) problems.push(`trainer.imagePullPolicy must be Always, IfNotPresent or Never, got ${c.trainer.imagePullPolicy}`);
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace'].includes(c.log.level)) problems.push(`log.level must be fatal, error, warn, info, debug or trace, got ${c.log.level}`);
   if (c.trainer.image === '') problems.push('trainer.image must not be empty');

@@ -10,6 +10,7 @@ import { createFineTuneJobController } from './finetunejob/controller.js';
 import { createInferenceDeploymentController } from './inferencedeployment/controller.js';
 import { loadAccess } from './kube/access.js';
 import { HttpKubeClient } from './kube/http-client.js';
+import { boundToSignal } from './kube/client.js';
 import { createLogger } from './log.js';
 import { ApiEventRecorder } from './runtime/events.js';
 import { Manager } from './runtime/manager.js';
@@ -45,10 +46,13 @@ async function main(): Promise<number> {
       }
       : undefined,
     shutdownTimeoutMs: config.shutdownTimeoutSeconds * 1000,
+    cacheSyncTimeoutMs: config.cacheSyncTimeoutSeconds * 1000,
   });
+  // Reconcilers write through a client bound to the leader's term: losing the Lease cancels their calls at once.
+  const reconcileClient = boundToSignal(client, manager.reconcileSignal);
   // What every controller shares: the ports, the namespace, workers, queue limits and cache timings.
   const common = {
-    client, events, metrics, log,
+    client: reconcileClient, events, metrics, log,
     namespace: config.namespace,
     workers: config.workers,
     rateLimits: { baseDelayMs: config.queue.baseDelayMs, maxDelayMs: config.queue.maxDelaySeconds * 1000, qps: config.queue.qps, burst: config.queue.burst },

@@ -53,3 +53,8 @@ say "binaries ready in ${bin} ($((t1 - t0)) s)"
 # The process-backed nodes' program (our own source: keyed by its hash, rebuilt when it changes).
 pn="$(bash test/cluster/build/build-process-node.sh | tail -n 1)"
 say "process-node ready in ${pn} ($(( $(date +%s) - t1 )) s)"
+
+# gitops-check: kstatus and gopher-lua, to judge objects as Flux/kpt and Argo CD do (tests only).
+t2="$(date +%s)"
+gc="$(bash test/cluster/build/build-gitops-check.sh | tail -n 1)"
+say "gitops-check ready in ${gc} ($(( $(date +%s) - t2 )) s)"

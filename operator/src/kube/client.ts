@@ -20,7 +20,12 @@ export const SERVICES: ResourceType = { group: '', version: 'v1', plural: 'servi
 export const LEASES: ResourceType = { group: 'coordination.k8s.io', version: 'v1', plural: 'leases', kind: 'Lease', namespaced: true };
 export const EVENTS: ResourceType = { group: 'events.k8s.io', version: 'v1', plural: 'events', kind: 'Event', namespaced: true };
 
-export interface ListOptions {
+/** Per-call options every verb takes: an aborted signal ends the call at once (rejects with an AbortError). */
+export interface RequestOptions {
+  signal?: AbortSignal;
+}
+
+export interface ListOptions extends RequestOptions {
   namespace?: string;
   labelSelector?: string;
   fieldSelector?: string;
@@ -54,7 +59,12 @@ export interface WatchEvent {
 
 export type PatchType = 'merge' | 'json' | 'strategic';
 
-export interface DeleteOptions {
+export interface PatchOptions extends RequestOptions {
+  patchType?: PatchType;
+  subresource?: 'status';
+}
+
+export interface DeleteOptions extends RequestOptions {
   propagationPolicy?: 'Background' | 'Foreground' | 'Orphan';
 }
 
@@ -65,13 +75,13 @@ export interface KubeClient {
    * or the connection fails (rejects). A non-200 answer rejects with an ApiError.
    */
   watch(type: ResourceType, opts: WatchOptions, onEvent: (event: WatchEvent) => void, signal: AbortSignal): Promise<void>;
-  get<T extends KubernetesObject>(type: ResourceType, namespace: string | undefined, name: string): Promise<T>;
-  create<T extends KubernetesObject>(type: ResourceType, namespace: string | undefined, body: T): Promise<T>;
+  get<T extends KubernetesObject>(type: ResourceType, namespace: string | undefined, name: string, opts?: RequestOptions): Promise<T>;
+  create<T extends KubernetesObject>(type: ResourceType, namespace: string | undefined, body: T, opts?: RequestOptions): Promise<T>;
   /** PUT: with metadata.resourceVersion set it fails with 409 when the object changed meanwhile. */
-  replace<T extends KubernetesObject>(type: ResourceType, namespace: string | undefined, name: string, body: T): Promise<T>;
+  replace<T extends KubernetesObject>(type: ResourceType, namespace: string | undefined, name: string, body: T, opts?: RequestOptions): Promise<T>;
   patch<T extends KubernetesObject>(
     type: ResourceType, namespace: string | undefined, name: string, patch: unknown,
-    opts?: { patchType?: PatchType; subresource?: 'status' },
+    opts?: PatchOptions,
   ): Promise<T>;
   delete(type: ResourceType, namespace: string | undefined, name: string, opts?: DeleteOptions): Promise<void>;
 }
@@ -132,4 +142,50 @@ export function keyOf(obj: KubernetesObject): string {
 export function splitKey(key: string): { namespace: string | undefined; name: string } {
   const slash = key.indexOf('/');
   return slash < 0 ? { namespace: undefined, name: key } : { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
+}
+
+/** The error of a call ended by its AbortSignal (name 'AbortError', like fetch's). */
+export class AbortError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'AbortError';
+  }
+}
+
+export function abortError(signal: AbortSignal): Error {
+  const reason: unknown = signal.reason;
+  return new AbortError(`the call was aborted${typeof reason === 'object' && reason !== null && 'message' in reason ? `: ${String(reason.message)}` : ''}`, { cause: reason });
+}
+
+export function isAborted(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as { name?: unknown }).name === 'AbortError';
+}
+
+/**
+ * The client with every call bound to `signal` (the leader's term): once it aborts, calls in flight
+ * reject at once (and the HTTP request is torn down), and new calls reject before anything is sent.
+ * Reconcilers get this client, so a replica that lost the Lease stops writing immediately.
+ */
+export function boundToSignal(client: KubeClient, signal: AbortSignal): KubeClient {
+  const guard = <R>(call: () => Promise<R>): Promise<R> => {
+    if (signal.aborted) return Promise.reject(abortError(signal));
+    return new Promise<R>((resolve, reject) => {
+      const onAbort = () => reject(abortError(signal));
+      signal.addEventListener('abort', onAbort, { once: true });
+      call().then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+    });
+  };
+  return {
+    list: (type, opts = {}) => guard(() => client.list(type, { ...opts, signal: anySignal(signal, opts.signal) })),
+    watch: (type, opts, onEvent, watchSignal) => client.watch(type, opts, onEvent, anySignal(signal, watchSignal)),
+    get: (type, ns, name, opts = {}) => guard(() => client.get(type, ns, name, { ...opts, signal: anySignal(signal, opts.signal) })),
+    create: (type, ns, body, opts = {}) => guard(() => client.create(type, ns, body, { ...opts, signal: anySignal(signal, opts.signal) })),
+    replace: (type, ns, name, body, opts = {}) => guard(() => client.replace(type, ns, name, body, { ...opts, signal: anySignal(signal, opts.signal) })),
+    patch: (type, ns, name, patch, opts = {}) => guard(() => client.patch(type, ns, name, patch, { ...opts, signal: anySignal(signal, opts.signal) })),
+    delete: (type, ns, name, opts = {}) => guard(() => client.delete(type, ns, name, { ...opts, signal: anySignal(signal, opts.signal) })),
+  };
+}
+
+function anySignal(a: AbortSignal, b: AbortSignal | undefined): AbortSignal {
+  return b ? AbortSignal.any([a, b]) : a;
 }

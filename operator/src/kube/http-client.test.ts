@@ -3,7 +3,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { WatchEvent } from './client.js';
-import { ApiError, CONFIG_MAPS, isAlreadyExists, isConflict, isGone, isInvalid, isNotFound, JOBS } from './client.js';
+import { ApiError, boundToSignal, CONFIG_MAPS, isAborted, isAlreadyExists, isConflict, isGone, isInvalid, isNotFound, JOBS } from './client.js';
 import { HttpKubeClient } from './http-client.js';
 
 interface Seen { method: string; url: string; headers: http.IncomingHttpHeaders; body: string }
@@ -52,6 +52,27 @@ describe('HttpKubeClient against a local HTTP server', () => {
     const last = seen[seen.length - 1];
     expect(last?.url).toBe('/apis/batch/v1/namespaces/ml/jobs?labelSelector=a%3Db&limit=10');
     expect(last?.headers.authorization).toBe('Bearer sekret-token');
+  });
+
+  it('an aborted signal ends a call in flight at once and tears its request down; a call after the abort is never sent', async () => {
+    let closed = 0;
+    answer = (_r, res) => res.on('close', () => { closed += 1; }); // never answers
+    const term = new AbortController();
+    const bound = boundToSignal(client, term.signal);
+    const before = seen.length;
+    const call = bound.patch(JOBS, 'ml', 'j1', { metadata: { labels: { a: 'b' } } });
+    while (seen.length === before) await new Promise((r) => setTimeout(r, 5));
+    const t0 = Date.now();
+    term.abort(new Error('lost leadership'));
+    const err = await call.catch((e: unknown) => e);
+    expect(isAborted(err)).toBe(true);
+    expect(Date.now() - t0).toBeLessThan(500); // not the 2 s request timeout
+    for (let i = 0; i < 100 && closed === 0; i += 1) await new Promise((r) => setTimeout(r, 10));
+    expect(closed).toBe(1); // the server saw the connection go
+    const sent = seen.length;
+    expect(isAborted(await bound.create(CONFIG_MAPS, 'ml', { metadata: { name: 'x' } }).catch((e: unknown) => e))).toBe(true);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(seen.length).toBe(sent);
   });
 
   it.each([

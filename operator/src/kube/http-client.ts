@@ -5,13 +5,13 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import http from 'node:http';
 import https from 'node:https';
 import type {
-  DeleteOptions, KubeClient, ListOptions, ListResult, PatchType, ResourceType, WatchEvent, WatchOptions,
+  DeleteOptions, KubeClient, ListOptions, ListResult, PatchOptions, RequestOptions, ResourceType, WatchEvent, WatchOptions,
 } from './client.js';
-import { ApiError, resourcePath } from './client.js';
+import { abortError, ApiError, resourcePath } from './client.js';
 import type { ClusterAccess, KubeConfigLike } from './access.js';
 import { kubeConfigObjectAccess } from './access.js';
 
-const PATCH_CONTENT_TYPES: Record<PatchType, string> = {
+const PATCH_CONTENT_TYPES: Record<NonNullable<PatchOptions['patchType']>, string> = {
   merge: 'application/merge-patch+json',
   json: 'application/json-patch+json',
   strategic: 'application/strategic-merge-patch+json',
@@ -81,14 +81,19 @@ export class HttpKubeClient implements KubeClient {
     return { ...auth, 'User-Agent': this.userAgent, Accept: 'application/json', ...extra };
   }
 
-  private async request(method: string, path: string, query: URLSearchParams | undefined, body: unknown, contentType?: string): Promise<unknown> {
+  private async request(method: string, path: string, query: URLSearchParams | undefined, body: unknown, contentType?: string, signal?: AbortSignal): Promise<unknown> {
+    if (signal?.aborted) throw abortError(signal);
     const conn = await this.connect();
     const payload = body === undefined ? undefined : JSON.stringify(body);
     const headers = await this.headers(payload === undefined ? {} : { 'Content-Type': contentType ?? 'application/json', 'Content-Length': String(Buffer.byteLength(payload)) });
     const url = new URL(conn.base.pathname.replace(/\/$/, '') + path, conn.base);
     if (query) url.search = query.toString();
     return new Promise((resolve, reject) => {
-      const req = conn.transport.request(url, { method, headers, agent: conn.agent, timeout: this.requestTimeoutMs }, (res) => {
+      if (signal?.aborted) {
+        reject(abortError(signal));
+        return;
+      }
+      const req = conn.transport.request(url, { method, headers, agent: conn.agent, timeout: this.requestTimeoutMs, ...(signal ? { signal } : {}) }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('error', reject);
@@ -107,7 +112,7 @@ export class HttpKubeClient implements KubeClient {
         });
       });
       req.on('timeout', () => req.destroy(new Error(`${method} ${path}: no answer within ${this.requestTimeoutMs} ms`)));
-      req.on('error', reject);
+      req.on('error', (err) => reject(signal?.aborted ? abortError(signal) : err));
       if (payload !== undefined) req.write(payload);
       req.end();
     });
@@ -120,7 +125,7 @@ export class HttpKubeClient implements KubeClient {
     if (opts.limit) q.set('limit', String(opts.limit));
     if (opts.continue) q.set('continue', opts.continue);
     if (opts.resourceVersion !== undefined) q.set('resourceVersion', opts.resourceVersion);
-    const list = (await this.request('GET', resourcePath(type, opts.namespace), q, undefined)) as {
+    const list = (await this.request('GET', resourcePath(type, opts.namespace), q, undefined, undefined, opts.signal)) as {
       items?: T[]; metadata?: { resourceVersion?: string; continue?: string };
     };
     // List items carry no apiVersion/kind; fill them in so that every object is complete.
@@ -187,29 +192,29 @@ export class HttpKubeClient implements KubeClient {
     });
   }
 
-  async get<T extends KubernetesObject>(type: ResourceType, namespace: string | undefined, name: string): Promise<T> {
-    return (await this.request('GET', resourcePath(type, namespace, name), undefined, undefined)) as T;
+  async get<T extends KubernetesObject>(type: ResourceType, namespace: string | undefined, name: string, opts: RequestOptions = {}): Promise<T> {
+    return (await this.request('GET', resourcePath(type, namespace, name), undefined, undefined, undefined, opts.signal)) as T;
   }
 
-  async create<T extends KubernetesObject>(type: ResourceType, namespace: string | undefined, body: T): Promise<T> {
-    return (await this.request('POST', resourcePath(type, namespace), undefined, body)) as T;
+  async create<T extends KubernetesObject>(type: ResourceType, namespace: string | undefined, body: T, opts: RequestOptions = {}): Promise<T> {
+    return (await this.request('POST', resourcePath(type, namespace), undefined, body, undefined, opts.signal)) as T;
   }
 
-  async replace<T extends KubernetesObject>(type: ResourceType, namespace: string | undefined, name: string, body: T): Promise<T> {
-    return (await this.request('PUT', resourcePath(type, namespace, name), undefined, body)) as T;
+  async replace<T extends KubernetesObject>(type: ResourceType, namespace: string | undefined, name: string, body: T, opts: RequestOptions = {}): Promise<T> {
+    return (await this.request('PUT', resourcePath(type, namespace, name), undefined, body, undefined, opts.signal)) as T;
   }
 
   async patch<T extends KubernetesObject>(
     type: ResourceType, namespace: string | undefined, name: string, patch: unknown,
-    opts: { patchType?: PatchType; subresource?: 'status' } = {},
+    opts: PatchOptions = {},
   ): Promise<T> {
     const contentType = PATCH_CONTENT_TYPES[opts.patchType ?? 'merge'];
-    return (await this.request('PATCH', resourcePath(type, namespace, name, opts.subresource), undefined, patch, contentType)) as T;
+    return (await this.request('PATCH', resourcePath(type, namespace, name, opts.subresource), undefined, patch, contentType, opts.signal)) as T;
   }
 
   async delete(type: ResourceType, namespace: string | undefined, name: string, opts: DeleteOptions = {}): Promise<void> {
     const body = opts.propagationPolicy ? { apiVersion: 'v1', kind: 'DeleteOptions', propagationPolicy: opts.propagationPolicy } : undefined;
-    await this.request('DELETE', resourcePath(type, namespace, name), undefined, body);
+    await this.request('DELETE', resourcePath(type, namespace, name), undefined, body, undefined, opts.signal);
   }
 
   /** Closes idle keep-alive connections (shutdown). */
