@@ -30,7 +30,7 @@ export interface OperatorConfig {
     identity: string;
   };
   http: { bindAddress: string };
-  trainer: { image: string; imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never'; serviceAccountName: string; masterPort: number };
+  trainer: { image: string; imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never'; serviceAccountName: string; masterPort: number; tmpSizeLimit: string; shmSizeLimit: string };
   /** The edge agent run by EdgePools (spec.agent.image overrides the image per pool). */
   agent: { image: string; imagePullPolicy: 'Always' | 'IfNotPresent' | 'Never' };
   /** EdgePool controller: how often a builtin-mode pool re-reads its load and decides its size. */
@@ -61,7 +61,7 @@ export function defaultConfig(): OperatorConfig {
       leaseDurationSeconds: 15, renewDeadlineSeconds: 10, retryPeriodSeconds: 2, identity: '',
     },
     http: { bindAddress: '0.0.0.0:8080' },
-    trainer: { image: `ghcr.io/whisperops/trainer:${OPERATOR_VERSION}`, imagePullPolicy: 'IfNotPresent', serviceAccountName: '', masterPort: 29500 },
+    trainer: { image: `ghcr.io/whisperops/trainer:${OPERATOR_VERSION}`, imagePullPolicy: 'IfNotPresent', serviceAccountName: '', masterPort: 29500, tmpSizeLimit: '100Gi', shmSizeLimit: '16Gi' },
     agent: { image: `ghcr.io/whisperops/edge-agent:${OPERATOR_VERSION}`, imagePullPolicy: 'IfNotPresent' },
     edgePool: { syncPeriodSeconds: 15 },
     prometheus: { url: '', loopbackOnly: false, timeoutSeconds: 5 },
@@ -96,6 +96,8 @@ export const OPTIONS: Option[] = [
   { flag: 'trainer-image-pull-policy', path: 'trainer.imagePullPolicy', kind: 'string', help: 'Always, IfNotPresent or Never' },
   { flag: 'trainer-service-account', path: 'trainer.serviceAccountName', kind: 'string', help: 'ServiceAccount of trainer pods (default: the namespace default)' },
   { flag: 'trainer-master-port', path: 'trainer.masterPort', kind: 'number', help: 'torchrun rendezvous port' },
+  { flag: 'trainer-tmp-size-limit', path: 'trainer.tmpSizeLimit', kind: 'string', help: 'sizeLimit of the trainer pods\' /tmp emptyDir (a quantity, e.g. 100Gi)' },
+  { flag: 'trainer-shm-size-limit', path: 'trainer.shmSizeLimit', kind: 'string', help: 'sizeLimit of the trainer pods\' memory-backed /dev/shm (a quantity, e.g. 16Gi)' },
   { flag: 'agent-image', path: 'agent.image', kind: 'string', help: 'edge agent image used when an EdgePool sets no spec.agent.image' },
   { flag: 'agent-image-pull-policy', path: 'agent.imagePullPolicy', kind: 'string', help: 'Always, IfNotPresent or Never' },
   { flag: 'edgepool-sync-period', path: 'edgePool.syncPeriodSeconds', kind: 'number', help: 'seconds between load reads and scale decisions of a builtin-mode EdgePool (and between checks that an InferenceDeployment\'s new stable model is loaded by its agents)' },
@@ -255,6 +257,9 @@ export function validate(c: OperatorConfig): string[] {
   positiveInt(c.queue.burst, 'queue.burst');
   positiveInt(c.trainer.masterPort, 'trainer.masterPort');
   if (c.trainer.masterPort > 65535) problems.push('trainer.masterPort must be ≤ 65535');
+  for (const k of ['tmpSizeLimit', 'shmSizeLimit'] as const) {
+    if (!/^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$/.test(c.trainer[k])) problems.push(`trainer.${k} must be a quantity such as 16Gi (got "${c.trainer[k]}")`);
+  }
   if (!(c.queue.qps > 0)) problems.push('queue.qps must be > 0');
   if (!(c.queue.baseDelayMs > 0)) problems.push('queue.baseDelayMs must be > 0');
   if (!(c.queue.maxDelaySeconds * 1000 >= c.queue.baseDelayMs)) problems.push('queue.maxDelaySeconds must be ≥ queue.baseDelayMs');

@@ -42,6 +42,10 @@ describe('desiredJob', () => {
       allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, readOnlyRootFilesystem: true, runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000,
     });
     expect(container?.volumeMounts?.map((m) => m.mountPath)).toEqual(['/etc/whisperops/job', '/tmp', '/dev/shm']);
+    // Scratch space is bounded: a runaway run is evicted instead of filling the node's disk or memory.
+    expect(pod?.volumes?.find((v) => v.name === 'tmp')?.emptyDir).toEqual({ sizeLimit: '100Gi' });
+    expect(pod?.volumes?.find((v) => v.name === 'dshm')?.emptyDir).toEqual({ medium: 'Memory', sizeLimit: '16Gi' });
+    expect(pod?.volumes?.every((v) => !v.emptyDir || v.emptyDir.sizeLimit)).toBe(true);
     expect(pod?.automountServiceAccountToken).toBe(false);
     expect(pod?.restartPolicy).toBe('Never');
     expect(container?.terminationMessagePolicy).toBe('FallbackToLogsOnError');

@@ -29,7 +29,15 @@ export interface TrainerSettings {
   serviceAccountName: string;
   /** torchrun rendezvous port. */
   masterPort: number;
+  /** sizeLimit of the trainer's /tmp emptyDir (downloads, prepared data, checkpoints, export). */
+  tmpSizeLimit?: string;
+  /** sizeLimit of the trainer's /dev/shm (a memory-backed emptyDir: it counts against the pod's memory). */
+  shmSizeLimit?: string;
 }
+
+/** Bounds of the trainer's scratch volumes: a runaway run is evicted instead of filling the node's disk or memory. */
+export const DEFAULT_TMP_SIZE_LIMIT = '100Gi';
+export const DEFAULT_SHM_SIZE_LIMIT = '16Gi';
 
 /** A FineTuneJob as read from the API server: metadata has name, namespace and uid. */
 export interface StoredFineTuneJob extends FineTuneJob {
@@ -224,9 +232,9 @@ function podSpec(ftj: StoredFineTuneJob, trainer: TrainerSettings): V1PodSpec {
     tolerations: tolerationsFor(ftj),
     volumes: [
       { name: 'job', configMap: { name: configMapName(id), items: [{ key: JOB_FILE_KEY, path: JOB_FILE_KEY }] } },
-      { name: 'tmp', emptyDir: {} },
+      { name: 'tmp', emptyDir: { sizeLimit: trainer.tmpSizeLimit ?? DEFAULT_TMP_SIZE_LIMIT } },
       // PyTorch data loaders and NCCL need more shared memory than a container's default 64 MiB.
-      { name: 'dshm', emptyDir: { medium: 'Memory' } },
+      { name: 'dshm', emptyDir: { medium: 'Memory', sizeLimit: trainer.shmSizeLimit ?? DEFAULT_SHM_SIZE_LIMIT } },
       ...claimVolumes(ftj).volumes,
     ],
   };
