@@ -4,7 +4,6 @@ import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { pino } from 'pino';
 import type { Logger } from 'pino';
 import { parseModelSet, ModelSetError } from '../../api/model-set.js';
 import type { ModelSet } from '../../api/model-set.js';
@@ -22,6 +21,7 @@ import { ModelManager } from './models/model-manager.js';
 import { S3ArtifactStore } from './models/s3-store.js';
 import type { AgentOptions } from './options.js';
 import { loadProbeSet, ProbeRunner } from './probes.js';
+import { agentLogger } from './redact.js';
 
 /** The model set that serves one artifact folder (the embedded model) as deployment `<folder name>`. */
 export async function embeddedModelSet(modelDir: string, pool: string): Promise<ModelSet> {
@@ -53,7 +53,7 @@ export interface Agent {
   shutdown(): Promise<void>;
 }
 
-export async function startAgent(opts: AgentOptions, log: Logger = pino({ level: opts.logLevel, base: { component: 'edge-agent' } })): Promise<Agent> {
+export async function startAgent(opts: AgentOptions, log: Logger = agentLogger(opts.logLevel)): Promise<Agent> {
   const initialSet = opts.config ? undefined : await embeddedModelSet(opts.modelDir, opts.pool);
   let poolName = initialSet?.pool ?? opts.pool;
   if (opts.config) {
@@ -72,6 +72,12 @@ export async function startAgent(opts: AgentOptions, log: Logger = pino({ level:
     intraOpThreads: opts.threads,
     executionProviders: opts.executionProviders,
     maxBatch: opts.maxBatch,
+    jobTimeoutMs: opts.inferenceTimeoutSeconds * 1000,
+    onTimeout: (index, jobs) => {
+      metrics.inferenceTimeouts.inc();
+      metrics.workerRestarts.inc();
+      log.error({ worker: index, jobs, timeoutSeconds: opts.inferenceTimeoutSeconds }, 'Inference run over its deadline: failed with 504, worker recycled');
+    },
     onWorkerExit: (index, code, err) => {
       metrics.workerRestarts.inc();
       log.error({ worker: index, code, err: err?.message }, 'Inference worker exited; replacing it');
@@ -81,7 +87,20 @@ export async function startAgent(opts: AgentOptions, log: Logger = pino({ level:
   // the SDK is loaded on the first s3:// artifact only.
   const s3 = new S3ArtifactStore(process.env);
   const fetcher = new ArtifactFetcher([new FileArtifactStore(), new HttpArtifactStore(), s3], opts.cacheDir);
-  const manager = new ModelManager({ pool, fetcher, metrics, log, dtype: opts.dtype });
+  // Every apply, retries of a partial one included, is counted; a partial set is retried with a
+  // capped back-off inside the manager.
+  const manager = new ModelManager({
+    pool,
+    fetcher,
+    metrics,
+    log,
+    dtype: opts.dtype,
+    onApplied: (set, report, attempt) => {
+      metrics.configReloads.inc({ result: report.ok ? 'success' : 'partial' });
+      if (report.ok) metrics.configGeneration.set(Date.now() / 1000);
+      log.info({ deployments: set.models.length, failures: report.failures.length, attempt }, 'Applied model set');
+    },
+  });
   const admission = new Admission(opts.maxConcurrentStreams, opts.maxQueue, (active, queued) => {
     metrics.activeStreams.set(active);
     metrics.queueDepth.set(queued);
@@ -132,10 +151,8 @@ export async function startAgent(opts: AgentOptions, log: Logger = pino({ level:
   const applySet = async (set: ModelSet, source: string): Promise<void> => {
     if (set.pool !== poolName) log.warn({ pool: set.pool, serving: poolName }, 'Model set names another pool; the pool label stays as at start');
     scenarios.setAllowList(set.scenarios);
-    const report = await manager.apply(set);
-    metrics.configReloads.inc({ result: report.ok ? 'success' : 'partial' });
-    if (report.ok) metrics.configGeneration.set(Date.now() / 1000);
-    log.info({ source, deployments: set.models.length, failures: report.failures.length }, 'Applied model set');
+    log.info({ source, deployments: set.models.length }, 'Applying model set');
+    await manager.apply(set);
   };
 
   let watcher: ConfigWatcher | undefined;
@@ -207,6 +224,7 @@ export async function startAgent(opts: AgentOptions, log: Logger = pino({ level:
       // and write the last manifests (5 s more at most).
       await dataset?.close(Math.max(1000, deadline - Date.now()), 5000);
       watcher?.stop();
+      manager.stop();
       probes?.stop();
       await pool.close();
       await s3.close();

@@ -7,6 +7,10 @@ import type { FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}
+
 export class ConfigWatcher {
   private lastHash = '';
   private watcher: FSWatcher | undefined;
@@ -40,22 +44,31 @@ export class ConfigWatcher {
     this.debounce.unref();
   }
 
-  /** Re-reads now; resolves after onChange finished (if it was called). */
+  /**
+   * Re-reads now; resolves after onChange finished (if it was called). Never rejects: a failing read
+   * or onChange goes to onError, and the next check runs as usual (one failure does not poison the
+   * chain of checks; a content whose onChange failed is offered again on the next check).
+   */
   check(): Promise<void> {
     const run = async (): Promise<void> => {
       let text: string;
       try {
         text = await readFile(this.file, 'utf8');
       } catch (err) {
-        this.onError(err as Error);
+        this.onError(asError(err));
         return;
       }
       const hash = createHash('sha256').update(text).digest('hex');
       if (hash === this.lastHash) return;
       this.lastHash = hash;
-      await this.onChange(text);
+      try {
+        await this.onChange(text);
+      } catch (err) {
+        this.lastHash = '';
+        this.onError(asError(err));
+      }
     };
-    this.checking = this.checking.then(run);
+    this.checking = this.checking.then(run, run);
     return this.checking;
   }
 

@@ -1,8 +1,9 @@
 // Entry point: `npm run agent -- --port 8000 [--config model-set.yaml]`.
 import { fileURLToPath } from 'node:url';
-import { pino } from 'pino';
 import { startAgent } from './agent.js';
 import { OptionsError, parseOptions, usage } from './options.js';
+import { agentLogger } from './redact.js';
+import { guardUnhandledRejections } from './resilience.js';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/dist\/?$/, '/').replace(/\/$/, '');
 
@@ -21,8 +22,13 @@ async function main(): Promise<void> {
     process.stdout.write(usage());
     return;
   }
-  const log = pino({ level: opts.logLevel, base: { component: 'edge-agent' } });
+  const log = agentLogger(opts.logLevel);
+  let counted = 0;
+  let count = (): void => void counted++;
+  guardUnhandledRejections(log, () => count());
   const agent = await startAgent(opts, log);
+  agent.metrics.unhandledRejections.inc(counted);
+  count = () => agent.metrics.unhandledRejections.inc();
   const stop = (signal: string): void => {
     log.info({ signal }, 'Received signal');
     agent.shutdown().then(

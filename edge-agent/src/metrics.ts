@@ -72,6 +72,9 @@ export function createMetrics(pool: string) {
     ready: new Gauge({ name: `${PREFIX}ready`, help: '1 when /readyz answers 200.', registers: [registry] }),
     workerRestarts: new Counter({ name: `${PREFIX}worker_restarts_total`, help: 'Inference worker threads that exited and were replaced.', registers: [registry] }),
     workers: new Gauge({ name: `${PREFIX}inference_workers`, help: 'Inference worker threads.', registers: [registry] }),
+    inferenceTimeouts: new Counter({ name: `${PREFIX}inference_timeouts_total`, help: 'Inference runs stopped by the watchdog (their requests answered 504, the worker recycled).', registers: [registry] }),
+    unhandledRejections: new Counter({ name: `${PREFIX}unhandled_rejections_total`, help: 'Promise rejections nothing handled (logged; the process keeps running).', registers: [registry] }),
+    authFailures: new Counter({ name: `${PREFIX}auth_failures_total`, help: 'Requests refused for a missing or wrong bearer token, by route.', labelNames: ['route'], registers: [registry] }),
     eventLoopLag: new Gauge({ name: `${PREFIX}event_loop_lag_seconds`, help: 'Event-loop delay of the HTTP thread over the last scrape interval, by quantile.', labelNames: ['quantile'], registers: [registry] }),
     datasetSamples: new Counter({
       name: `${PREFIX}dataset_samples_total`,

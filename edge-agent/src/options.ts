@@ -36,6 +36,8 @@ export interface AgentOptions {
   probeIntervalSeconds: number;
   shutdownDelaySeconds: number;
   drainTimeoutSeconds: number;
+  /** Watchdog: longest run of a batch in a worker (504, worker recycled). */
+  inferenceTimeoutSeconds: number;
   logLevel: string;
 }
 
@@ -68,6 +70,7 @@ const SPEC = {
   'probe-interval-seconds': { type: 'string', default: '300', help: 'golden-probe interval' },
   'shutdown-delay-seconds': { type: 'string', default: '5', help: 'on SIGTERM, seconds of failing readiness before closing the listener' },
   'drain-timeout-seconds': { type: 'string', default: '30', help: 'on SIGTERM, longest wait for in-flight transcriptions' },
+  'inference-timeout-seconds': { type: 'string', default: '120', help: 'watchdog: a run longer than this in a worker fails with 504 and the worker is recycled' },
   'log-level': { type: 'string', default: 'info', help: 'pino log level' },
   help: { type: 'boolean', default: false, help: 'print this help' },
 } as const;
@@ -146,6 +149,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv, repoRoot: s
     probeIntervalSeconds: int('probe-interval-seconds', 1),
     shutdownDelaySeconds: int('shutdown-delay-seconds', 0),
     drainTimeoutSeconds: int('drain-timeout-seconds', 0),
+    inferenceTimeoutSeconds: int('inference-timeout-seconds', 1),
     logLevel: get('log-level') ?? 'info',
   };
 }

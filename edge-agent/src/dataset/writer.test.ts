@@ -276,6 +276,40 @@ describe('DatasetWriter', () => {
   });
 });
 
+describe('DatasetWriter promise chains', () => {
+  it('an upload or a manifest write that rejects (here: event callbacks that throw) is settled and logged; the queue goes on and close() resolves', async () => {
+    const store = new FakeStore();
+    const events = new Recorder();
+    const warnings: string[] = [];
+    let batchFaults = 1;
+    let samplesFaults = 1;
+    const faulty: DatasetEvents = {
+      samples: (result, scenario, k) => {
+        if (result === 'written' && samplesFaults-- > 0) throw new Error('injected in samples()');
+        events.samples(result, scenario, k);
+      },
+      bytesWritten: (k) => events.bytesWritten(k),
+      queue: (k, b) => events.queue(k, b),
+      batch: (k) => {
+        if (k > 0 && batchFaults-- > 0) throw new Error('injected in batch()');
+        events.batch();
+      },
+      retry: (o) => events.retry(o),
+    };
+    const writer = new DatasetWriter(store, {
+      agent: 'a', pool: 'p', retentionSeconds: 600, maxQueueBytes: 10_000, flushSamples: 2, flushSeconds: 3600,
+      concurrency: 1, maxAttempts: 3, backoff: { initialMs: 1, maxMs: 4 }, now: () => T0, random: () => 1,
+      log: { info: () => undefined, warn: (_o, m) => void warnings.push(m) },
+    }, faulty);
+    for (let i = 0; i < 5; i++) expect(writer.offer(info(), wav(100))).toBe('queued');
+    await until(() => store.keys('.wav').length === 5);
+    await writer.close(1000, 1000);
+    expect(store.closed).toBe(true);
+    expect(warnings).toEqual(expect.arrayContaining(['Dataset upload failed unexpectedly', 'Dataset manifest write failed unexpectedly']));
+    expect(events.queueNow).toEqual({ samples: 0, bytes: 0 });
+  });
+});
+
 describe('backoffDelayMs', () => {
   it.each([
     [1, 1, 500], [2, 1, 1000], [3, 1, 2000], [7, 1, 30_000], [20, 1, 30_000], [1, 0, 250], [3, 0.5, 1500],

@@ -182,17 +182,25 @@ export class DatasetWriter {
       const q = this.queue.shift();
       if (!q) break;
       this.inFlight++;
-      void this.upload(q).finally(() => {
+      // Whatever happens in an upload (or in the event callbacks), the accounting is settled and the
+      // pump goes on: no rejection leaves this chain.
+      const settle = (err?: unknown): void => {
         this.inFlight--;
         this.queuedBytes -= q.wav.byteLength;
-        if (this.full && this.queuedBytes < this.opts.maxQueueBytes / 2) {
-          this.full = false;
-          this.log.info({ queuedBytes: this.queuedBytes }, 'Dataset queue below half full again');
+        if (err !== undefined) this.log.warn({ err: err instanceof Error ? err.message : JSON.stringify(err) }, 'Dataset upload failed unexpectedly');
+        try {
+          if (this.full && this.queuedBytes < this.opts.maxQueueBytes / 2) {
+            this.full = false;
+            this.log.info({ queuedBytes: this.queuedBytes }, 'Dataset queue below half full again');
+          }
+          this.reportQueue();
+        } catch (e) {
+          this.log.warn({ err: e instanceof Error ? e.message : String(e) }, 'Dataset queue report failed');
         }
-        this.reportQueue();
         this.pump();
         if (this.inFlight === 0 && this.queue.length === 0) this.idle?.();
-      });
+      };
+      this.upload(q).then(() => settle(), (err: unknown) => settle(err ?? new Error('rejected')));
     }
   }
 
@@ -252,9 +260,13 @@ export class DatasetWriter {
     this.events.batch(0);
     for (const b of batches) {
       const key = b.folder + manifestName(this.opts.agent, this.startedAt, ++this.seq);
-      const p = this.putWithRetries(key, manifestBody(b.lines), 'application/x-ndjson', 'manifest', this.manifestsAbort.signal).then((r) => {
-        this.events.samples(r === 'stored' ? 'written' : 'dropped_error', b.scenario, b.lines.length);
-      });
+      const p = this.putWithRetries(key, manifestBody(b.lines), 'application/x-ndjson', 'manifest', this.manifestsAbort.signal)
+        .then((r) => {
+          this.events.samples(r === 'stored' ? 'written' : 'dropped_error', b.scenario, b.lines.length);
+        })
+        .catch((err: unknown) => {
+          this.log.warn({ key, err: err instanceof Error ? err.message : String(err) }, 'Dataset manifest write failed unexpectedly');
+        });
       this.manifestWrites.add(p);
       void p.finally(() => this.manifestWrites.delete(p));
     }

@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { decodeWav } from '../audio/wav.js';
 import { EMBEDDED_MODEL, speak } from '../testing/speech.js';
-import { InferencePool } from './pool.js';
+import { InferencePool, InferenceTimeoutError } from './pool.js';
 
 jest.setTimeout(120_000);
 
@@ -38,5 +38,50 @@ describe('InferencePool', () => {
     // The replacement reloads the model; every later job succeeds.
     const after = await Promise.all(Array.from({ length: 4 }, () => pool.run('m', job())));
     expect(after.every((r) => r.text === 'your program is sick')).toBe(true);
+  });
+});
+
+describe('InferencePool watchdog and fault injection', () => {
+  let pool: InferencePool;
+  const exits: number[] = [];
+  const timeouts: number[] = [];
+  const speech = decodeWav(speak('your program is sick'));
+  const short = () => ({ audio: speech.samples.slice(), sampleRate: speech.sampleRate, language: 'en', prompt: '', temperature: 0 });
+  beforeAll(async () => {
+    pool = new InferencePool({
+      workers: 1,
+      intraOpThreads: 1,
+      executionProviders: ['cpu'],
+      maxBatch: 1,
+      jobTimeoutMs: 2_000,
+      onTimeout: (i) => timeouts.push(i),
+      onWorkerExit: (i) => exits.push(i),
+    });
+    await pool.load({ key: 'm', dir: EMBEDDED_MODEL, dtype: 'int8' });
+  });
+  afterAll(() => pool.close());
+
+  it('fails a run over its deadline with InferenceTimeoutError at the deadline, recycles the worker, and serves the next job', async () => {
+    // 120 utterances with pauses: over 100 windows, tens of seconds of decoding on one worker.
+    const gap = new Float32Array(speech.sampleRate);
+    const long = new Float32Array((speech.samples.length + gap.length) * 120);
+    for (let i = 0; i < 120; i++) long.set(speech.samples, i * (speech.samples.length + gap.length));
+    const t0 = Date.now();
+    await expect(pool.run('m', { audio: long, sampleRate: speech.sampleRate, language: 'en', prompt: '', temperature: 0 })).rejects.toBeInstanceOf(InferenceTimeoutError);
+    const waited = Date.now() - t0;
+    expect(waited).toBeGreaterThanOrEqual(1_900);
+    expect(waited).toBeLessThan(6_000);
+    expect(timeouts).toEqual([0]);
+    expect(exits).toEqual([]); // a recycled worker is not counted as a crash; its replacement was spawned at once
+    const r = await pool.run('m', short());
+    expect(r.text).toBe('your program is sick');
+  });
+
+  it('a worker whose message handler throws answers failed and keeps serving (its promise chain survives)', async () => {
+    const reply = await pool.injectFault(0);
+    expect(reply).toMatchObject({ type: 'failed', message: 'injected fault' });
+    const r = await pool.run('m', short());
+    expect(r.text).toBe('your program is sick');
+    expect(exits).toEqual([]);
   });
 });

@@ -12,8 +12,27 @@ export class InferenceError extends Error {
   }
 }
 
-export interface PoolOptions extends WorkerInit {
+/** A run the watchdog stopped: it took longer than the pool's jobTimeoutMs (HTTP 504). */
+export class InferenceTimeoutError extends InferenceError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InferenceTimeoutError';
+  }
+}
+
+/** How long the watchdog lets a recycled worker finish its current window and end by itself before terminate(). */
+const RECYCLE_GRACE_MS = 30_000;
+
+export interface PoolOptions extends Omit<WorkerInit, 'cancel'> {
   workers: number;
+  /**
+   * Watchdog: a batch running in a worker for longer than this fails with InferenceTimeoutError and
+   * the worker is recycled (a fresh one takes its place; the old one stops between two windows and
+   * ends). Undefined: no watchdog.
+   */
+  jobTimeoutMs?: number;
+  /** Called when the watchdog stops a run (worker index, jobs failed). */
+  onTimeout?: (index: number, jobs: number) => void;
   /** Window length in seconds, used to count a job's windows when batching (default 10). */
   windowSecondsHint?: number;
   onWorkerExit?: (index: number, code: number, error: Error | undefined) => void;
@@ -36,6 +55,9 @@ interface Slot {
   ready: Promise<void>;
   busy: Pending[] | undefined;
   alive: boolean;
+  /** Taken out of service by the watchdog: its exit spawns no replacement (one was spawned already). */
+  retired: boolean;
+  cancel: Int32Array;
   calls: Map<number, { resolve: (m: FromWorker) => void; reject: (e: Error) => void }>;
 }
 
@@ -73,7 +95,8 @@ export class InferencePool {
 
   private spawn(index: number): Slot {
     const url = workerUrl();
-    const init: WorkerInit = { intraOpThreads: this.opts.intraOpThreads, executionProviders: this.opts.executionProviders, maxBatch: this.opts.maxBatch };
+    const cancel = new SharedArrayBuffer(4);
+    const init: WorkerInit = { intraOpThreads: this.opts.intraOpThreads, executionProviders: this.opts.executionProviders, maxBatch: this.opts.maxBatch, cancel };
     const worker = new Worker(url, { workerData: init });
     let markReady: () => void = () => undefined;
     let failReady: (e: Error) => void = () => undefined;
@@ -82,7 +105,7 @@ export class InferencePool {
       failReady = rej;
     });
     ready.catch(() => undefined);
-    const slot: Slot = { index, worker, ready, busy: undefined, alive: true, calls: new Map() };
+    const slot: Slot = { index, worker, ready, busy: undefined, alive: true, retired: false, cancel: new Int32Array(cancel), calls: new Map() };
     worker.on('message', (msg: FromWorker) => {
       if (msg.type === 'ready') {
         markReady();
@@ -105,7 +128,7 @@ export class InferencePool {
       slot.calls.clear();
       for (const p of slot.busy ?? []) p.reject(err);
       slot.busy = undefined;
-      if (this.closed) return;
+      if (this.closed || slot.retired) return;
       this.opts.onWorkerExit?.(index, code, lastError);
       void this.replace(index);
     });
@@ -209,9 +232,30 @@ export class InferencePool {
     }
   }
 
+  /**
+   * The watchdog's move: the batch's jobs fail with InferenceTimeoutError at once, a fresh worker
+   * replaces this one (models reloaded), and the old one is told to stop between two windows and to
+   * end; terminate() only if it has not ended after RECYCLE_GRACE_MS.
+   */
+  private recycle(slot: Slot, batch: Pending[], ms: number): void {
+    if (slot.retired || !slot.alive || this.closed) return;
+    slot.retired = true;
+    Atomics.store(slot.cancel, 0, 1);
+    for (const p of batch) p.reject(new InferenceTimeoutError(`inference took longer than ${ms} ms; the worker was recycled`));
+    this.opts.onTimeout?.(slot.index, batch.length);
+    const old = slot.worker;
+    const kill = setTimeout(() => void old.terminate(), RECYCLE_GRACE_MS);
+    kill.unref();
+    old.once('exit', () => clearTimeout(kill));
+    old.postMessage({ type: 'close', reqId: 0 } satisfies ToWorker);
+    if (this.slots[slot.index] === slot) void this.replace(slot.index);
+  }
+
   private async execute(slot: Slot, batch: Pending[]): Promise<void> {
     const key = batch[0]?.key ?? '';
     const jobs = batch.map((p) => p.job);
+    const limit = this.opts.jobTimeoutMs;
+    const watchdog = limit === undefined ? undefined : setTimeout(() => this.recycle(slot, batch, limit), limit);
     try {
       const transfer = batch.filter((p) => p.transfer).map((p) => p.job.audio.buffer as ArrayBuffer);
       const reply = await this.call(slot, { type: 'run', reqId: 0, key, jobs }, transfer);
@@ -228,9 +272,18 @@ export class InferencePool {
       }
     } catch (err) {
       for (const p of batch) p.reject(err instanceof Error ? err : new InferenceError(String(err)));
+    } finally {
+      clearTimeout(watchdog);
     }
     if (slot.busy === batch) slot.busy = undefined;
     this.dispatch();
+  }
+
+  /** Fault injection (tests): makes worker `index`'s message handler throw; resolves with its answer. */
+  injectFault(index: number): Promise<FromWorker> {
+    const slot = this.slots[index];
+    if (!slot) return Promise.reject(new InferenceError(`no worker ${index}`));
+    return this.call(slot, { type: 'fault', reqId: 0 });
   }
 
   /**

@@ -12,6 +12,8 @@ export interface WorkerInit {
   intraOpThreads: number;
   executionProviders: string[];
   maxBatch: number;
+  /** Int32Array[1] over shared memory: set to 1 by the pool's watchdog, the worker stops its run between two batches of windows. */
+  cancel?: SharedArrayBuffer;
 }
 
 export interface TranscribeJob {
@@ -59,7 +61,9 @@ export type ToWorker =
   | { type: 'unload'; reqId: number; key: string }
   | { type: 'run'; reqId: number; key: string; jobs: TranscribeJob[] }
   /** Release every session, then let the thread end (terminating a thread that holds ORT sessions can abort the process). */
-  | { type: 'close'; reqId: number };
+  | { type: 'close'; reqId: number }
+  /** Fault injection (tests): the handler throws; the worker answers `failed` and keeps handling messages. */
+  | { type: 'fault'; reqId: number };
 
 export type FromWorker =
   | { type: 'ready' }

@@ -7,6 +7,12 @@ import { splitWindows, WhisperModel } from './whisper-model.js';
 import type { DecodeRequest } from './whisper-model.js';
 
 const init = workerData as WorkerInit;
+const cancel = init.cancel ? new Int32Array(init.cancel) : undefined;
+
+/** The pool's watchdog gave up on this worker's run: stop between two batches of windows. */
+function checkCancelled(): void {
+  if (cancel && Atomics.load(cancel, 0) !== 0) throw new Error('cancelled by the inference watchdog');
+}
 const models = new Map<string, WhisperModel>();
 const port = parentPort;
 if (!port) throw new Error('worker.ts must run in a worker thread');
@@ -57,6 +63,7 @@ async function runJobs(model: WhisperModel, jobs: Extract<ToWorker, { type: 'run
     batchWindows: 0,
   }));
   for (let i = 0; i < wins.length; i += init.maxBatch) {
+    checkCancelled();
     const chunk = wins.slice(i, i + init.maxBatch);
     // Features are computed per batch, into the reused buffers.
     const reqs: DecodeRequest[] = [];
@@ -122,6 +129,8 @@ async function handle(msg: ToWorker): Promise<void> {
       port?.close();
       return;
     }
+    case 'fault':
+      throw new Error('injected fault');
     case 'run': {
       const model = models.get(msg.key);
       if (!model) {
@@ -138,9 +147,14 @@ async function handle(msg: ToWorker): Promise<void> {
   }
 }
 
-// Messages are handled one at a time, in order.
+// Messages are handled one at a time, in order. A handler that throws answers `failed` (the caller
+// never waits forever) and the chain goes on: one rejection never stops the later messages.
 let chain: Promise<void> = Promise.resolve();
 port.on('message', (msg: ToWorker) => {
-  chain = chain.then(() => handle(msg));
+  const step = (): Promise<void> =>
+    handle(msg).catch((err: unknown) => {
+      send({ type: 'failed', reqId: msg.reqId, message: err instanceof Error ? err.message : String(err) });
+    });
+  chain = chain.then(step, step);
 });
 send({ type: 'ready' });

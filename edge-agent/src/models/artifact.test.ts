@@ -455,3 +455,68 @@ describe('readChunks', () => {
     expect([n, aborted]).toEqual([3, false]);
   });
 });
+
+describe('ArtifactFetcher retries', () => {
+  it('tries a read again after HTTP 500 and after a stalled body, with a back-off, and ends with a verified cache', async () => {
+    const art = makeArtifact('9.0.0');
+    const hits = new Map<string, number>();
+    const srv = await scriptedServer((path, res) => {
+      const n = (hits.get(path) ?? 0) + 1;
+      hits.set(path, n);
+      const rel = path.replace(/^\/art\//, '');
+      const body = readFileSync(join(art.dir, decodeURIComponent(rel)));
+      if (rel === MANIFEST && n === 1) {
+        res.writeHead(500).end('try later');
+        return;
+      }
+      if (rel === 'onnx/encoder_model_quantized.onnx' && n <= 2) {
+        if (n === 1) res.writeHead(503).end();
+        else {
+          res.writeHead(200, { 'content-length': String(body.length) });
+          res.write(body.subarray(0, 3)); // then silence: the idle timeout ends this try
+        }
+        return;
+      }
+      res.writeHead(200, { 'content-length': String(body.length) }).end(body);
+    });
+    try {
+      const cache = scratch('cache');
+      const fetcher = new ArtifactFetcher([new HttpArtifactStore(300)], cache, { retry: { attempts: 4, initialMs: 50, maxMs: 80 }, random: () => 1 });
+      const t0 = Date.now();
+      const got = await fetcher.fetch({ version: '9.0.0', uri: `${srv.url}/art/`, sha256: art.sha }, 'int8');
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(50 + 50 + 80 + 300 - 20); // manifest back-off, two encoder back-offs, one idle timeout
+      expect(readFileSync(join(got.dir, 'onnx/encoder_model_quantized.onnx'), 'utf8')).toBe('enc-int8');
+      expect(hits.get(`/art/${MANIFEST}`)).toBe(2);
+      expect(hits.get('/art/onnx/encoder_model_quantized.onnx')).toBe(3);
+      expect(readdirSync(cache)).toEqual([art.sha]);
+    } finally {
+      await srv.close();
+    }
+  });
+
+  it('gives up after the last try with download_error (URL query redacted); checksum failures are not retried', async () => {
+    const art = makeArtifact('9.0.1', { tamper: 'tokenizer.json' });
+    const hits = new Map<string, number>();
+    const srv = await scriptedServer((path, res) => {
+      hits.set(path, (hits.get(path) ?? 0) + 1);
+      const url = new URL(path, 'http://x');
+      if (url.pathname.startsWith('/down/')) {
+        res.writeHead(500).end();
+        return;
+      }
+      const body = readFileSync(join(art.dir, decodeURIComponent(url.pathname.replace(/^\/art\//, ''))));
+      res.writeHead(200, { 'content-length': String(body.length) }).end(body);
+    });
+    try {
+      const fetcher = new ArtifactFetcher([new HttpArtifactStore(300)], scratch('cache'), { retry: { attempts: 3, initialMs: 10, maxMs: 20 } });
+      const down = await failure(fetcher.fetch({ version: '9.0.1', uri: `${srv.url}/down/?X-Amz-Signature=secret`, sha256: art.sha }, 'int8'));
+      expect(down?.reason).toBe('download_error');
+      expect(down?.message).not.toContain('secret');
+      expect([...hits.entries()].filter(([p]) => p.startsWith('/down/')).reduce((a, [, n]) => a + n, 0)).toBe(3);
+      expect(await reason(fetcher.fetch({ version: '9.0.1', uri: `${srv.url}/art/`, sha256: art.sha }, 'int8'))).toBe('file_checksum_mismatch');
+      expect(hits.get('/art/tokenizer.json')).toBe(1);
+    } finally {
+      await srv.close();
+    }
+  });
+});

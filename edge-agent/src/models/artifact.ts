@@ -4,7 +4,10 @@
 // size of every listed file. Downloads are streamed: each file goes chunk by chunk to a partial folder
 // while it is hashed and counted (at most the bytes its manifest lists, and never more than a cap),
 // and the folder is renamed into the content-addressed cache only when every file is complete and
-// verified — a failure removes it. Nothing holds a whole file in memory.
+// verified — a failure removes it. Nothing holds a whole file in memory. A read that fails on the way
+// (network, HTTP 5xx, no data for the idle timeout) is tried again from its start after a capped,
+// jittered back-off; a wrong checksum or size is not (the model set's own retry comes back later).
+// Error messages never carry a URL's user-info or query string (presigned URLs).
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
@@ -14,6 +17,8 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import type { ModelRef } from '../../../api/model-set.js';
+import { backoffDelayMs } from '../dataset/writer.js';
+import { redactText } from '../redact.js';
 import { onnxFileNames } from '../inference/model-files.js';
 import type { ModelDtype } from '../inference/model-files.js';
 
@@ -35,7 +40,7 @@ export class ArtifactError extends Error {
     message: string,
     options?: { cause?: unknown },
   ) {
-    super(message, options);
+    super(redactText(message), options);
     this.name = 'ArtifactError';
   }
 }
@@ -209,7 +214,14 @@ export function requiredFiles(dtype: ModelDtype): string[] {
   return ['config.json', 'generation_config.json', 'preprocessor_config.json', 'tokenizer.json', onnx.encoder, onnx.decoder];
 }
 
+/** Tries per file read (manifest and each listed file) on download_error, and the back-off between them. */
+export const DEFAULT_DOWNLOAD_RETRY = { attempts: 4, initialMs: 500, maxMs: 10_000 };
+
 export interface FetcherLimits {
+  /** Tries of a read that fails with download_error, and the back-off (default DEFAULT_DOWNLOAD_RETRY). */
+  retry?: { attempts: number; initialMs: number; maxMs: number };
+  /** Jitter source for the back-off (tests). */
+  random?: () => number;
   /** Largest file downloaded, whatever its manifest lists (default DEFAULT_MAX_FILE_BYTES, 2 GiB). */
   maxFileBytes?: number;
   /** Largest model-manifest.json read (default DEFAULT_MAX_MANIFEST_BYTES, 1 MiB). */
@@ -225,6 +237,8 @@ interface Cap {
 export class ArtifactFetcher {
   private readonly maxFileBytes: number;
   private readonly maxManifestBytes: number;
+  private readonly retry: { attempts: number; initialMs: number; maxMs: number };
+  private readonly random: () => number;
 
   constructor(
     private readonly stores: ArtifactStore[],
@@ -233,6 +247,20 @@ export class ArtifactFetcher {
   ) {
     this.maxFileBytes = limits.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
     this.maxManifestBytes = limits.maxManifestBytes ?? DEFAULT_MAX_MANIFEST_BYTES;
+    this.retry = limits.retry ?? DEFAULT_DOWNLOAD_RETRY;
+    this.random = limits.random ?? Math.random;
+  }
+
+  /** Runs `attempt` again after a back-off while it fails with download_error, up to retry.attempts tries. */
+  private async retried<T>(attempt: () => Promise<T>): Promise<T> {
+    for (let n = 1; ; n++) {
+      try {
+        return await attempt();
+      } catch (err) {
+        if (!(err instanceof ArtifactError) || err.reason !== 'download_error' || n >= this.retry.attempts) throw err;
+        await new Promise((r) => setTimeout(r, backoffDelayMs(n, this.retry, this.random())));
+      }
+    }
   }
 
   private storeFor(uri: URL): ArtifactStore {
@@ -254,7 +282,7 @@ export class ArtifactFetcher {
       throw new ArtifactError('unsupported_uri', `invalid URI ${ref.uri}`, { cause: err });
     }
     const store = this.storeFor(base);
-    const manifestBytes = await this.readManifest(store, base, ref.uri);
+    const manifestBytes = await this.retried(() => this.readManifest(store, base, ref.uri));
     const actual = sha256(manifestBytes);
     if (actual !== ref.sha256) {
       throw new ArtifactError('manifest_checksum_mismatch', `${MANIFEST} of ${ref.uri} has sha256 ${actual}, the model set expects ${ref.sha256}`);
@@ -291,7 +319,10 @@ export class ArtifactFetcher {
       for (const { rel, meta, cap } of caps) {
         const target = safeJoin(partial, rel);
         await mkdir(dirname(target), { recursive: true });
-        await this.download(store, base, rel, cap, target, meta, ref.uri);
+        await this.retried(async () => {
+          await rm(target, { force: true }); // a failed try's part: the next try starts from the beginning
+          await this.download(store, base, rel, cap, target, meta, ref.uri);
+        });
       }
       const out = await open(join(partial, MANIFEST), 'wx');
       await out.writeFile(manifestBytes).finally(() => out.close());

@@ -1,13 +1,17 @@
 // Applies model sets: for every deployment, fetch + verify + load + warm up its stable and candidate
 // artifacts (already-loaded ones are reused), then swap the whole routing table in one assignment.
 // A deployment whose new artifact fails keeps serving what it served before. Models that leave the
-// table are unloaded once their in-flight requests have finished.
+// table are unloaded once their in-flight requests have finished. A set that did not apply whole is
+// applied again after a capped, jittered back-off until it does or a newer set replaces it; a rejection
+// anywhere in an apply never stops later applies.
 import type { Logger } from 'pino';
 import type { ModelRef, ModelSet } from '../../../api/model-set.js';
 import type { InferencePool } from '../inference/pool.js';
 import type { ModelInfo } from '../inference/protocol.js';
 import type { ModelDtype } from '../inference/whisper-model.js';
 import type { Metrics } from '../metrics.js';
+import { backoffDelayMs } from '../dataset/writer.js';
+import { redactText, redactUri } from '../redact.js';
 import { ArtifactError } from './artifact.js';
 import type { ArtifactFetcher } from './artifact.js';
 
@@ -40,13 +44,22 @@ export interface ApplyReport {
   failures: { deployment: string; role: Role; version: string; reason: string; message: string }[];
 }
 
+/** Back-off between applies of a set that did not apply whole: min(maxMs, initialMs × 2^(n-1)) × jitter 0.5–1. */
+export const DEFAULT_APPLY_RETRY = { initialMs: 2_000, maxMs: 300_000 };
+
 export class ModelManager {
   private routes = new Map<string, Route>();
   private readonly loaded = new Map<string, LoadedModel>();
   private readonly loading = new Map<string, Promise<LoadedModel>>();
   private defaultName: string | undefined;
-  private applying: Promise<ApplyReport> = Promise.resolve({ ok: true, failures: [] });
+  private applying: Promise<unknown> = Promise.resolve();
   private everApplied = false;
+  /** The deployments of the latest applied set: ready needs a stable model for each. */
+  private assigned: string[] = [];
+  /** The latest set handed to apply(); only it is retried. */
+  private latest: ModelSet | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
 
   constructor(
     private readonly deps: {
@@ -56,12 +69,16 @@ export class ModelManager {
       log: Logger;
       dtype: ModelDtype;
       random?: () => number;
+      /** Back-off of re-applies after a partial apply (default DEFAULT_APPLY_RETRY). */
+      retry?: { initialMs: number; maxMs: number };
+      /** Called after every apply, retries included (attempt 1 = the first). */
+      onApplied?: (set: ModelSet, report: ApplyReport, attempt: number) => void;
     },
   ) {}
 
-  /** True once every deployment of the last applied set has a stable model (and there is one). */
+  /** True once every deployment of the last applied set has a loaded stable model (and there is one). */
   get ready(): boolean {
-    return this.everApplied && this.routes.size > 0;
+    return this.everApplied && this.routes.size > 0 && this.assigned.every((d) => this.routes.has(d));
   }
 
   get table(): ReadonlyMap<string, Route> {
@@ -72,10 +89,57 @@ export class ModelManager {
     return this.defaultName ?? this.routes.keys().next().value;
   }
 
-  /** Applies `set` after any apply in progress (applies never overlap). */
+  /**
+   * Applies `set` after any apply in progress (applies never overlap). Never rejects: an unexpected
+   * error becomes a failure of the report. When the set did not apply whole it is applied again after
+   * a back-off (while it is the latest set), which only fetches what failed.
+   */
   apply(set: ModelSet): Promise<ApplyReport> {
-    this.applying = this.applying.then(() => this.applyNow(set));
-    return this.applying;
+    this.latest = set;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    return this.enqueue(set, 1);
+  }
+
+  /** Stops retrying (shutdown). */
+  stop(): void {
+    this.stopped = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+  }
+
+  private enqueue(set: ModelSet, attempt: number): Promise<ApplyReport> {
+    const run = async (): Promise<ApplyReport> => {
+      let report: ApplyReport;
+      try {
+        report = await this.applyNow(set);
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        this.deps.log.error({ err: message }, 'Applying the model set failed unexpectedly; the previous models keep serving');
+        report = { ok: false, failures: [{ deployment: '', role: 'stable', version: '', reason: 'apply_error', message }] };
+      }
+      try {
+        this.deps.onApplied?.(set, report, attempt);
+      } catch (err) {
+        this.deps.log.error({ err: err instanceof Error ? err.message : String(err) }, 'Model-set report handler failed');
+      }
+      if (!report.ok && set === this.latest && !this.stopped) this.scheduleRetry(set, attempt);
+      return report;
+    };
+    const p = this.applying.then(run, run);
+    this.applying = p;
+    return p;
+  }
+
+  private scheduleRetry(set: ModelSet, attempt: number): void {
+    const delay = Math.round(backoffDelayMs(attempt, this.deps.retry ?? DEFAULT_APPLY_RETRY, (this.deps.random ?? Math.random)()));
+    this.deps.log.warn({ attempt, retryInSeconds: delay / 1000 }, 'Model set not applied whole; applying it again after a back-off');
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      if (set === this.latest && !this.stopped) void this.enqueue(set, attempt + 1);
+    }, delay);
+    this.retryTimer.unref();
   }
 
   private async applyNow(set: ModelSet): Promise<ApplyReport> {
@@ -87,10 +151,10 @@ export class ModelManager {
         return await this.ensureLoaded(deployment, ref);
       } catch (err) {
         const reason = err instanceof ArtifactError ? err.reason : 'load_error';
-        const message = (err as Error).message;
+        const message = redactText(err instanceof Error ? err.message : String(err));
         failures.push({ deployment, role, version: ref.version, reason, message });
         metrics.modelLoads.inc({ deployment, model_version: ref.version, result: reason });
-        log.error({ deployment, role, version: ref.version, uri: ref.uri, reason, err: message }, 'Refused model artifact; the previous model keeps serving');
+        log.error({ deployment, role, version: ref.version, uri: redactUri(ref.uri), reason, err: message }, 'Refused model artifact; the previous model keeps serving');
         return undefined;
       }
     };
@@ -110,6 +174,7 @@ export class ModelManager {
     const previous = this.routes;
     this.routes = new Map(set.models.filter((d) => next.has(d.name)).map((d) => [d.name, next.get(d.name) as Route]));
     this.defaultName = set.defaultModel;
+    this.assigned = set.models.map((d) => d.name);
     this.everApplied = true;
     this.publishModelMetrics();
     for (const [name, r] of this.routes) {
