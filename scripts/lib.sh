@@ -5,6 +5,11 @@ export WHISPEROPS_CACHE="${WHISPEROPS_CACHE:-$HOME/.cache/whisperops}"
 export ONNXRUNTIME_NODE_INSTALL=skip
 export NODE_NO_WARNINGS=1
 mkdir -p "$WHISPEROPS_CACHE"
+# Node.js 24 LTS first on PATH for everything the scripts start (npm, jest, tsx, the cluster's
+# process-node pods): the pinned one from the cache when the system's node is older (setup/node-runtime.sh).
+whisperops_node_bin="$(bash "$(dirname "${BASH_SOURCE[0]}")/setup/node-runtime.sh" --print)"
+if [[ -n "$whisperops_node_bin" ]]; then export PATH="$whisperops_node_bin:$PATH"; fi
+unset whisperops_node_bin
 
 log() { printf '\033[1m[%s] %s\033[0m\n' "$(date +%H:%M:%S)" "$*" >&2; }
 

@@ -4,6 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib.sh
 run_stage "debian packages" bash scripts/setup/debian.sh
+run_stage "node runtime (Node 24 LTS)" bash scripts/setup/node-runtime.sh
 run_stage "npm packages" bash scripts/setup/node.sh
 run_stage "python environment" bash scripts/setup/python.sh
 run_stage "kubernetes binaries" bash scripts/setup/cluster.sh
