@@ -48,4 +48,26 @@ describe('operator endpoints', () => {
     expect(text).toContain('whisperops_operator_leader 1');
     expect(text).toContain('whisperops_operator_process_resident_memory_bytes');
   });
+
+  it('answers 404 off its routes and 405 to other methods than GET and HEAD', async () => {
+    expect((await fetch(`${base}/nope`)).status).toBe(404);
+    const post = await fetch(`${base}/healthz`, { method: 'POST', body: 'x' });
+    expect(post.status).toBe(405);
+    expect(post.headers.get('allow')).toBe('GET, HEAD');
+    const head = await fetch(`${base}/readyz?verbose=1`, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(await head.text()).toBe('');
+  });
+
+  it('hands a listen error to the callback (port in use)', async () => {
+    const port = (server.address() as AddressInfo).port;
+    const app = createApp({ healthy: () => true, ready: () => ready, registry: metrics.registry });
+    const err = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
+      const s = app.listen(port, '127.0.0.1', (e) => {
+        if (!e) s.close();
+        resolve(e);
+      });
+    });
+    expect(err?.code).toBe('EADDRINUSE');
+  });
 });
