@@ -21,6 +21,8 @@ describe('FINETUNEJOB_URI', () => {
     ['gs://bucket/models/tiny', false],
     ['/models/base', false],
     ['s3://', false],
+    ['file://localhost/models/base', true],
+    ['file://trainer-host/models/base', false],
   ])('%s → %s', (uri, ok) => {
     expect(ftj.test(uri)).toBe(ok);
   });

@@ -14,7 +14,7 @@ export const DEFAULT_VOICES = ['en-us', 'en-gb', 'en-gb-x-rp', 'en-gb-scotland',
  * pvc:// (the edge agents cannot reach a claim), so the shared ARTIFACT_URI does not take it;
  * api/finetunejob-schema.test.ts checks that this stays ARTIFACT_URI plus pvc://.
  */
-export const FINETUNEJOB_URI = '^((file|https?|s3)://.+|pvc://[a-z0-9]([-.a-z0-9]*[a-z0-9])?(/.*)?)$';
+export const FINETUNEJOB_URI = '^((file://(localhost)?/|(https?|s3)://).+|pvc://[a-z0-9]([-.a-z0-9]*[a-z0-9])?(/.*)?)$';
 const SCHEMES = 's3://bucket/key (credentials: spec.artifactCredentials), pvc://claim/path (a PersistentVolumeClaim of this namespace, mounted read-only), https:// or file:// (a path inside the trainer container)';
 const uri = (description: string) => str(description, { pattern: FINETUNEJOB_URI, maxLength: 2048 });
 const scenarioName = (description: string) => str(description, { maxLength: 63, pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$' });

@@ -47,7 +47,8 @@ export interface ModelSet {
 const NAME = '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$';
 const VERSION = '^[A-Za-z0-9][A-Za-z0-9._+-]*$';
 const SHA256 = '^[a-f0-9]{64}$';
-const URI = '^(file|https?|s3)://.+$';
+/** ARTIFACT_URI of api/schema-dsl.ts (the CRDs' pattern): file:///p or file://localhost/p, http(s)://, s3://. */
+const URI = '^(file://(localhost)?/|(https?|s3)://).+$';
 const SCENARIO = '^[a-z0-9]([-a-z0-9_]*[a-z0-9])?$';
 
 const modelRefProperties = {

@@ -42,8 +42,13 @@ type Extra = Partial<Omit<Schema, 'description' | 'type'>>;
 
 export const DNS_LABEL = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
 export const SHA256 = '^[a-f0-9]{64}$';
-/** The URI schemes the artifact stores implement; a new store adds its scheme here. */
-export const ARTIFACT_URI = '^(file|https?|s3)://.+$';
+/**
+ * The URI schemes the artifact stores implement; a new store adds its scheme here. file:// URIs
+ * name a path on the reading machine: `file:///p` or `file://localhost/p`, never another host
+ * (`file://host/p` is refused by the API server, the agent and the trainer alike; the cases are in
+ * test/fixtures/file-uris.json, which api/file-uri.test.ts and the trainer's pytest both read).
+ */
+export const ARTIFACT_URI = '^(file://(localhost)?/|(https?|s3)://).+$';
 
 export function str(description: string, extra: Extra = {}): Schema {
   return { type: 'string', description, maxLength: 1024, ...extra };

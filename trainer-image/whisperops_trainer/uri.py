@@ -53,10 +53,16 @@ def pvc_claim(uri: str) -> str:
 
 
 def to_path(uri: str) -> Path:
-    """Local path of a file:// or pvc:// URI or a plain path."""
+    """Local path of a file:// or pvc:// URI or a plain path.
+
+    file:///p and file://localhost/p are the path p; a file:// URI naming another host (file://host/p),
+    or without the // (file:p), is refused — as the CRD patterns and the edge agent refuse it
+    (test/fixtures/file-uris.json holds the shared cases)."""
     p = urllib.parse.urlparse(uri)
     if p.scheme == "file":
-        return Path(urllib.parse.unquote(p.netloc + p.path) if p.netloc not in ("", "localhost") else urllib.parse.unquote(p.path))
+        if not uri.startswith("file://") or p.netloc not in ("", "localhost") or not p.path.startswith("/"):
+            raise UnsupportedUri(f"file:// URI must be file:///path or file://localhost/path (no other host): {uri}")
+        return Path(urllib.parse.unquote(p.path))
     if p.scheme == "pvc":
         if not p.netloc:
             raise UnsupportedUri(f"pvc:// URI without a claim name: {uri}")

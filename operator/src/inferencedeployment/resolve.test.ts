@@ -57,6 +57,8 @@ describe('s3 URIs', () => {
   it.each<[string, string | undefined]>([
     ['file:///models/x', undefined], ['https://h/x', undefined], ['s3://b-1/x', undefined],
     ['ftp://h/x', 'scheme ftp: of ftp://h/x is not one the agents fetch (file://, http(s)://, s3://)'], ['not a uri', 'not a uri is not a URI'],
+    ['file://localhost/models/x', undefined],
+    ['file://host/models/x', 'file://host/models/x names another host; a file:// URI must be file:///path or file://localhost/path'],
   ])('uriProblem(%s)', (uri, want) => {
     expect(uriProblem(uri)).toBe(want);
   });

@@ -40,6 +40,10 @@ export function uriProblem(uri: string): string | undefined {
     return `${uri} is not a URI`;
   }
   if (!['file:', 'http:', 'https:'].includes(url.protocol)) return `scheme ${url.protocol} of ${uri} is not one the agents fetch (file://, http(s)://, s3://)`;
+  // file:// names a path on the agent's own machine: file:///p or file://localhost/p (test/fixtures/file-uris.json).
+  if (url.protocol === 'file:' && (!uri.startsWith('file://') || (url.hostname !== '' && url.hostname !== 'localhost'))) {
+    return `${uri} names another host; a file:// URI must be file:///path or file://localhost/path`;
+  }
   return undefined;
 }
 
