@@ -1,3 +1,6 @@
+import json
+from pathlib import Path
+
 import pytest
 
 from whisperops_trainer.evaluate import score, score_by_scenario
@@ -15,6 +18,15 @@ from whisperops_trainer.textnorm import normalize
 ])
 def test_normalize(raw, want):
     assert normalize(raw) == want
+
+
+# One normaliser truth: the edge agent's normalizeText must give exactly these too (edge-agent/src/text/wer.test.ts).
+SHARED = json.loads((Path(__file__).resolve().parents[2] / "test" / "fixtures" / "normaliser-cases.json").read_text(encoding="utf-8"))["cases"]
+
+
+def test_normalize_gives_the_shared_fixture_exactly():
+    assert len(SHARED) >= 30
+    assert [normalize(c["text"]) for c in SHARED] == [c["normalised"] for c in SHARED]
 
 
 def test_wer_and_cer_are_corpus_level_on_normalised_text():

@@ -1,6 +1,10 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
+import { readFileSync } from 'node:fs';
 import { normalizeText, wordErrors } from './wer.js';
+
+// One normaliser truth: the trainer's textnorm.normalize must give exactly these too (trainer-image/tests/test_textnorm_evaluate.py).
+const shared = (JSON.parse(readFileSync(new URL('../../../test/fixtures/normaliser-cases.json', import.meta.url), 'utf8')) as { cases: { text: string; normalised: string }[] }).cases;
 
 describe('normalizeText', () => {
   it.each([
@@ -12,6 +16,11 @@ describe('normalizeText', () => {
     ['naïve café 42', 'na ve caf 42'],
   ])('%j → %j', (input, expected) => {
     expect(normalizeText(input)).toBe(expected);
+  });
+
+  it(`gives exactly the shared fixture's ${shared.length} normalised texts (the trainer's normaliser reads the same file)`, () => {
+    expect(shared.length).toBeGreaterThanOrEqual(30);
+    expect(shared.map((c) => normalizeText(c.text))).toEqual(shared.map((c) => c.normalised));
   });
 });
 
