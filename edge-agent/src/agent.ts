@@ -4,11 +4,14 @@ import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import express from 'express';
 import type { Logger } from 'pino';
 import { parseModelSet, ModelSetError } from '../../api/model-set.js';
 import type { ModelSet } from '../../api/model-set.js';
 import { Admission } from './admission.js';
 import { createApp } from './app.js';
+import { requireBearer, TokenFile } from './auth.js';
+import type { AuthConfig } from './auth.js';
 import { ConfigWatcher } from './config-watcher.js';
 import { openSampleStore } from './dataset/store.js';
 import { DatasetWriter, DEFAULT_WRITER_TUNING } from './dataset/writer.js';
@@ -85,8 +88,8 @@ export async function startAgent(opts: AgentOptions, log: Logger = agentLogger(o
   });
   // s3:// reads use the standard AWS environment (an EdgePool's spec.artifactCredentials Secret);
   // the SDK is loaded on the first s3:// artifact only.
-  const s3 = new S3ArtifactStore(process.env);
-  const fetcher = new ArtifactFetcher([new FileArtifactStore(), new HttpArtifactStore(), s3], opts.cacheDir);
+  const s3 = new S3ArtifactStore(process.env, opts.artifactIdleTimeoutSeconds * 1000);
+  const fetcher = new ArtifactFetcher([new FileArtifactStore(), new HttpArtifactStore(opts.artifactIdleTimeoutSeconds * 1000), s3], opts.cacheDir);
   // Every apply, retries of a partial one included, is counted; a partial set is retried with a
   // capped back-off inside the manager.
   const manager = new ModelManager({
@@ -197,8 +200,18 @@ export async function startAgent(opts: AgentOptions, log: Logger = agentLogger(o
     log,
     isAccepting: () => accepting,
   });
+  // Bearer tokens (--transcription-token-file, --feedback-token-file; an EdgePool's auth Secret),
+  // checked before a guarded route reads its body; /healthz, /readyz and /metrics stay open.
+  const tokenProblem = (path: string, problem: string): void => log.error({ path, problem }, 'Token file unusable: its routes refuse every request');
+  const auth: AuthConfig = {
+    ...(opts.transcriptionTokenFile ? { transcription: new TokenFile(opts.transcriptionTokenFile, { onProblem: tokenProblem }) } : {}),
+    ...(opts.feedbackTokenFile ? { feedback: new TokenFile(opts.feedbackTokenFile, { onProblem: tokenProblem }) } : {}),
+    onFailure: (route) => metrics.authFailures.inc({ route }),
+  };
+  const handler = auth.transcription || auth.feedback ? express().disable('x-powered-by').use(requireBearer(auth)).use(app) : app;
+  if (!auth.transcription || !auth.feedback) log.info({ transcription: Boolean(auth.transcription), feedback: Boolean(auth.feedback) }, 'No token file for some routes: they accept requests without authentication');
   const server = await new Promise<Server>((res, rej) => {
-    const s = app.listen(opts.port, opts.host, (err?: Error) => (err ? rej(err) : res(s)));
+    const s = handler.listen(opts.port, opts.host, (err?: Error) => (err ? rej(err) : res(s)));
   });
   server.keepAliveTimeout = 5_000;
   const addr = server.address();

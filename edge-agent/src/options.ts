@@ -38,6 +38,12 @@ export interface AgentOptions {
   drainTimeoutSeconds: number;
   /** Watchdog: longest run of a batch in a worker (504, worker recycled). */
   inferenceTimeoutSeconds: number;
+  /** Longest wait for an artifact server's response, then for each next chunk. */
+  artifactIdleTimeoutSeconds: number;
+  /** Bearer tokens for transcription (and /v1/models), one a line; undefined = open. */
+  transcriptionTokenFile: string | undefined;
+  /** Bearer tokens for feedback, one a line; undefined = open. */
+  feedbackTokenFile: string | undefined;
   logLevel: string;
 }
 
@@ -71,6 +77,9 @@ const SPEC = {
   'shutdown-delay-seconds': { type: 'string', default: '5', help: 'on SIGTERM, seconds of failing readiness before closing the listener' },
   'drain-timeout-seconds': { type: 'string', default: '30', help: 'on SIGTERM, longest wait for in-flight transcriptions' },
   'inference-timeout-seconds': { type: 'string', default: '120', help: 'watchdog: a run longer than this in a worker fails with 504 and the worker is recycled' },
+  'artifact-idle-timeout-seconds': { type: 'string', default: '60', help: 'artifact downloads: longest wait for the response, then for each next chunk (per read, not per file); a read that times out is tried again' },
+  'transcription-token-file': { type: 'string', help: 'file of bearer tokens (one a line) for /v1/audio/transcriptions and /v1/models; re-read when it changes; unset: no authentication' },
+  'feedback-token-file': { type: 'string', help: 'file of bearer tokens (one a line) for /v1/feedback; re-read when it changes; unset: no authentication' },
   'log-level': { type: 'string', default: 'info', help: 'pino log level' },
   help: { type: 'boolean', default: false, help: 'print this help' },
 } as const;
@@ -150,6 +159,9 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv, repoRoot: s
     shutdownDelaySeconds: int('shutdown-delay-seconds', 0),
     drainTimeoutSeconds: int('drain-timeout-seconds', 0),
     inferenceTimeoutSeconds: int('inference-timeout-seconds', 1),
+    artifactIdleTimeoutSeconds: int('artifact-idle-timeout-seconds', 1),
+    transcriptionTokenFile: get('transcription-token-file'),
+    feedbackTokenFile: get('feedback-token-file'),
     logLevel: get('log-level') ?? 'info',
   };
 }
