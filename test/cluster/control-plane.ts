@@ -686,3 +686,114 @@ export async function addEdgeNodes(state: ClusterState, edgeNodes: number): Prom
   log(`added ${edgeNodes - state.edgeNodes} Jetson nodes in ${Date.now() - t0} ms`);
   return next;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Faults: stop and restart one component of a running cluster (the fault e2e tests)
+
+export interface RestartOptions {
+  /** How it goes down: SIGKILL (a crash, the default) or SIGTERM (a clean stop). */
+  signal?: 'SIGKILL' | 'SIGTERM';
+  /** Time it stays down before it is started again. */
+  downMs?: number;
+  /** Runs while it is down (e.g. writes that must fail or wait). */
+  whileDown?: () => Promise<void>;
+  /** Changes its command line for the new process (e.g. add `--watch-cache=false`; restart again without it to restore). */
+  args?: (args: string[]) => string[];
+}
+
+/**
+ * Stops etcd or kube-apiserver of the cluster in `dir` and starts it again with exactly the command
+ * line and data it had (read from /proc/<pid>/cmdline: same ports, certificates, etcd data dir),
+ * waits until it is healthy again and records the new pid in state.json, so that cluster:down and the
+ * jest teardown stop the new process. Returns the seconds it was unavailable (stop → healthy).
+ */
+export async function restartComponent(component: 'etcd' | 'kube-apiserver', opts: RestartOptions = {}, dir = defaultClusterDir()): Promise<number> {
+  const file = join(dir, 'state.json');
+  const state = await readState(file);
+  if (state === undefined) throw new Error(`no cluster state in ${dir}`);
+  const pid = state.pids[component];
+  if (!isAlive(pid) || !(await isOurProcess(pid, state.binDir))) throw new Error(`${component} (pid ${pid}) is not running`);
+  const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0').filter((a) => a !== '');
+  const binary = argv[0] ?? '';
+  const args = opts.args ? opts.args(argv.slice(1)) : argv.slice(1);
+  const t0 = Date.now();
+  process.kill(pid, opts.signal ?? 'SIGKILL');
+  const deadline = Date.now() + 15_000;
+  while (isAlive(pid) && Date.now() < deadline) await sleep(50);
+  if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+  while (isAlive(pid)) await sleep(50);
+  log(`${component} (pid ${pid}) stopped with ${opts.signal ?? 'SIGKILL'}`);
+  if (opts.whileDown) await opts.whileDown();
+  if (opts.downMs) await sleep(opts.downMs);
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: join(dir, 'home'), LANG: 'C.UTF-8' };
+  const logFile = join(dir, 'logs', `${component}.log`);
+  const newPid = spawnDetached(binary, args, logFile, env);
+  const fresh = (await readState(file)) ?? state;
+  fresh.pids[component] = newPid;
+  await writeFile(file, JSON.stringify(fresh, null, 2) + '\n');
+  const alive = () => (isAlive(newPid) ? undefined : `${component} exited after its restart; see ${logFile}`);
+  if (component === 'etcd') {
+    await waitFor('etcd /health after restart', 60_000, async () => {
+      const res = await httpGet(`http://127.0.0.1:${state.ports.etcdClient}/health`);
+      return res.status === 200 && res.body.includes('"health":"true"');
+    }, alive);
+  }
+  const pkiDir = join(dir, 'pki');
+  const adminTls = {
+    ca: await readFile(join(pkiDir, 'ca.crt'), 'utf8'),
+    cert: await readFile(join(pkiDir, 'admin.crt'), 'utf8'),
+    key: await readFile(join(pkiDir, 'admin.key'), 'utf8'),
+  };
+  // Either way the API server must answer again (after an etcd restart it reconnects on its own).
+  await waitFor('kube-apiserver /readyz after restart', 90_000, async () => (await httpGet(`${state.server}/readyz`, adminTls)).status === 200, alive);
+  const seconds = (Date.now() - t0) / 1000;
+  log(`${component} restarted as pid ${newPid}; unavailable for ${seconds.toFixed(1)} s`);
+  return seconds;
+}
+
+/**
+ * Compacts etcd's history up to its current revision (POST /v3/kv/compaction through etcd's gRPC
+ * gateway): every resourceVersion older than now is gone, so a watch or list from one gets 410 Gone
+ * once the API server's watch cache no longer has it. Returns the compacted revision.
+ */
+export async function compactEtcd(dir = defaultClusterDir()): Promise<number> {
+  const state = await readState(join(dir, 'state.json'));
+  if (state === undefined) throw new Error(`no cluster state in ${dir}`);
+  const base = `http://127.0.0.1:${state.ports.etcdClient}`;
+  const range = await httpPostJson(`${base}/v3/kv/range`, { key: Buffer.from('/').toString('base64'), limit: 1 });
+  const revision = Number((range as { header?: { revision?: string } }).header?.revision ?? NaN);
+  if (!Number.isFinite(revision)) throw new Error(`etcd answered no revision: ${JSON.stringify(range)}`);
+  await httpPostJson(`${base}/v3/kv/compaction`, { revision: String(revision), physical: true });
+  log(`etcd compacted at revision ${revision}`);
+  return revision;
+}
+
+function httpPostJson(url: string, body: unknown): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url);
+    if (u.hostname !== '127.0.0.1') {
+      reject(new Error(`refusing to call ${url}: the harness only talks to 127.0.0.1`));
+      return;
+    }
+    const payload = JSON.stringify(body);
+    const req = httpRequest(u, { method: 'POST', timeout: 10_000, headers: { 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(payload)) } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => {
+        if ((res.statusCode ?? 0) !== 200) {
+          reject(new Error(`POST ${url}: HTTP ${res.statusCode ?? 0}: ${text.slice(0, 300)}`));
+          return;
+        }
+        try {
+          resolve(JSON.parse(text));
+        } catch (err) {
+          reject(new Error(`POST ${url}: not JSON`, { cause: err }));
+        }
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`timeout POST ${url}`)));
+    req.on('error', reject);
+    req.end(payload);
+  });
+}

@@ -9,6 +9,9 @@ import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { adminKubeconfigPath, binDir, clusterDir, repoRoot, stateFile } from './config.js';
 import { readState, type ClusterState } from './control-plane.js';
+
+export { compactEtcd, restartComponent } from './control-plane.js';
+export type { RestartOptions } from './control-plane.js';
 import { kubeconfigDocument } from './kubeconfig.js';
 import { loopbackFetch } from './loopback.js';
 import { makeS3Client, readCredentials, type ObjectStoreInfo, type S3Credentials } from './object-store.js';
