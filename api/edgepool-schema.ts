@@ -47,6 +47,14 @@ export function edgePoolSpec(): Schema {
     artifactCredentials: obj('Credentials the agents use for object stores: to read s3:// model artifacts and write the s3:// datasetStore.', {
       secretRef: localRef('A Secret in the pool\'s namespace holding standard AWS environment keys (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, optional AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT_URL for an S3-compatible store), given to every agent as environment variables. The kubelet reads it; the operator does not.'),
     }, { required: ['secretRef'] }),
+    auth: obj('Bearer-token authentication of the agents\' API (off when absent: any client that reaches an agent may transcribe and post feedback, which becomes WER counters and training samples). The Secret is mounted into every agent as files; the agents re-read them when the kubelet updates the volume, so a rotation (list the old and the new token, one a line, then only the new) needs no restart. /healthz, /readyz and /metrics stay open. A feedback call must also name a request id the agent issued within its retention.', {
+      secretRef: localRef('A Secret in the pool\'s namespace holding the tokens, one a line (blank lines and # comments ignored). The kubelet reads it; the operator does not.'),
+      transcriptionKey: str('Key of the Secret holding the tokens for POST /v1/audio/transcriptions and GET /v1/models; unset: those routes are open.', { maxLength: 253, pattern: '^[-._a-zA-Z0-9]+$' }),
+      feedbackKey: str('Key of the Secret holding the tokens for POST /v1/feedback; unset: feedback is open.', { maxLength: 253, pattern: '^[-._a-zA-Z0-9]+$' }),
+    }, {
+      required: ['secretRef'],
+      rules: [{ rule: 'has(self.transcriptionKey) || has(self.feedbackKey)', message: 'auth needs transcriptionKey, feedbackKey or both' }],
+    }),
   }, {
     required: ['nodeSelector'],
     rules: [{

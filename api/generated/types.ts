@@ -795,6 +795,28 @@ export interface EdgePoolSpec {
       name: string;
     };
   };
+  /**
+   * Bearer-token authentication of the agents' API (off when absent: any client that reaches an agent may transcribe and post feedback, which becomes WER counters and training samples). The Secret is mounted into every agent as files; the agents re-read them when the kubelet updates the volume, so a rotation (list the old and the new token, one a line, then only the new) needs no restart. /healthz, /readyz and /metrics stay open. A feedback call must also name a request id the agent issued within its retention.
+   */
+  auth?: {
+    /**
+     * A Secret in the pool's namespace holding the tokens, one a line (blank lines and # comments ignored). The kubelet reads it; the operator does not.
+     */
+    secretRef: {
+      /**
+       * Name of the object in the same namespace.
+       */
+      name: string;
+    };
+    /**
+     * Key of the Secret holding the tokens for POST /v1/audio/transcriptions and GET /v1/models; unset: those routes are open.
+     */
+    transcriptionKey?: string;
+    /**
+     * Key of the Secret holding the tokens for POST /v1/feedback; unset: feedback is open.
+     */
+    feedbackKey?: string;
+  };
 }
 
 /**

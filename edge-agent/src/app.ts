@@ -3,24 +3,27 @@
 // /readyz, /metrics. Inference runs in worker threads, so this event loop only parses and routes.
 import express from 'express';
 import type { NextFunction, Request, Response } from 'express';
-import multer from 'multer';
 import type { Logger } from 'pino';
-import { Rejected } from './admission.js';
 import type { Admission } from './admission.js';
-import { AudioFormatError, decodeWav } from './audio/wav.js';
-import { datasetWav } from './dataset/layout.js';
 import type { DatasetWriter } from './dataset/writer.js';
-import { RecentRequests } from './feedback-store.js';
+import type { RecentRequests } from './feedback-store.js';
+import { ApiError, sendError } from './http/api-error.js';
+import { trafficMetrics } from './http/traffic-metrics.js';
+import { MULTIPART_OVERHEAD_BYTES, transcriptionRoute } from './http/transcription-route.js';
 import type { InferencePool } from './inference/pool.js';
-import type { JobResult } from './inference/protocol.js';
 import type { Metrics, ScenarioLabels } from './metrics.js';
 import type { ModelManager } from './models/model-manager.js';
 import { wordErrors } from './text/wer.js';
+import { UploadBudget } from './upload-budget.js';
 
 export interface AppOptions {
   maxUploadBytes: number;
   maxAudioSeconds: number;
   pool: string;
+  /** Bytes of request bodies held at once (reserved before a body is read); at least one largest upload. Default 64 MiB. */
+  maxUploadBufferBytes?: number;
+  /** Seconds an admitted client has to send its whole body (default 30). */
+  bodyTimeoutSeconds?: number;
 }
 
 export interface AppDeps {
@@ -38,55 +41,18 @@ export interface AppDeps {
   isAccepting: () => boolean;
 }
 
-const FORMATS = ['json', 'text', 'verbose_json', 'srt', 'vtt'] as const;
-type ResponseFormat = (typeof FORMATS)[number];
-
-class ApiError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly code: string,
-    readonly param: string | null = null,
-    readonly type = status === 429 ? 'rate_limit_error' : status >= 500 ? 'server_error' : 'invalid_request_error',
-  ) {
-    super(message);
-  }
-}
-
-function sendError(res: Response, e: ApiError): void {
-  res.status(e.status).json({ error: { message: e.message, type: e.type, param: e.param, code: e.code } });
-}
-
-function timestamp(seconds: number, sep: ',' | '.'): string {
-  const ms = Math.round(seconds * 1000);
-  const h = Math.floor(ms / 3_600_000);
-  const m = Math.floor((ms % 3_600_000) / 60_000);
-  const s = Math.floor((ms % 60_000) / 1000);
-  const pad = (n: number, w = 2): string => String(n).padStart(w, '0');
-  return `${pad(h)}:${pad(m)}:${pad(s)}${sep}${pad(ms % 1000, 3)}`;
-}
-
-function segmentsOf(result: JobResult, temperature: number) {
-  return result.windows.map((w, i) => ({
-    id: i,
-    seek: Math.round(w.start * 100),
-    start: Number(w.start.toFixed(3)),
-    end: Number(w.end.toFixed(3)),
-    text: w.text,
-    tokens: w.tokens,
-    temperature,
-    avg_logprob: Number(w.avgLogprob.toFixed(5)),
-    compression_ratio: 1,
-    no_speech_prob: 0,
-  }));
-}
-
 export function createApp(deps: AppDeps): express.Express {
   const { options, manager, inference, admission, metrics, recent, log } = deps;
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  const upload = multer({ storage: multer.memoryStorage(), limits: { fileSize: options.maxUploadBytes, files: 1, fields: 20, fieldSize: 64 * 1024 } });
+  // The upload budget: never below one largest body, so any allowed upload can be admitted.
+  const traffic = trafficMetrics(metrics.registry);
+  const uploads = new UploadBudget(Math.max(options.maxUploadBufferBytes ?? 64 * 1024 * 1024, options.maxUploadBytes + MULTIPART_OVERHEAD_BYTES), admission.maxQueue, (used, waiting) => {
+    traffic.uploadBufferBytes.set(used);
+    traffic.uploadBufferWaiting.set(waiting);
+  });
+  traffic.uploadBufferCapacity.set(uploads.capacityBytes);
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
@@ -132,183 +98,22 @@ export function createApp(deps: AppDeps): express.Express {
     res.json(modelEntry(id));
   });
 
-  const runUpload = (req: Request, res: Response): Promise<void> =>
-    new Promise((resolve, reject) => {
-      upload.single('file')(req, res, (err: unknown) => (err ? reject(err instanceof Error ? err : new Error('multipart parsing failed')) : resolve()));
-    });
-
-  app.post('/v1/audio/transcriptions', async (req, res) => {
-    const t0 = performance.now();
-    const requestId = RecentRequests.newId();
-    res.set('x-request-id', requestId);
-    let deployment = '';
-    let version = '';
-    const fail = (e: ApiError, reason: string): void => {
-      metrics.requests.inc({ route: 'transcriptions', code: String(e.status), deployment, model_version: version });
-      metrics.rejected.inc({ reason });
-      sendError(res, e);
-    };
-    if (!deps.isAccepting()) {
-      res.set('Connection', 'close');
-      fail(new ApiError(503, 'the agent is shutting down', 'shutting_down'), 'shutting_down');
-      return;
-    }
-    if (!req.is('multipart/form-data')) {
-      fail(new ApiError(400, 'the request must be multipart/form-data with a "file" field', 'invalid_request'), 'bad_request');
-      return;
-    }
-    try {
-      await runUpload(req, res);
-    } catch (err) {
-      const e = err as { code?: string; message?: string };
-      if (e.code === 'LIMIT_FILE_SIZE') fail(new ApiError(413, `the file is larger than the limit of ${options.maxUploadBytes} bytes`, 'file_too_large', 'file'), 'too_large');
-      else fail(new ApiError(400, `malformed multipart request: ${e.message ?? 'unknown error'}`, 'invalid_request'), 'bad_request');
-      return;
-    }
-    const tParsed = performance.now();
-    const body = (req.body ?? {}) as Record<string, unknown>;
-    const field = (name: string): string | undefined => (typeof body[name] === 'string' ? body[name] : undefined);
-    const file = req.file;
-    if (!file) {
-      fail(new ApiError(400, 'no audio: the multipart field "file" is missing', 'missing_file', 'file'), 'bad_request');
-      return;
-    }
-    const format = (field('response_format') ?? 'json') as ResponseFormat;
-    if (!FORMATS.includes(format)) {
-      fail(new ApiError(400, `response_format must be one of ${FORMATS.join(', ')}`, 'invalid_value', 'response_format'), 'bad_request');
-      return;
-    }
-    const temperature = field('temperature') === undefined ? 0 : Number(field('temperature'));
-    if (!Number.isFinite(temperature) || temperature < 0 || temperature > 1) {
-      fail(new ApiError(400, 'temperature must be a number between 0 and 1', 'invalid_value', 'temperature'), 'bad_request');
-      return;
-    }
-    const modelName = field('model');
-    const picked = manager.pick(modelName === undefined || modelName === '' ? undefined : modelName);
-    if (!picked) {
-      if (!manager.ready) fail(new ApiError(503, 'no model is loaded yet', 'not_ready'), 'not_ready');
-      else fail(new ApiError(404, `The model '${modelName ?? ''}' does not exist`, 'model_not_found', 'model'), 'unknown_model');
-      return;
-    }
-    deployment = picked.deployment;
-    version = picked.model.version;
-    const language = (field('language') ?? picked.model.info.languages[0] ?? 'en').toLowerCase();
-    if (!picked.model.info.languages.includes(language)) {
-      fail(new ApiError(400, `language '${language}' is not supported by ${deployment} (supported: ${picked.model.info.languages.join(', ')})`, 'unsupported_language', 'language'), 'bad_request');
-      return;
-    }
-    let audio;
-    try {
-      audio = decodeWav(file.buffer, { maxDurationSeconds: options.maxAudioSeconds });
-    } catch (err) {
-      if (err instanceof AudioFormatError) {
-        const status = err.kind === 'unsupported_format' || err.kind === 'unsupported_codec' ? 415 : err.kind === 'too_long' ? 413 : 400;
-        fail(new ApiError(status, err.message, err.kind === 'empty' ? 'empty_file' : err.kind === 'too_long' ? 'audio_too_long' : err.kind, 'file'), err.kind);
-        return;
-      }
-      throw err;
-    }
-    const tDecoded = performance.now();
-    const abort = new AbortController();
-    const onClose = (): void => {
-      if (!res.writableEnded) abort.abort();
-    };
-    res.on('close', onClose);
-    const tAdmit = performance.now();
-    const ticket = admission.acquire(abort.signal);
-    if (ticket instanceof Rejected) {
-      res.set('Retry-After', String(ticket.retryAfterSeconds));
-      fail(new ApiError(429, `the agent is at capacity (${admission.maxActive} streams, ${admission.maxQueue} queued); retry after ${ticket.retryAfterSeconds} s`, 'overloaded'), 'overloaded');
-      return;
-    }
-    let release: () => void;
-    try {
-      release = await ticket;
-    } catch {
-      metrics.rejected.inc({ reason: 'client_gone' });
-      return;
-    }
-    const done = manager.acquire(picked.model);
-    const tQueued = performance.now();
-    let result: JobResult;
-    // The sample's WAV for the dataset store, made before the samples move into the worker: the
-    // upload itself when it is a plain 16-bit PCM WAV (no copy), else the decoded audio as one.
-    const kept = recent.keepsAudio ? datasetWav(file.buffer, audio) : undefined;
-    try {
-      result = await inference.run(picked.model.key, { audio: audio.samples, sampleRate: audio.sampleRate, language, prompt: field('prompt') ?? '', temperature }, { transfer: true });
-    } catch (err) {
-      log.error({ requestId, deployment, version, err: (err as Error).message }, 'Transcription failed');
-      fail(new ApiError(500, `transcription failed: ${(err as Error).message}`, 'inference_failed'), 'inference_error');
-      return;
-    } finally {
-      done();
-      release();
-    }
-    const inferSeconds = (result.featuresMs + result.encoderMs + result.decoderMs) / 1000;
-    const totalSeconds = (performance.now() - t0) / 1000;
-    admission.observeServiceTime((performance.now() - tQueued) / 1000);
-    const labels = { deployment, model_version: version };
-    metrics.inferenceDuration.observe(labels, inferSeconds);
-    metrics.queueWait.observe(labels, Math.max(0, (performance.now() - tAdmit) / 1000 - inferSeconds));
-    metrics.rtf.observe(labels, inferSeconds / Math.max(result.audioSeconds, 1e-3));
-    metrics.audioSeconds.inc(labels, result.audioSeconds);
-    recent.remember(
-      { id: requestId, deployment, modelVersion: version, role: picked.role, text: result.text, at: Date.now(), audioSeconds: result.audioSeconds },
-      kept,
-    );
-    res.set('x-whisperops-deployment', deployment);
-    res.set('x-whisperops-model-version', version);
-    res.set('x-whisperops-model-role', picked.role);
-    // Where the time went (W3C Server-Timing, milliseconds): upload parsing, WAV decoding, waiting for a
-    // stream and a worker, the worker's front end, encoder and decoder, and the whole request so far.
-    const tDone = performance.now();
-    const inWorker = result.featuresMs + result.encoderMs + result.decoderMs;
-    res.set(
-      'Server-Timing',
-      [
-        ['parse', tParsed - t0],
-        ['wav', tDecoded - tParsed],
-        ['queue', Math.max(0, tQueued - tAdmit)],
-        ['hop', Math.max(0, tDone - tQueued - inWorker)],
-        ['features', result.featuresMs],
-        ['encoder', result.encoderMs],
-        ['decoder', result.decoderMs],
-        ['total', tDone - t0],
-      ]
-        .map(([k, v]) => `${String(k)};dur=${Number(v).toFixed(2)}`)
-        .join(', '),
-    );
-    metrics.requests.inc({ route: 'transcriptions', code: '200', ...labels });
-    metrics.requestDuration.observe(labels, totalSeconds);
-    switch (format) {
-      case 'json':
-        res.json({ text: result.text });
-        return;
-      case 'text':
-        res.type('text/plain').send(result.text + '\n');
-        return;
-      case 'verbose_json':
-        res.json({
-          task: 'transcribe',
-          language: language === 'en' ? 'english' : language,
-          duration: Number(result.audioSeconds.toFixed(3)),
-          text: result.text,
-          segments: segmentsOf(result, temperature),
-          request_id: requestId,
-          model: deployment,
-          model_version: version,
-        });
-        return;
-      case 'srt':
-        res.type('text/plain').send(
-          result.windows.map((w, i) => `${i + 1}\n${timestamp(w.start, ',')} --> ${timestamp(w.end, ',')}\n${w.text.trim()}\n`).join('\n'),
-        );
-        return;
-      case 'vtt':
-        res.type('text/vtt').send('WEBVTT\n\n' + result.windows.map((w) => `${timestamp(w.start, '.')} --> ${timestamp(w.end, '.')}\n${w.text.trim()}\n`).join('\n'));
-        return;
-    }
-  });
+  app.post(
+    '/v1/audio/transcriptions',
+    transcriptionRoute({
+      maxUploadBytes: options.maxUploadBytes,
+      maxAudioSeconds: options.maxAudioSeconds,
+      bodyTimeoutSeconds: options.bodyTimeoutSeconds ?? 30,
+      manager,
+      inference,
+      admission,
+      uploads,
+      metrics,
+      recent,
+      log,
+      isAccepting: deps.isAccepting,
+    }),
+  );
 
   app.post('/v1/feedback', express.json({ limit: '64kb' }), (req, res) => {
     const fail = (e: ApiError): void => {

@@ -144,6 +144,29 @@ describe('desiredDeployment', () => {
     expect(c?.image).toBe(agentSettings.image);
   });
 
+  it('mounts spec.auth\'s token Secret as a folder and points the agent at the files of the keys it names, only when set', () => {
+    const spec = (p: ReturnType<typeof edgePool>) => desiredDeployment(p, agentSettings, 1).spec?.template.spec;
+    const plain = spec(edgePool({}));
+    expect(plain?.volumes?.some((v) => v.name === 'auth')).toBe(false);
+    expect(JSON.stringify(plain)).not.toMatch(/TOKEN_FILE/);
+    const both = spec(edgePool({ auth: { secretRef: { name: 'agent-tokens' }, transcriptionKey: 'transcribe', feedbackKey: 'feedback-senders' } }));
+    expect(both?.volumes?.find((v) => v.name === 'auth')).toEqual({
+      name: 'auth',
+      secret: { secretName: 'agent-tokens', items: [{ key: 'transcribe', path: 'transcription' }, { key: 'feedback-senders', path: 'feedback' }], defaultMode: 0o440 },
+    });
+    const c0 = both?.containers[0];
+    // A folder mount (no subPath): the kubelet's updates of a rotated Secret reach the agent.
+    expect(c0?.volumeMounts?.find((m) => m.name === 'auth')).toEqual({ name: 'auth', mountPath: '/var/run/secrets/whisperops-agent', readOnly: true });
+    expect(c0?.env?.filter((e) => e.name.endsWith('_TOKEN_FILE'))).toEqual([
+      { name: 'WHISPEROPS_AGENT_TRANSCRIPTION_TOKEN_FILE', value: '/var/run/secrets/whisperops-agent/transcription' },
+      { name: 'WHISPEROPS_AGENT_FEEDBACK_TOKEN_FILE', value: '/var/run/secrets/whisperops-agent/feedback' },
+    ]);
+    // Feedback only: transcription stays open.
+    const fb = spec(edgePool({ auth: { secretRef: { name: 'agent-tokens' }, feedbackKey: 'fb' } }));
+    expect(fb?.volumes?.find((v) => v.name === 'auth')?.secret?.items).toEqual([{ key: 'fb', path: 'feedback' }]);
+    expect(fb?.containers[0]?.env?.filter((e) => e.name.endsWith('_TOKEN_FILE')).map((e) => e.name)).toEqual(['WHISPEROPS_AGENT_FEEDBACK_TOKEN_FILE']);
+  });
+
   it('gives the agents the pool\'s object-store credentials as environment from the Secret, only when set', () => {
     expect(c?.envFrom).toBeUndefined();
     const p = edgePool({ artifactCredentials: { secretRef: { name: 'models-s3' } } });

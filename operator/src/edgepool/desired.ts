@@ -16,6 +16,8 @@ export const MODEL_SET_KEY = 'model-set.json';
 export const MODEL_SET_DIR = '/etc/whisperops/model-set';
 export const MODEL_SET_PATH = `${MODEL_SET_DIR}/${MODEL_SET_KEY}`;
 export const CACHE_DIR = '/var/cache/whisperops-agent';
+/** Where spec.auth's Secret is mounted: files `transcription` and `feedback` (the keys it names). */
+export const AUTH_DIR = '/var/run/secrets/whisperops-agent';
 export const HOSTNAME_TOPOLOGY_KEY = 'kubernetes.io/hostname';
 /** The agent fails readiness for 5 s on SIGTERM, then drains in-flight work for up to 30 s (its defaults). */
 export const TERMINATION_GRACE_SECONDS = 45;
@@ -123,6 +125,9 @@ function agentEnv(pool: StoredEdgePool): V1EnvVar[] {
     { name: 'WHISPEROPS_AGENT_CACHE_DIR', value: CACHE_DIR },
     { name: 'HOME', value: '/tmp' },
   ];
+  // Bearer tokens (spec.auth): the files the agent re-reads when the kubelet updates the Secret volume.
+  if (pool.spec.auth?.transcriptionKey) env.push({ name: 'WHISPEROPS_AGENT_TRANSCRIPTION_TOKEN_FILE', value: `${AUTH_DIR}/transcription` });
+  if (pool.spec.auth?.feedbackKey) env.push({ name: 'WHISPEROPS_AGENT_FEEDBACK_TOKEN_FILE', value: `${AUTH_DIR}/feedback` });
   // Feedback samples to the pool's dataset store (edge-agent/README.md, "Dataset store"): the pod name
   // names each agent's objects, so agents never overwrite each other's.
   const ds = agentDatasetStore(pool);
@@ -153,6 +158,7 @@ function agentContainer(pool: StoredEdgePool, agent: AgentSettings): V1Container
     { name: 'model-set', mountPath: MODEL_SET_DIR, readOnly: true },
     { name: 'tmp', mountPath: '/tmp' },
     { name: 'cache', mountPath: CACHE_DIR },
+    ...(pool.spec.auth ? [{ name: 'auth', mountPath: AUTH_DIR, readOnly: true }] : []),
   ];
   const resources = resourcesOf(pool);
   // Object-store credentials as the standard AWS environment: the kubelet reads the Secret when it
@@ -206,6 +212,17 @@ function podSpec(pool: StoredEdgePool, agent: AgentSettings): V1PodSpec {
     // Downloaded model artifacts (verified by sha256) survive container restarts, not pod moves.
     { name: 'cache', emptyDir: {} },
   ];
+  // spec.auth: the token Secret as a folder (never a subPath, so rotations reach the agent), only the
+  // keys it names, readable by the owner and the pod's fsGroup (the agent). Not optional: an agent whose tokens are missing must
+  // not start open.
+  const auth = pool.spec.auth;
+  if (auth) {
+    const items = [
+      ...(auth.transcriptionKey ? [{ key: auth.transcriptionKey, path: 'transcription' }] : []),
+      ...(auth.feedbackKey ? [{ key: auth.feedbackKey, path: 'feedback' }] : []),
+    ];
+    volumes.push({ name: 'auth', secret: { secretName: auth.secretRef.name, items, defaultMode: 0o440 } });
+  }
   const spec: V1PodSpec = {
     containers: [agentContainer(pool, agent)],
     nodeSelector: { ...pool.spec.nodeSelector },
