@@ -1,6 +1,7 @@
 // Wires the agent: metrics, inference pool, artifact fetcher, model manager, admission, feedback memory,
 // dataset store, model-set watcher, golden probes, the HTTP app and server, and graceful shutdown.
 import { readFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -189,7 +190,13 @@ export async function startAgent(opts: AgentOptions, log: Logger = agentLogger(o
   }
 
   const app = createApp({
-    options: { maxUploadBytes: opts.maxUploadBytes, maxAudioSeconds: opts.maxAudioSeconds, pool: poolName },
+    options: {
+      maxUploadBytes: opts.maxUploadBytes,
+      maxAudioSeconds: opts.maxAudioSeconds,
+      pool: poolName,
+      maxUploadBufferBytes: opts.maxUploadBufferBytes,
+      bodyTimeoutSeconds: opts.bodyTimeoutSeconds,
+    },
     manager,
     inference: pool,
     admission,
@@ -210,8 +217,16 @@ export async function startAgent(opts: AgentOptions, log: Logger = agentLogger(o
   };
   const handler = auth.transcription || auth.feedback ? express().disable('x-powered-by').use(requireBearer(auth)).use(app) : app;
   if (!auth.transcription || !auth.feedback) log.info({ transcription: Boolean(auth.transcription), feedback: Boolean(auth.feedback) }, 'No token file for some routes: they accept requests without authentication');
-  const server = await new Promise<Server>((res, rej) => {
-    const s = handler.listen(opts.port, opts.host, (err?: Error) => (err ? rej(err) : res(s)));
+  // Slow clients: the request head must arrive within headersTimeout (checked every second); a
+  // transcription's body within --body-timeout-seconds once admitted (the route's own deadline); any
+  // other body within Node's requestTimeout (5 min).
+  const server = createServer({ headersTimeout: opts.headersTimeoutSeconds * 1000, requestTimeout: 300_000, connectionsCheckingInterval: 1000 }, handler);
+  await new Promise<void>((res, rej) => {
+    server.once('error', rej);
+    server.listen(opts.port, opts.host, () => {
+      server.off('error', rej);
+      res();
+    });
   });
   server.keepAliveTimeout = 5_000;
   const addr = server.address();

@@ -20,6 +20,12 @@ export interface AgentOptions {
   maxQueue: number;
   maxUploadBytes: number;
   maxAudioSeconds: number;
+  /** Bytes of request bodies held in memory at once, reserved before a body is read. */
+  maxUploadBufferBytes: number;
+  /** Seconds a client has to send its request headers (slowloris). */
+  headersTimeoutSeconds: number;
+  /** Seconds an admitted transcription's client has to send its whole body. */
+  bodyTimeoutSeconds: number;
   cacheDir: string;
   configPollSeconds: number;
   /** Dataset store (file:// or s3://) feedback samples are written to; off when undefined. */
@@ -62,6 +68,9 @@ const SPEC = {
   'max-queue': { type: 'string', default: '32', help: 'transcriptions waiting beyond that; more get 429' },
   'max-upload-bytes': { type: 'string', default: String(25 * 1024 * 1024), help: 'largest accepted upload' },
   'max-audio-seconds': { type: 'string', default: '600', help: 'longest accepted audio' },
+  'max-upload-buffer-bytes': { type: 'string', default: String(64 * 1024 * 1024), help: 'upload budget: bytes of request bodies held in memory at once, reserved (Content-Length, else the largest allowed body) before a body is read; raised to one largest body when smaller' },
+  'headers-timeout-seconds': { type: 'string', default: '10', help: 'a client that has not sent its whole request head by then is disconnected (408)' },
+  'body-timeout-seconds': { type: 'string', default: '30', help: 'an admitted transcription whose body has not fully arrived by then gets 408 and is disconnected' },
   'cache-dir': { type: 'string', help: 'where downloaded artifacts are kept' },
   'config-poll-seconds': { type: 'string', default: '10', help: 'model-set polling interval (besides fs.watch)' },
   'dataset-store-uri': { type: 'string', help: 'dataset store (s3://bucket/prefix/ or file:///folder/; off when unset): feedback writes WAV samples + JSONL manifests there' },
@@ -144,6 +153,9 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv, repoRoot: s
     maxQueue: int('max-queue', 0, 100_000),
     maxUploadBytes: int('max-upload-bytes', 1024),
     maxAudioSeconds: int('max-audio-seconds', 1),
+    maxUploadBufferBytes: int('max-upload-buffer-bytes', 1024),
+    headersTimeoutSeconds: int('headers-timeout-seconds', 1, 3600),
+    bodyTimeoutSeconds: int('body-timeout-seconds', 1, 3600),
     cacheDir: get('cache-dir') ?? join(env.XDG_CACHE_HOME ?? join(env.HOME ?? '/tmp', '.cache'), 'whisperops-agent'),
     configPollSeconds: int('config-poll-seconds', 1),
     datasetStoreUri: datasetStoreUri(get('dataset-store-uri')),
