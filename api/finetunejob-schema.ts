@@ -150,6 +150,56 @@ function exportSpec(): Schema {
   });
 }
 
+function compression(): Schema {
+  const layers = (what: string) => int(`${what} layers of the student; each is initialised from a teacher layer, spread evenly from first to last (e.g. 2 of 4: layers 0 and 3). Default: the teacher's count.`, { minimum: 1, maximum: 64 });
+  return obj('Model compression beyond post-training quantization (export.quantization): a distilled student, structured attention-head pruning, quantization-aware training, a speaker-role head. Each is measured (parameters before and after, WER) in status.result.compression and gated like INT8: a compressed model whose WER exceeds the uncompressed model\'s by more than export.maxWerIncrease in any scenario is not published.', {
+    distillation: obj('Knowledge distillation: a smaller student, initialised from the teacher\'s layers, trained on loss = klWeight · T² · KL(teacher ‖ student) on logits softened at temperature T + ceWeight · cross-entropy on the labels. The student is the published model (ONNX fp32/INT8 + manifest, served by the agent unchanged).', {
+      teacherUri: uri(`URI of the teacher model artifact (same layout as baseModel.uri): ${SCHEMES}. Default: the base model. The student is always initialised from the base model.`),
+      encoderLayers: layers('Encoder'),
+      decoderLayers: layers('Decoder'),
+      ffnDim: int('Feed-forward width of the student (encoder and decoder); the neurons kept are the teacher\'s with the largest weight norms. Default: the teacher\'s width.', { minimum: 8, maximum: 65536 }),
+      temperature: num('Softmax temperature T of the soft targets.', { minimum: 0.5, maximum: 20, default: 2 }),
+      klWeight: num('Weight of the KL term (soft targets).', { minimum: 0, maximum: 1, default: 0.5 }),
+      ceWeight: num('Weight of the cross-entropy term (labels).', { minimum: 0, maximum: 1, default: 0.5 }),
+    }, {
+      rules: [
+        { rule: 'self.klWeight + self.ceWeight > 0.0', message: 'compression.distillation needs klWeight or ceWeight above 0' },
+        { rule: 'has(self.encoderLayers) || has(self.decoderLayers) || has(self.ffnDim)', message: 'compression.distillation needs a smaller student: encoderLayers, decoderLayers or ffnDim' },
+      ],
+    }),
+    headPruning: obj('Structured attention-head pruning: head importance measured on training data (|gradient × head mask|), the least important fraction of heads removed from the projection matrices (smaller q/k/v/out matrices, not masks), then the normal training pass as recovery fine-tune.', {
+      fraction: num('Fraction of all attention heads (self- and cross-attention, encoder and decoder) removed; every attention keeps at least one head.', { minimum: 0, maximum: 0.9, exclusiveMinimum: true, default: 0.4 }),
+      importanceSamples: int('Training utterances the importance is measured on.', { minimum: 1, maximum: 100_000, default: 64 }),
+    }),
+    quantizationAware: obj('Quantization-aware training: fake quantization during fine-tuning, exported as a static INT8 ONNX model (QDQ, fixed scales) instead of post-training dynamic INT8.', {
+      calibrationSamples: int('Training utterances used to calibrate the activation ranges before training.', { minimum: 1, maximum: 100_000, default: 32 }),
+    }),
+    speakerRole: obj('Speaker-role head: a classifier on the mean-pooled encoder output, trained jointly with ASR and exported beside the ASR graphs.', {
+      roles: arr('The roles, e.g. clinician, patient.', scenarioName('A role name.'), 16, { minItems: 2, 'x-kubernetes-list-type': 'set' }),
+      voices: arr('Role of each synthesized voice (dataset.synthesize); manifest samples carry their own "role" key.', obj('A voice and its role.', {
+        voice: str('An espeak-ng voice name.', { maxLength: 64 }),
+        role: scenarioName('One of roles.'),
+      }, { required: ['voice', 'role'] }), 64, { 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['voice'] }),
+      lossWeight: num('Weight of the role cross-entropy beside the ASR loss.', { minimum: 0, maximum: 10, exclusiveMinimum: true, default: 0.3 }),
+    }, {
+      required: ['roles'],
+      rules: [{ rule: '!has(self.voices) || self.voices.all(v, v.role in self.roles)', message: 'compression.speakerRole.voices: every role must be one of roles', fieldPath: '.voices' }],
+    }),
+  }, { 'x-kubernetes-validations': immutable('compression') });
+}
+
+/** CEL rules that tie compression to method and export (on a spec or a retraining template). */
+const COMPRESSION_RULES: Rule[] = [
+  {
+    rule: "!has(self.compression) || !has(self.compression.distillation) || !has(self.method) || self.method.type != 'lora'",
+    message: 'compression.distillation trains the whole student: method.type must be full or freezeEncoder, not lora',
+  },
+  {
+    rule: "!has(self.compression) || !has(self.compression.quantizationAware) || !has(self.export) || (self.export.onnx && (!has(self.export.quantization) || self.export.quantization == 'int8'))",
+    message: 'compression.quantizationAware exports static INT8: it requires export.onnx: true and export.quantization int8',
+  },
+];
+
 /** Properties shared by a FineTuneJob's spec and an InferenceDeployment's retraining template. */
 function trainingProperties(): Record<string, Schema> {
   return {
@@ -160,6 +210,7 @@ function trainingProperties(): Record<string, Schema> {
     training: training(),
     resources: resourcesSpec(),
     export: exportSpec(),
+    compression: compression(),
     output: obj('Where the model artifact is written.', {
       uri: uri('URI of the folder the artifact is written to: s3://bucket/prefix/ (every file uploaded, model-manifest.json last), pvc://claim/path (the claim is mounted read-write; written to a temporary folder, then renamed) or file:// (a path inside the trainer container). http(s) is read-only. Before training, the trainer writes and deletes a probe object here; if it cannot, the run fails at once (exit 2, not retried).'),
     }, { required: ['uri'], 'x-kubernetes-validations': immutable('output') }),
@@ -190,6 +241,11 @@ export function fineTuneJobSpec(): Schema {
         rule: 'has(self.artifactCredentials) == has(oldSelf.artifactCredentials)',
         message: 'artifactCredentials cannot be added or removed after creation',
       },
+      {
+        rule: 'has(self.compression) == has(oldSelf.compression)',
+        message: 'compression cannot be added or removed after creation',
+      },
+      ...COMPRESSION_RULES,
     ],
   });
 }
@@ -201,7 +257,7 @@ export function fineTuneJobTemplate(): Schema {
     output: obj('Where retrained artifacts are written: a folder per run under this URI.', {
       uri: uri('Base URI; each run writes to <uri>/<FineTuneJob name>.'),
     }, { required: ['uri'] }),
-  }, { required: ['dataset', 'output'] });
+  }, { required: ['dataset', 'output'], rules: COMPRESSION_RULES });
 }
 
 export function fineTuneJobStatus(): Schema {
@@ -227,6 +283,15 @@ export function fineTuneJobStatus(): Schema {
       totalParams: int('Parameters of the model.', { minimum: 0, format: 'int64' }),
       quantization: enumOf('Compression of the exported model.', ['int8', 'fp16', 'none']),
       durationSeconds: num('Training wall time.', { minimum: 0 }),
+      compression: obj('What spec.compression did, measured.', {
+        techniques: arr('The techniques applied, in order.', enumOf('A technique.', ['distillation', 'headPruning', 'quantizationAware', 'speakerRole']), 4),
+        paramsBefore: int('Parameters of the uncompressed model (the base, or the teacher).', { minimum: 0, format: 'int64' }),
+        paramsAfter: int('Parameters of the published model.', { minimum: 0, format: 'int64' }),
+        headsBefore: int('Attention heads before pruning.', { minimum: 0 }),
+        headsAfter: int('Attention heads after pruning.', { minimum: 0 }),
+        referenceWer: wer('WER of the uncompressed reference model per scenario (the teacher for distillation), on the same sets.'),
+        roleAccuracy: num('Speaker-role accuracy on the held-out set.', { minimum: 0, maximum: 1 }),
+      }),
     }, { required: ['modelUri', 'version', 'sha256'] }),
   });
 }

@@ -383,6 +383,101 @@ export interface FineTuneJobSpec {
     maxWerIncrease?: number;
   };
   /**
+   * Model compression beyond post-training quantization (export.quantization): a distilled student, structured attention-head pruning, quantization-aware training, a speaker-role head. Each is measured (parameters before and after, WER) in status.result.compression and gated like INT8: a compressed model whose WER exceeds the uncompressed model's by more than export.maxWerIncrease in any scenario is not published.
+   */
+  compression?: {
+    /**
+     * Knowledge distillation: a smaller student, initialised from the teacher's layers, trained on loss = klWeight · T² · KL(teacher ‖ student) on logits softened at temperature T + ceWeight · cross-entropy on the labels. The student is the published model (ONNX fp32/INT8 + manifest, served by the agent unchanged).
+     */
+    distillation?: {
+      /**
+       * URI of the teacher model artifact (same layout as baseModel.uri): s3://bucket/key (credentials: spec.artifactCredentials), pvc://claim/path (a PersistentVolumeClaim of this namespace, mounted read-only), https:// or file:// (a path inside the trainer container). Default: the base model. The student is always initialised from the base model.
+       */
+      teacherUri?: string;
+      /**
+       * Encoder layers of the student; each is initialised from a teacher layer, spread evenly from first to last (e.g. 2 of 4: layers 0 and 3). Default: the teacher's count.
+       */
+      encoderLayers?: number;
+      /**
+       * Decoder layers of the student; each is initialised from a teacher layer, spread evenly from first to last (e.g. 2 of 4: layers 0 and 3). Default: the teacher's count.
+       */
+      decoderLayers?: number;
+      /**
+       * Feed-forward width of the student (encoder and decoder); the neurons kept are the teacher's with the largest weight norms. Default: the teacher's width.
+       */
+      ffnDim?: number;
+      /**
+       * Softmax temperature T of the soft targets.
+       */
+      temperature: number;
+      /**
+       * Weight of the KL term (soft targets).
+       */
+      klWeight: number;
+      /**
+       * Weight of the cross-entropy term (labels).
+       */
+      ceWeight: number;
+    };
+    /**
+     * Structured attention-head pruning: head importance measured on training data (|gradient × head mask|), the least important fraction of heads removed from the projection matrices (smaller q/k/v/out matrices, not masks), then the normal training pass as recovery fine-tune.
+     */
+    headPruning?: {
+      /**
+       * Fraction of all attention heads (self- and cross-attention, encoder and decoder) removed; every attention keeps at least one head.
+       */
+      fraction: number;
+      /**
+       * Training utterances the importance is measured on.
+       */
+      importanceSamples: number;
+    };
+    /**
+     * Quantization-aware training: fake quantization during fine-tuning, exported as a static INT8 ONNX model (QDQ, fixed scales) instead of post-training dynamic INT8.
+     */
+    quantizationAware?: {
+      /**
+       * Training utterances used to calibrate the activation ranges before training.
+       */
+      calibrationSamples: number;
+    };
+    /**
+     * Speaker-role head: a classifier on the mean-pooled encoder output, trained jointly with ASR and exported beside the ASR graphs.
+     */
+    speakerRole?: {
+      /**
+       * The roles, e.g. clinician, patient.
+       *
+       * @minItems 2
+       * @maxItems 16
+       *
+       * Items: A role name.
+       */
+      roles: string[];
+      /**
+       * Role of each synthesized voice (dataset.synthesize); manifest samples carry their own "role" key.
+       *
+       * @maxItems 64
+       *
+       * Items: A voice and its role.
+       */
+      voices?: {
+        /**
+         * An espeak-ng voice name.
+         */
+        voice: string;
+        /**
+         * One of roles.
+         */
+        role: string;
+      }[];
+      /**
+       * Weight of the role cross-entropy beside the ASR loss.
+       */
+      lossWeight: number;
+    };
+  };
+  /**
    * Where the model artifact is written.
    */
   output: {
@@ -573,6 +668,48 @@ export interface FineTuneJobStatus {
      * Training wall time.
      */
     durationSeconds?: number;
+    /**
+     * What spec.compression did, measured.
+     */
+    compression?: {
+      /**
+       * The techniques applied, in order.
+       *
+       * @maxItems 4
+       *
+       * Items: A technique.
+       */
+      techniques?: ("distillation" | "headPruning" | "quantizationAware" | "speakerRole")[];
+      /**
+       * Parameters of the uncompressed model (the base, or the teacher).
+       */
+      paramsBefore?: number;
+      /**
+       * Parameters of the published model.
+       */
+      paramsAfter?: number;
+      /**
+       * Attention heads before pruning.
+       */
+      headsBefore?: number;
+      /**
+       * Attention heads after pruning.
+       */
+      headsAfter?: number;
+      /**
+       * WER of the uncompressed reference model per scenario (the teacher for distillation), on the same sets.
+       */
+      referenceWer?: {
+        /**
+         * Word error rate, 0 = perfect.
+         */
+        [k: string]: number;
+      };
+      /**
+       * Speaker-role accuracy on the held-out set.
+       */
+      roleAccuracy?: number;
+    };
   };
 }
 
@@ -1088,6 +1225,7 @@ export interface InferenceDeploymentSpec {
       training: FineTuneJobSpec["training"];
       resources: FineTuneJobSpec["resources"];
       export: FineTuneJobSpec["export"];
+      compression?: FineTuneJobSpec["compression"];
       /**
        * Where retrained artifacts are written: a folder per run under this URI.
        */

@@ -72,7 +72,9 @@ def test_missing_job_file_is_invalid(tmp_path):
 def _result(n_scen=3):
     return {"modelUri": "file:///o", "version": "v2", "sha256": "a" * 64, "parentVersion": "v1",
             "wer": {f"s{i}": 0.123456 for i in range(n_scen)}, "baseWer": {f"s{i}": 0.5 for i in range(n_scen)},
-            "trainableParams": 1, "totalParams": 2, "quantization": "int8", "durationSeconds": 3.5, "extra": 1}
+            "trainableParams": 1, "totalParams": 2, "quantization": "int8", "durationSeconds": 3.5,
+            "compression": {"techniques": ["distillation"], "paramsBefore": 4, "paramsAfter": 2, "referenceWer": {"s0": 0.1}},
+            "extra": 1}
 
 
 def test_result_has_exactly_the_contract_keys_and_matches_the_crd_status_schema():

@@ -107,6 +107,22 @@ def cross_field_errors(spec: dict[str, Any]) -> list[str]:
         errs.append("spec.export.quantization: export.quantization requires export.onnx: true")
     if not ex.get("onnx", True) and "maxWerIncrease" in ex:
         errs.append("spec.export.maxWerIncrease: requires export.onnx: true")
+    comp = spec.get("compression") or {}
+    dist = comp.get("distillation")
+    if dist is not None:
+        if m.get("type", "lora") == "lora":
+            errs.append("spec.compression.distillation: trains the whole student: method.type must be full or freezeEncoder, not lora")
+        if not any(k in dist for k in ("encoderLayers", "decoderLayers", "ffnDim")):
+            errs.append("spec.compression.distillation: needs a smaller student: encoderLayers, decoderLayers or ffnDim")
+        if dist.get("klWeight", 0.5) + dist.get("ceWeight", 0.5) <= 0:
+            errs.append("spec.compression.distillation: needs klWeight or ceWeight above 0")
+    if "quantizationAware" in comp and (not ex.get("onnx", True) or ex.get("quantization", "int8") != "int8"):
+        errs.append("spec.compression.quantizationAware: exports static INT8: it requires export.onnx: true and export.quantization int8")
+    role = comp.get("speakerRole")
+    if role is not None:
+        bad = [v.get("role") for v in role.get("voices", []) if v.get("role") not in role.get("roles", [])]
+        if bad:
+            errs.append(f"spec.compression.speakerRole.voices: every role must be one of roles (not {bad[0]!r})")
     ev = ds.get("evaluation", [])
     names = [e.get("scenario") for e in ev]
     if len(names) != len(set(names)):

@@ -382,9 +382,27 @@ def base_model(spec: dict[str, Any], work: Path) -> tuple[Path, str]:
     return d, version or "unknown"
 
 
+# spec.compression techniques this trainer carries out; the others are refused as invalid input
+# (exit 2) rather than silently skipped.
+IMPLEMENTED_COMPRESSION: tuple[str, ...] = ()
+
+
+def check_compression(spec: dict[str, Any]) -> list[str]:
+    """The spec.compression techniques requested, in the order they are applied; InvalidJob for one
+    this trainer does not implement."""
+    comp = spec.get("compression") or {}
+    asked = [k for k in ("distillation", "headPruning", "quantizationAware", "speakerRole") if k in comp]
+    missing = [k for k in asked if k not in IMPLEMENTED_COMPRESSION]
+    if missing:
+        raise InvalidJob(f"spec.compression.{missing[0]} is not implemented by this trainer version "
+                         f"(implemented: {', '.join(IMPLEMENTED_COMPRESSION) or 'none'})")
+    return asked
+
+
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
     t_start = time.time()
     spec, meta = job["spec"], job.get("metadata", {})
+    check_compression(spec)
     work = Path(os.environ.get("WHISPEROPS_WORK_DIR") or tempfile.mkdtemp(prefix="whisperops-"))
     work.mkdir(parents=True, exist_ok=True)
     seed = int(spec.get("training", {}).get("seed", 42))

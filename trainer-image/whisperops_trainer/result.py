@@ -10,7 +10,7 @@ from typing import Any
 DEFAULT_RESULT_FILE = "/dev/termination-log"
 MAX_BYTES = 4096
 KEYS = ("modelUri", "version", "sha256", "parentVersion", "wer", "baseWer", "trainableParams", "totalParams",
-        "quantization", "durationSeconds")
+        "quantization", "durationSeconds", "compression")
 
 
 def result_path() -> Path:

@@ -15,6 +15,15 @@ describe('parseTrainerResult', () => {
     expect(v).toEqual({ ok: true, result: { ...good, werSummary: 'finance=0.123 medical=0.31' } });
   });
 
+  it('maps the compression report of a distilled, pruned model', () => {
+    const compression = {
+      techniques: ['distillation', 'headPruning'], paramsBefore: 8_000_000, paramsAfter: 3_900_000,
+      headsBefore: 48, headsAfter: 29, referenceWer: { general: 0.21 },
+    };
+    const v = parseTrainerResult(JSON.stringify({ ...good, compression }));
+    expect(v).toEqual({ ok: true, result: { ...good, compression, werSummary: 'finance=0.123 medical=0.31' } });
+  });
+
   it('accepts the minimum: modelUri, version, sha256', () => {
     expect(parseTrainerResult(`  {"modelUri":"file:///m","version":"v2","sha256":"${sha}"}\n`)).toEqual({
       ok: true, result: { modelUri: 'file:///m', version: 'v2', sha256: sha },
@@ -37,6 +46,10 @@ describe('parseTrainerResult', () => {
     ['trainable > total', JSON.stringify({ ...good, trainableParams: 10, totalParams: 5 }), 'ResultInvalid', 'exceeds totalParams'],
     ['unknown quantization', JSON.stringify({ ...good, quantization: 'int4' }), 'ResultInvalid', 'quantization must be one of'],
     ['negative duration', JSON.stringify({ ...good, durationSeconds: -1 }), 'ResultInvalid', 'durationSeconds'],
+    ['compression not an object', JSON.stringify({ ...good, compression: 3 }), 'ResultInvalid', 'compression must be an object'],
+    ['unknown technique', JSON.stringify({ ...good, compression: { techniques: ['lottery'] } }), 'ResultInvalid', 'compression.techniques must be a list'],
+    ['fractional paramsAfter', JSON.stringify({ ...good, compression: { paramsAfter: 2.5 } }), 'ResultInvalid', 'compression.paramsAfter must be a non-negative integer'],
+    ['role accuracy above 1', JSON.stringify({ ...good, compression: { roleAccuracy: 1.2 } }), 'ResultInvalid', 'compression.roleAccuracy'],
   ])('%s → %s', (_what, text, reason, fragment) => {
     const v = parseTrainerResult(text);
     expect(v.ok).toBe(false);

@@ -115,6 +115,7 @@ export function parseTrainerResult(message: string | undefined): ResultVerdict {
       durationSeconds = doc.durationSeconds;
     }
   }
+  const compression = compressionOf(doc.compression, problems);
   if (problems.length > 0 || modelUri === undefined || version === undefined || sha256 === undefined) {
     return { ok: false, reason: 'ResultInvalid', message: `the trainer's result is invalid: ${problems.join('; ')}` };
   }
@@ -129,7 +130,41 @@ export function parseTrainerResult(message: string | undefined): ResultVerdict {
   if (totalParams !== undefined) result.totalParams = totalParams;
   if (quantization !== undefined) result.quantization = quantization;
   if (durationSeconds !== undefined) result.durationSeconds = durationSeconds;
+  if (compression !== undefined) result.compression = compression;
   return { ok: true, result };
+}
+
+const TECHNIQUES = ['distillation', 'headPruning', 'quantizationAware', 'speakerRole'] as const;
+type Compression = NonNullable<TrainerResult['compression']>;
+
+/** The trainer's compression report (spec.compression): techniques, parameters and heads before/after, reference WER, role accuracy. */
+function compressionOf(value: unknown, problems: string[]): Compression | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!isRecord(value)) {
+    problems.push('compression must be an object');
+    return undefined;
+  }
+  const out: Compression = {};
+  if (value.techniques !== undefined) {
+    const list = value.techniques;
+    if (!Array.isArray(list) || list.length > TECHNIQUES.length || !list.every((t) => TECHNIQUES.some((k) => k === t))) {
+      problems.push(`compression.techniques must be a list of ${TECHNIQUES.join(', ')}`);
+    } else {
+      out.techniques = list.map((t) => TECHNIQUES.find((k) => k === t) ?? 'distillation');
+    }
+  }
+  for (const key of ['paramsBefore', 'paramsAfter', 'headsBefore', 'headsAfter'] as const) {
+    const n = count(value[key], `compression.${key}`, problems);
+    if (n !== undefined) out[key] = n;
+  }
+  const ref = werMap(value.referenceWer, 'compression.referenceWer', problems);
+  if (ref !== undefined) out.referenceWer = ref;
+  if (value.roleAccuracy !== undefined) {
+    const a = value.roleAccuracy;
+    if (typeof a !== 'number' || !Number.isFinite(a) || a < 0 || a > 1) problems.push('compression.roleAccuracy must be a number in [0, 1]');
+    else out.roleAccuracy = a;
+  }
+  return out;
 }
 
 function excerpt(text: string): string {
