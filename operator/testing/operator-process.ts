@@ -16,10 +16,17 @@ export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const OPERATOR_SA = 'whisperops-operator';
 
 export interface PolicyRule { apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[] }
-export interface OperatorRbac { clusterRules: PolicyRule[]; leaderElectionRules: PolicyRule[] }
+export interface OperatorRbac {
+  namespacedRules: PolicyRule[];
+  clusterScopedRules: PolicyRule[];
+  leaderElectionRules: PolicyRule[];
+  /** The ClusterRole of rbac.scope=cluster: namespacedRules + clusterScopedRules. */
+  clusterRules: PolicyRule[];
+}
 
 export function operatorRbac(): OperatorRbac {
-  return parseYaml(readFileSync(join(REPO_ROOT, 'charts', 'whisperops', 'files', 'operator-rbac.yaml'), 'utf8')) as OperatorRbac;
+  const file = parseYaml(readFileSync(join(REPO_ROOT, 'charts', 'whisperops', 'files', 'operator-rbac.yaml'), 'utf8')) as Omit<OperatorRbac, 'clusterRules'>;
+  return { ...file, clusterRules: [...file.namespacedRules, ...file.clusterScopedRules] };
 }
 
 const rbacType = (plural: string, namespaced: boolean): ResourceType => ({ group: 'rbac.authorization.k8s.io', version: 'v1', plural, kind: '', namespaced });

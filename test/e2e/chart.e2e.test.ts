@@ -15,7 +15,7 @@ jest.setTimeout(120_000);
 
 const chart = join(process.cwd(), 'charts', 'whisperops');
 interface Doc { kind: string; metadata: { name: string; annotations?: Record<string, string> }; [k: string]: unknown }
-const rbacFile = YAML.parse(readFileSync(join(chart, 'files', 'operator-rbac.yaml'), 'utf8')) as { clusterRules: unknown[]; leaderElectionRules: unknown[] };
+const rbacFile = YAML.parse(readFileSync(join(chart, 'files', 'operator-rbac.yaml'), 'utf8')) as { namespacedRules: unknown[]; clusterScopedRules: unknown[]; leaderElectionRules: unknown[] };
 
 async function render(...set: string[]): Promise<Doc[]> {
   const out = await helm(['template', 'wo', chart, '--namespace', 'whisperops-system', ...set.flatMap((s) => ['--set', s])]);
@@ -85,7 +85,7 @@ describe('helm lint and template', () => {
 
   it('renders exactly the RBAC rules of files/operator-rbac.yaml', async () => {
     const docs = await render();
-    expect((byKind(docs, 'ClusterRole')[0] as unknown as { rules: unknown[] }).rules).toEqual(rbacFile.clusterRules);
+    expect((byKind(docs, 'ClusterRole')[0] as unknown as { rules: unknown[] }).rules).toEqual([...rbacFile.namespacedRules, ...rbacFile.clusterScopedRules]);
     const role = byKind(docs, 'Role')[0] as unknown as { metadata: { namespace: string }; rules: unknown[] };
     expect(role.metadata.namespace).toBe('whisperops-system');
     expect(role.rules).toEqual(rbacFile.leaderElectionRules);

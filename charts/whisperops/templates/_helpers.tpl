@@ -41,3 +41,13 @@ app.kubernetes.io/component: operator
 {{- define "whisperops.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
+
+{{/*
+The one namespace the operator watches in rbac.scope=namespaced (watchNamespace, else the release
+namespace); "" (every namespace) in cluster mode.
+*/}}
+{{- define "whisperops.watchNamespace" -}}
+{{- if eq (.Values.rbac.scope | default "cluster") "namespaced" -}}
+{{- .Values.watchNamespace | default .Release.Namespace -}}
+{{- end -}}
+{{- end }}
