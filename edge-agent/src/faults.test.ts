@@ -9,6 +9,7 @@ import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { startAgent } from './agent.js';
+import { decodeWav, encodeWav16 } from './audio/wav.js';
 import type { Agent } from './agent.js';
 import { parseOptions } from './options.js';
 import type { AgentOptions } from './options.js';
@@ -182,5 +183,44 @@ describe('edge agent under faults (artifact server, auth), stable keeps serving'
     expect(Date.now() - t0).toBeLessThan(30_000);
     expect(agent.manager.table.get('b')?.stable.version).toBe('fault-2');
     expect(served).toBeGreaterThan(3);
+  });
+});
+
+describe('edge agent inference watchdog', () => {
+  let agent: Agent;
+  const speech = decodeWav(speak('your program is sick'));
+  beforeAll(async () => {
+    const o = parseOptions(['--port', '0', '--workers', '1', '--threads', '1'], {}, REPO_ROOT);
+    if (o === 'help') throw new Error('unexpected');
+    agent = await startAgent({ ...o, cacheDir: tempDir('cache'), shutdownDelaySeconds: 0, inferenceTimeoutSeconds: 2 }, pino({ level: 'silent' }));
+    await until(async () => (await fetch(`${agent.url}/readyz`)).status === 200);
+  });
+  afterAll(() => agent.shutdown());
+
+  const post = (wav: Uint8Array): Promise<Response> => {
+    const form = new FormData();
+    form.set('file', new Blob([wav], { type: 'audio/wav' }), 'a.wav');
+    return fetch(`${agent.url}/v1/audio/transcriptions`, { method: 'POST', body: form });
+  };
+
+  it('a request over its deadline fails with 504 inference_timeout at the deadline, the worker is recycled, the next request is served', async () => {
+    // 120 utterances with 1 s pauses: over 100 windows, far more than 2 s of decoding on one worker.
+    const gap = new Float32Array(speech.sampleRate);
+    const long = new Float32Array((speech.samples.length + gap.length) * 120);
+    for (let i = 0; i < 120; i++) long.set(speech.samples, i * (speech.samples.length + gap.length));
+    const t0 = Date.now();
+    const r = await post(encodeWav16(long, speech.sampleRate));
+    const waited = Date.now() - t0;
+    expect(r.status).toBe(504);
+    expect(((await r.json()) as { error: { code: string } }).error.code).toBe('inference_timeout');
+    expect(waited).toBeGreaterThanOrEqual(2_000);
+    expect(waited).toBeLessThan(8_000);
+    const ok = await post(encodeWav16(speech.samples, speech.sampleRate));
+    expect(ok.status).toBe(200);
+    expect(((await ok.json()) as { text: string }).text).toBe('your program is sick');
+    const m = await (await fetch(`${agent.url}/metrics`)).text();
+    expect(metric(m, 'whisperops_agent_inference_timeouts_total')).toBe(1);
+    expect(metric(m, 'whisperops_agent_worker_restarts_total')).toBe(1);
+    expect(metric(m, 'whisperops_agent_rejected_requests_total', { reason: 'inference_timeout' })).toBe(1);
   });
 });

@@ -7,6 +7,7 @@ import { Rejected } from '../admission.js';
 import type { Admission } from '../admission.js';
 import { datasetWav } from '../dataset/layout.js';
 import { RecentRequests } from '../feedback-store.js';
+import { InferenceTimeoutError } from '../inference/pool.js';
 import type { InferencePool } from '../inference/pool.js';
 import type { JobResult } from '../inference/protocol.js';
 import type { Metrics } from '../metrics.js';
@@ -180,7 +181,9 @@ export function transcriptionRoute(deps: TranscriptionRouteDeps): (req: Request,
       );
     } catch (err) {
       log.error({ requestId, deployment, version, err: (err as Error).message }, 'Transcription failed');
-      fail(new ApiError(500, `transcription failed: ${(err as Error).message}`, 'inference_failed'), 'inference_error');
+      // The pool's watchdog stopped the run (deadline passed, worker recycled): 504, not 500.
+      if (err instanceof InferenceTimeoutError) fail(new ApiError(504, `transcription took too long: ${err.message}`, 'inference_timeout'), 'inference_timeout');
+      else fail(new ApiError(500, `transcription failed: ${(err as Error).message}`, 'inference_failed'), 'inference_error');
       return;
     } finally {
       done();
