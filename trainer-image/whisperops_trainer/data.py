@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from .uri import resolve_relative
+from .uri import READ_SCHEMES, UnsupportedUri, resolve_relative, scheme, to_path
 
 
 class DatasetError(ValueError):
@@ -64,11 +64,28 @@ def read_manifest(location: str, default_scenario: str | None = None, *, allow_e
         scen = obj.get("scenario", default_scenario)
         if not isinstance(scen, str) or not scen:
             raise DatasetError(f"{location}:{n}: needs a 'scenario'")
-        out.append(Sample(audio=resolve_relative(location, obj["audio"]), text=obj["text"], scenario=scen,
+        audio = _audio_uri(location, n, obj["audio"])
+        out.append(Sample(audio=audio, text=obj["text"], scenario=scen,
                           voice=obj.get("voice"), wpm=obj.get("wpm"), pitch=obj.get("pitch")))
     if not out and not allow_empty:
         raise DatasetError(f"dataset manifest is empty: {location}")
     return out
+
+
+def _audio_uri(location: str, n: int, ref: str) -> str:
+    """The audio URI of a manifest line, resolved against the manifest; an unsupported scheme or a
+    file:// URI naming another host is invalid input (DatasetError: exit 2, not retried), never a
+    relative path that fails later and is retried."""
+    raw = scheme(ref)
+    if raw and len(raw) > 1 and raw not in READ_SCHEMES:
+        raise DatasetError(f"{location}:{n}: audio {ref}: unsupported URI scheme {raw}:// (file://, pvc://, s3:// and http(s):// are)")
+    audio = resolve_relative(location, ref)
+    if scheme(audio) == "file":
+        try:
+            to_path(audio)
+        except UnsupportedUri as e:
+            raise DatasetError(f"{location}:{n}: audio {ref}: {e}") from e
+    return audio
 
 
 def read_manifests(location: str, default_scenario: str | None = None) -> list[Sample]:
