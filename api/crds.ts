@@ -34,6 +34,10 @@ interface KindDef {
 const ready: PrinterColumn = {
   name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status', description: 'Ready condition',
 };
+// Why Ready is what it is (the Reconciling or Stalled reason while converging or stuck): `-o wide`.
+const reason: PrinterColumn = {
+  name: 'Reason', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].reason', description: 'Reason of the Ready condition', priority: 1,
+};
 const age: PrinterColumn = { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp', description: 'Age' };
 
 export const KINDS: KindDef[] = [
@@ -44,6 +48,7 @@ export const KINDS: KindDef[] = [
     columns: [
       { name: 'Phase', type: 'string', jsonPath: '.status.phase', description: 'Phase of the run' },
       ready,
+      reason,
       { name: 'Method', type: 'string', jsonPath: '.spec.method.type', description: 'What is trained' },
       { name: 'Version', type: 'string', jsonPath: '.status.result.version', description: 'Version of the trained model' },
       { name: 'WER', type: 'string', jsonPath: '.status.result.werSummary', description: 'WER per scenario of the trained model' },
@@ -64,6 +69,7 @@ export const KINDS: KindDef[] = [
       { name: 'Agents', type: 'integer', jsonPath: '.status.readyReplicas', description: 'Ready agents' },
       { name: 'Devices', type: 'integer', jsonPath: '.status.eligibleNodes', description: 'Eligible devices' },
       ready,
+      reason,
       { name: 'Scaled', type: 'string', jsonPath: '.status.lastScaleReason', description: 'Last scaling reason', priority: 1 },
       age,
     ],
@@ -81,6 +87,7 @@ export const KINDS: KindDef[] = [
       { name: 'Step', type: 'integer', jsonPath: '.status.candidate.step', description: 'Canary step index of the candidate (0 = the first step)' },
       { name: 'Verdict', type: 'string', jsonPath: '.status.candidate.lastVerdict', description: 'Last analysis verdict of the candidate' },
       ready,
+      reason,
       { name: 'Retrains', type: 'integer', jsonPath: '.status.retrains', description: 'Automatic retrains', priority: 1 },
       age,
     ],

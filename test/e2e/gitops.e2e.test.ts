@@ -171,14 +171,17 @@ describe('GitOps health and server-side apply (real operator, real kstatus, Argo
       return Object.fromEntries(starts.map((start, i) => [header.slice(start, starts[i + 1]).trim(), row.slice(start, starts[i + 1]).trim()]));
     };
     const succeeded = await wide('ftj', 'succeeded');
-    expect(succeeded).toMatchObject({ NAME: 'succeeded', PHASE: 'Succeeded', READY: 'True', METHOD: 'lora', VERSION: resultDoc.version, WER: 'finance=0.12 general=0.2', ATTEMPTS: '1' });
+    expect(succeeded).toMatchObject({ NAME: 'succeeded', PHASE: 'Succeeded', READY: 'True', METHOD: 'lora', VERSION: resultDoc.version, WER: 'finance=0.12 general=0.2', ATTEMPTS: '1', REASON: 'Succeeded' });
     expect(succeeded.JOB).toMatch(/^succeeded/);
     const ready = await wide('epool', 'jetsons');
-    expect(ready).toMatchObject({ NAME: 'jetsons', MODE: 'off', DESIRED: '2', AGENTS: '2', READY: 'True' });
+    expect(ready).toMatchObject({ NAME: 'jetsons', MODE: 'off', DESIRED: '2', AGENTS: '2', READY: 'True', REASON: 'Ready' });
     expect(Number(ready.DEVICES)).toBeGreaterThanOrEqual(2);
     const rolling = await wide('infd', 'asr');
-    expect(rolling).toMatchObject({ NAME: 'asr', POOL: 'jetsons', STABLE: 'v1', CANDIDATE: 'v2', WEIGHT: '20', STEP: '0', READY: 'False' });
+    expect(rolling).toMatchObject({ NAME: 'asr', POOL: 'jetsons', STABLE: 'v1', CANDIDATE: 'v2', WEIGHT: '20', STEP: '0', READY: 'False', REASON: 'RollingOut' });
     expect(rolling.PHASE).not.toBe('');
+    // Wide output says why an object is not Ready: the Stalled reason of a stuck one.
+    expect(await wide('epool', 'nowhere')).toMatchObject({ READY: 'False', REASON: 'NoEligibleDevices' });
+    expect(await wide('ftj', 'failed')).toMatchObject({ PHASE: 'Failed', READY: 'False', REASON: 'InvalidInput' });
   });
 
   it('every example applied twice server-side by a GitOps field manager while the operator reconciles it: no diff, no field owned by both', async () => {
@@ -187,7 +190,7 @@ describe('GitOps health and server-side apply (real operator, real kstatus, Argo
       .flatMap((f) => parseAllDocuments(readFileSync(join(dir, f), 'utf8')).map((d) => ({ file: f, obj: d.toJS() as Stored })))
       .filter((d) => d.obj.kind !== 'Namespace') // namespace.yaml: the examples' namespace; here the test's own
       .map((d) => ({ ...d, obj: { ...d.obj, metadata: { ...d.obj.metadata, namespace: ns } } }));
-    expect(docs.map((d) => d.obj.kind).sort()).toEqual(['EdgePool', 'FineTuneJob', 'FineTuneJob', 'InferenceDeployment', 'InferenceDeployment']);
+    expect([...new Set(docs.map((d) => d.obj.kind))].sort()).toEqual(['EdgePool', 'FineTuneJob', 'InferenceDeployment']);
     const ssa = (input: string) => kubectl(['apply', '--server-side', `--field-manager=${GITOPS_MANAGER}`, '-f', '-'], { input });
     const all = docs.map((d) => JSON.stringify(d.obj)).join('\n');
     await ssa(all);
