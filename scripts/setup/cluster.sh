@@ -58,3 +58,5 @@ say "process-node ready in ${pn} ($(( $(date +%s) - t1 )) s)"
 t2="$(date +%s)"
 gc="$(bash test/cluster/build/build-gitops-check.sh | tail -n 1)"
 say "gitops-check ready in ${gc} ($(( $(date +%s) - t2 )) s)"
+# The prometheus-operator's CRDs (from its Go module; the monitoring e2e installs them).
+say "prometheus-operator CRDs in $(bash test/cluster/build/prometheus-operator-crds.sh | tail -n 1)"

@@ -1,11 +1,13 @@
 // The chart's Prometheus rules and Grafana dashboard against real data: every PromQL expression of the
 // rendered PrometheusRule and dashboard ConfigMap is checked by promtool, then run against the e2e
-// Prometheus while a REAL edge agent (on a process-backed Jetson, the embedded model from the S3
-// store) serve espeak-ng speech with feedback, and the chart's operator runs for real in its pod
-// (scraped like the agents through prometheus.io annotations; a PodMonitor / ServiceMonitor would need
-// the prometheus-operator). Each expression must return data for this test's namespace; an alert's
-// threshold comparison is left off for that (its signal), and the full expression is run too. Two
-// FineTuneJobs that fail (played by kwok), one after the other, make WhisperopsRetrainFailed fire for real.
+// Prometheus while a REAL edge agent (on a process-backed Jetson, the embedded model from the S3 store)
+// serves espeak-ng speech with feedback, and the chart's operator runs for real in its pod. The e2e
+// Prometheus has no prometheus-operator: it scrapes both through prometheus.io annotations; the chart's
+// PodMonitor, ServiceMonitor and PrometheusRule are installed against the prometheus-operator's real
+// CRDs, and the monitors are shown to select that pod and Service. Each expression must return data for
+// this test's namespace; an alert's threshold comparison is left off for that (its signal), and the full
+// expression runs too. Two FineTuneJobs that fail (played by kwok), one after the other, make
+// WhisperopsRetrainFailed fire for real.
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import type { V1Pod, V1Secret } from '@kubernetes/client-node';
 import { spawnSync } from 'node:child_process';
@@ -26,6 +28,7 @@ jest.setTimeout(240_000);
 const api = adminClient();
 const chart = join(REPO_ROOT, 'charts', 'whisperops');
 const SECRET = 'models-s3';
+const MONITORING_CRDS = ['podmonitors', 'servicemonitors', 'prometheusrules'];
 const tolerations = [{ key: edgeTaint.key, operator: 'Equal', value: edgeTaint.value, effect: edgeTaint.effect }];
 let ns = '';
 let release = '';
@@ -77,9 +80,16 @@ beforeAll(async () => {
   const store = await objectStore();
   const source = JSON.parse(await kubectl(['get', 'secret', '-n', store.secret.namespace, store.secret.name, '-o', 'json'])) as V1Secret;
   await kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: SECRET, namespace: ns }, data: source.data }) });
+  // The prometheus-operator's own CRDs (from its Go module), so the chart's monitors and rule are
+  // created for real and checked against their schemas by the API server.
+  const crdDir = spawnSync('bash', [join(REPO_ROOT, 'test', 'cluster', 'build', 'prometheus-operator-crds.sh')], { encoding: 'utf8' }).stdout.trim().split('\n').pop() ?? '';
+  const crdFiles = MONITORING_CRDS.map((c) => join(crdDir, `monitoring.coreos.com_${c}.yaml`));
+  await kubectl(['apply', '--server-side', '--force-conflicts', ...crdFiles.flatMap((f) => ['-f', f])]);
+  await kubectl(['wait', '--for=condition=Established', '--timeout=60s', ...MONITORING_CRDS.map((c) => `crd/${c}.monitoring.coreos.com`)]);
   // The chart's operator in its pod on the process-backed system node, scraped by the e2e Prometheus.
   await helm(['install', release, chart, '--namespace', ns, '--set', 'crds.install=false', '--set', 'replicaCount=1', '--set', 'nodeSelector.type=process',
     '--set', `prometheus.url=${await prometheusUrl()}`, '--set', 'prometheus.loopbackOnly=true', '--set', 'edgePool.syncPeriodSeconds=2', '--set', 'grafanaDashboard.enabled=true',
+    '--set', 'podMonitor.enabled=true', '--set', 'serviceMonitor.enabled=true', '--set', 'prometheusRule.enabled=true',
     '--set-string', 'podAnnotations.prometheus\\.io/scrape=true', '--set-string', 'podAnnotations.prometheus\\.io/port=8080']);
   // The pool's agent, the deployment and a first failing run right away: they start while the operator does.
   t0 = Date.now();
@@ -122,6 +132,26 @@ describe('Prometheus rules and Grafana dashboard of the chart', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('installs its PodMonitor, ServiceMonitor and PrometheusRule against the prometheus-operator CRDs; the monitors select the agent pod and the operator\'s metrics Service', async () => {
+    const get = async <T>(what: string): Promise<T> => JSON.parse(await kubectl(['get', what, '-n', ns, '-l', `app.kubernetes.io/instance=${release}`, '-o', 'json'])) as T;
+    interface Monitor { spec: { selector: { matchLabels: Record<string, string> }; namespaceSelector?: { any?: boolean }; endpoints?: { port: string }[]; podMetricsEndpoints?: { port: string }[] } }
+    const [podMonitor] = (await get<{ items: Monitor[] }>('podmonitors')).items;
+    const [serviceMonitor] = (await get<{ items: Monitor[] }>('servicemonitors')).items;
+    const rules = (await get<{ items: { spec: { groups: { rules: { alert: string }[] }[] } }[] }>('prometheusrules')).items;
+    expect(rules.flatMap((r) => r.spec.groups.flatMap((g) => g.rules.map((x) => x.alert)))).toHaveLength(5);
+    const selector = (m: Monitor | undefined) => Object.entries(m?.spec.selector.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`).join(',');
+    expect(podMonitor?.spec.namespaceSelector).toEqual({ any: true });
+    const agents = await eventually('the agent pod', async () => {
+      const pods = JSON.parse(await kubectl(['get', 'pods', '-n', ns, '-l', selector(podMonitor), '-o', 'json'])) as { items: V1Pod[] };
+      return pods.items.length > 0 ? pods.items : undefined;
+    }, 60_000, 500);
+    expect(agents.every((p) => p.metadata?.labels?.['whisperops.dev/edgepool'] === 'jetsons')).toBe(true);
+    expect(agents[0]?.spec?.containers[0]?.ports?.map((x) => x.name)).toContain(podMonitor?.spec.podMetricsEndpoints?.[0]?.port);
+    const services = JSON.parse(await kubectl(['get', 'services', '-n', ns, '-l', selector(serviceMonitor), '-o', 'json'])) as { items: { spec: { ports: { name: string }[] } }[] };
+    expect(services.items).toHaveLength(1);
+    expect(services.items[0]?.spec.ports.map((x) => x.name)).toContain(serviceMonitor?.spec.endpoints?.[0]?.port);
   });
 
   it('every expression returns data from real agents serving traffic and the chart operator; WhisperopsRetrainFailed fires', async () => {
