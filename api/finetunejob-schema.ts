@@ -195,6 +195,10 @@ const COMPRESSION_RULES: Rule[] = [
     message: 'compression.distillation trains the whole student: method.type must be full or freezeEncoder, not lora',
   },
   {
+    rule: '!has(self.compression) || !has(self.compression.distillation) || !has(self.training) || self.training.baseInterpolation == 1.0',
+    message: 'compression.distillation changes the architecture: training.baseInterpolation (WiSE-FT with the base) must be 1',
+  },
+  {
     rule: "!has(self.compression) || !has(self.compression.quantizationAware) || !has(self.export) || (self.export.onnx && (!has(self.export.quantization) || self.export.quantization == 'int8'))",
     message: 'compression.quantizationAware exports static INT8: it requires export.onnx: true and export.quantization int8',
   },

@@ -44,3 +44,177 @@ def test_a_technique_this_trainer_lacks_is_refused_not_skipped(monkeypatch):
     with pytest.raises(jobspec.InvalidJob, match="headPruning is not implemented"):
         pipeline.check_compression(spec)
     assert pipeline.check_compression(jobspec.validate_spec(_spec())) == []
+
+
+# --- distillation -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n_teacher,n_student,want", [(4, 2, [0, 3]), (4, 4, [0, 1, 2, 3]), (12, 3, [0, 6, 11]),
+                                                      (4, 1, [3]), (32, 4, [0, 10, 21, 31])])
+def test_student_layers_spread_from_first_to_last(n_teacher, n_student, want):
+    from whisperops_trainer.compress import spread
+
+    assert spread(n_teacher, n_student) == want
+
+
+def test_a_student_larger_than_its_teacher_is_refused():
+    from whisperops_trainer.compress import StudentError, spread
+
+    with pytest.raises(StudentError):
+        spread(4, 5)
+
+
+@pytest.fixture(scope="module")
+def tiny_teacher(model_dir):
+    import torch
+    from transformers import WhisperForConditionalGeneration
+
+    return WhisperForConditionalGeneration.from_pretrained(str(model_dir), dtype=torch.float32).eval()
+
+
+def test_student_is_smaller_and_initialised_from_the_teachers_layers(tiny_teacher):
+    import torch
+
+    from whisperops_trainer import params
+    from whisperops_trainer.compress import make_student
+
+    t = tiny_teacher
+    student, plan = make_student(t, encoder_layers=2, decoder_layers=2, ffn_dim=512)
+    assert plan.encoder_layers == [0, 3] and plan.decoder_layers == [0, 3] and plan.ffn_dim == 512
+    c = student.config
+    assert (c.encoder_layers, c.decoder_layers, c.encoder_ffn_dim, c.decoder_ffn_dim) == (2, 2, 512, 512)
+    n_t, n_s = params.count(t)[1], params.count(student)[1]
+    d, f = t.config.d_model, 512
+    # each removed layer and each removed FFN neuron is accounted for, nothing else changes
+    enc_layer = sum(p.numel() for p in t.model.encoder.layers[0].parameters())
+    dec_layer = sum(p.numel() for p in t.model.decoder.layers[0].parameters())
+    ffn_cut = (t.config.encoder_ffn_dim - f) * (2 * d + 1)  # fc1 rows + biases, fc2 columns
+    assert n_s == n_t - 2 * enc_layer - 2 * dec_layer - 4 * ffn_cut
+    assert n_s <= 0.5 * n_t
+    # attention weights are the teacher's layers 0 and 3; FFN neurons a subset of the teacher's
+    for si, ti in enumerate(plan.decoder_layers):
+        s_l, t_l = student.model.decoder.layers[si], t.model.decoder.layers[ti]
+        assert torch.equal(s_l.self_attn.q_proj.weight, t_l.self_attn.q_proj.weight)
+        assert torch.equal(s_l.encoder_attn.out_proj.weight, t_l.encoder_attn.out_proj.weight)
+        rows = {tuple(r.tolist()[:8]) for r in t_l.fc1.weight}
+        assert all(tuple(r.tolist()[:8]) in rows for r in s_l.fc1.weight)
+    assert torch.equal(student.model.decoder.embed_tokens.weight, t.model.decoder.embed_tokens.weight)
+    assert student.proj_out.weight.data_ptr() == student.model.decoder.embed_tokens.weight.data_ptr()
+
+
+def test_a_layer_only_student_computes_what_the_teachers_layers_compute(tiny_teacher):
+    """A student with every layer (nothing cut) is the teacher: same logits."""
+    import torch
+
+    from whisperops_trainer.compress import make_student
+
+    student, _ = make_student(tiny_teacher, encoder_layers=4, decoder_layers=4)
+    student.eval()
+    x = torch.randn(1, 80, 1000, generator=torch.Generator().manual_seed(0))
+    ids = torch.tensor([[1000, 1001, 5, 6]])
+    with torch.no_grad():
+        a = tiny_teacher(input_features=x, decoder_input_ids=ids).logits
+        b = student(input_features=x, decoder_input_ids=ids).logits
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_distillation_loss_is_ce_when_the_student_matches_the_teacher_and_grows_with_kl():
+    import torch
+
+    from whisperops_trainer.compress import distillation_loss
+
+    g = torch.Generator().manual_seed(1)
+    t = torch.randn(2, 5, 11, generator=g)
+    labels = torch.tensor([[-100, 1, 2, 3, -100], [-100, 4, 5, -100, -100]])
+    ce = torch.tensor(1.5)
+    loss, kl = distillation_loss(t.clone(), t, labels, ce, 2.0, 0.5, 0.5)
+    assert kl.item() == pytest.approx(0.0, abs=1e-6) and loss.item() == pytest.approx(0.75)
+    s = torch.randn(2, 5, 11, generator=g)
+    loss2, kl2 = distillation_loss(s, t, labels, ce, 2.0, 0.5, 0.5)
+    assert kl2.item() > 0 and loss2.item() == pytest.approx(0.75 + 0.5 * 4 * kl2.item(), rel=1e-5)
+    # only the label positions count: changing a masked position changes nothing
+    s2 = s.clone()
+    s2[0, 0] += 100
+    assert distillation_loss(s2, t, labels, ce, 2.0, 0.5, 0.5)[1].item() == pytest.approx(kl2.item(), rel=1e-6)
+
+
+def _distill_job(tmp_path, shared_data, model_dir, max_wer_increase):
+    import json
+
+    spec = {
+        "baseModel": {"uri": f"file://{model_dir}", "version": "tiny-whisper-synth-1.0.0"},
+        "dataset": {"scenario": "general",
+                    "synthesize": {"corpusUri": f"file://{shared_data}/general/general_corpus.txt", "scenario": "general",
+                                   "maxUtterances": 24}},
+        "method": {"type": "full"},
+        "training": {"learningRate": 0.0003, "batchSize": 8, "maxSteps": 3, "seed": 42},
+        "compression": {"distillation": {"encoderLayers": 2, "decoderLayers": 2, "ffnDim": 512}},
+        "export": {"onnx": True, "quantization": "int8", "maxWerIncrease": max_wer_increase},
+        "output": {"uri": f"file://{tmp_path}/out/student"},
+    }
+    job = {"apiVersion": "whisperops.dev/v1alpha1", "kind": "FineTuneJob",
+           "metadata": {"name": "student", "namespace": "speech", "uid": "5a1e2d3c-aaaa-bbbb-cccc-000000000000"},
+           "spec": spec}
+    f = tmp_path / "finetunejob.json"
+    f.write_text(json.dumps(job))
+    return f
+
+
+def _run(job_file, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = dict(os.environ, WHISPEROPS_JOB_FILE=str(job_file), WHISPEROPS_RESULT_FILE=str(tmp_path / "termination-log"),
+               WHISPEROPS_WORK_DIR=str(tmp_path / "work"), WHISPEROPS_EVAL_MAX="6",
+               PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    p = subprocess.run([sys.executable, "-m", "whisperops_trainer", "run"], capture_output=True, text=True, env=env,
+                       timeout=1200)
+    return p, json.loads((tmp_path / "termination-log").read_text())
+
+
+def test_a_distillation_job_publishes_a_smaller_student_the_onnx_decoder_serves(tmp_path, shared_data, model_dir):
+    import json
+
+    import onnx
+
+    from whisperops_trainer import manifest
+    from whisperops_trainer.compress import count_params
+
+    p, res = _run(_distill_job(tmp_path, shared_data, model_dir, 1.0), tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:] + p.stdout[-3000:]
+    c = res["compression"]
+    assert c["techniques"] == ["distillation"]
+    assert c["paramsBefore"] == count_params(model_dir) and c["paramsAfter"] == res["totalParams"]
+    assert c["paramsAfter"] <= 0.5 * c["paramsBefore"]
+    assert set(c["referenceWer"]) == set(res["wer"]) == {"general"} and c["referenceWer"] == res["baseWer"]
+    out = tmp_path / "out" / "student"
+    cfg = json.loads((out / "config.json").read_text())
+    assert (cfg["encoder_layers"], cfg["decoder_layers"], cfg["encoder_ffn_dim"]) == (2, 2, 512)
+    man = json.loads((out / manifest.MANIFEST).read_text())
+    assert man["training"]["compression"]["student"] == {"encoderLayers": [0, 3], "decoderLayers": [0, 3], "ffnDim": 512}
+    assert {"encoder", "decoder", "encoderQuantized", "decoderQuantized"} <= set(man["onnx"])
+    dec = onnx.load(str(out / "onnx" / "decoder_model_merged.onnx"), load_external_data=False)
+    past = sorted({i.name.split(".")[1] for i in dec.graph.input if i.name.startswith("past_key_values.")})
+    assert past == ["0", "1"]
+    # smaller on disk than the teacher's graphs
+    for name in ("encoder_model.onnx", "decoder_model_merged.onnx", "decoder_model_merged_quantized.onnx"):
+        assert (out / "onnx" / name).stat().st_size < 0.6 * (model_dir / "onnx" / name).stat().st_size
+    # the INT8 graphs decode with the agent's greedy loop (onnx_infer), the way the agent serves them
+    from transformers import AutoTokenizer
+
+    from whisperops_trainer import evaluate, suites
+    from whisperops_trainer.onnx_infer import transcribe
+
+    samples = suites.eval_set("general", 2)
+    hyps = transcribe(out, evaluate.features_for(str(out), samples), AutoTokenizer.from_pretrained(str(out)), suffix="_quantized")
+    assert len(hyps) == 2 and all(isinstance(h, str) for h in hyps)
+
+
+def test_a_student_losing_more_than_the_allowed_wer_is_not_published(tmp_path, shared_data, model_dir):
+    p, res = _run(_distill_job(tmp_path, shared_data, model_dir, 0.0), tmp_path)
+    assert p.returncode == 3, p.stderr[-3000:]
+    assert res["error"]["reason"] == "QualityGateFailed"
+    assert "compressed (distillation) model WER rises more than 0.0" in res["error"]["message"]
+    assert not (tmp_path / "out" / "student").exists()

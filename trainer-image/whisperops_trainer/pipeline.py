@@ -345,37 +345,40 @@ def base_model(spec: dict[str, Any], work: Path) -> tuple[Path, str]:
     model-manifest.json first (checked against baseModel.sha256 before anything else is fetched),
     then every file it lists but the ONNX exports (training needs the HF files only), each checked
     against the manifest's size and sha256."""
-    bm = spec["baseModel"]
+    return fetch_model(spec["baseModel"], work / "base", "base model", "spec.baseModel")
+
+
+def fetch_model(bm: dict[str, Any], dest: Path, what: str, field: str) -> tuple[Path, str]:
+    """A model folder named by a model reference ({uri, version?, sha256?}), local; see base_model."""
     u = bm["uri"]
     try:
         if uri.is_local(u):
-            d = uri.fetch_dir(u, work / "base", [])
+            d = uri.fetch_dir(u, dest, [])
         else:
             t0 = time.time()
-            dest = work / "base"
             raw = uri.read_bytes(uri.join(u if u.endswith("/") else u + "/", manifest.MANIFEST))
             if bm.get("sha256") and hashlib.sha256(raw).hexdigest() != bm["sha256"]:
-                raise InvalidJob(f"base model manifest sha256 {hashlib.sha256(raw).hexdigest()} does not match "
-                                 "spec.baseModel.sha256")
+                raise InvalidJob(f"{what} manifest sha256 {hashlib.sha256(raw).hexdigest()} does not match "
+                                 f"{field}.sha256")
             man = json.loads(raw)
             files = {f: meta for f, meta in man["files"].items() if not f.startswith("onnx/")}
             d = uri.fetch_dir(u if u.endswith("/") else u + "/", dest, files)
             (dest / manifest.MANIFEST).write_bytes(raw)
-            log.info("Downloaded base model", uri=u, files=len(files), bytes=sum(int(m.get("bytes", 0)) for m in files.values()),
+            log.info(f"Downloaded {what}", uri=u, files=len(files), bytes=sum(int(m.get("bytes", 0)) for m in files.values()),
                      seconds=round(time.time() - t0, 2))
     except FileNotFoundError as e:
-        raise InvalidJob(f"base model not found: {u} ({e})") from e
+        raise InvalidJob(f"{what} not found: {u} ({e})") from e
     except uri.ChecksumMismatch as e:
-        raise InvalidJob(f"base model damaged: {e}") from e
+        raise InvalidJob(f"{what} damaged: {e}") from e
     if not (d / "config.json").is_file():
-        raise InvalidJob(f"base model folder has no config.json: {u}")
+        raise InvalidJob(f"{what} folder has no config.json: {u}")
     man_path = d / manifest.MANIFEST
     if bm.get("sha256"):
         if not man_path.is_file():
-            raise InvalidJob("baseModel.sha256 is set but the artifact has no model-manifest.json")
+            raise InvalidJob(f"{field}.sha256 is set but the artifact has no model-manifest.json")
         got = manifest.sha256_file(man_path)
         if got != bm["sha256"]:
-            raise InvalidJob(f"base model manifest sha256 {got} does not match spec.baseModel.sha256")
+            raise InvalidJob(f"{what} manifest sha256 {got} does not match {field}.sha256")
     version = bm.get("version")
     if not version and man_path.is_file():
         version = json.loads(man_path.read_text()).get("version")
@@ -384,7 +387,7 @@ def base_model(spec: dict[str, Any], work: Path) -> tuple[Path, str]:
 
 # spec.compression techniques this trainer carries out; the others are refused as invalid input
 # (exit 2) rather than silently skipped.
-IMPLEMENTED_COMPRESSION: tuple[str, ...] = ()
+IMPLEMENTED_COMPRESSION: tuple[str, ...] = ("distillation",)
 
 
 def check_compression(spec: dict[str, Any]) -> list[str]:
@@ -410,16 +413,24 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     base_dir, parent_version = base_model(spec, work)
     log.info("Base model", dir=str(base_dir), version=parent_version)
     cfg = train_config(spec, work)
+    techniques = check_compression(spec)
+    dist = (spec.get("compression") or {}).get("distillation")
+    train_dir, teacher_dir, student_plan = base_dir, base_dir, None
+    if dist:
+        train_dir, teacher_dir, student_plan = prepare_distillation(spec, base_dir, work, cfg)
     d = prepare_data(spec, work, seed)
     stages = curriculum(spec, d, seed)
 
     log.set_stage("evaluate-base")
     feats: dict[str, Any] = {}
     base_scores = _evaluate(base_dir, d.evals, "base", feats) if d.evals else {}
+    ref_scores = base_scores
+    if teacher_dir != base_dir and d.evals:
+        ref_scores = _evaluate(teacher_dir, d.evals, "teacher", feats)
 
     log.set_stage("train")
     model_dir = work / "model"
-    tr = run_training(base_dir, stages, cfg, model_dir, spec, work)
+    tr = run_training(train_dir, stages, cfg, model_dir, spec, work)
     if int(os.environ.get("NODE_RANK", "0") or 0) != 0:
         # multi-node: node 0 holds the trained model (global rank 0 saves it) and does the rest
         log.info("Training done on a worker node; node 0 evaluates, exports and publishes")
@@ -446,8 +457,26 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         log.info("WER", scenario=scen, base=base_scores[scen].wer, finetuned=scores[scen].wer,
                  cer=scores[scen].cer, n=scores[scen].n)
 
-    log.set_stage("export")
     ex = spec.get("export", {})
+    compression: dict[str, Any] = {}
+    if techniques:
+        from .compress import count_params
+
+        compression = {"techniques": techniques, "paramsBefore": count_params(teacher_dir), "paramsAfter": tr["total"],
+                       "referenceWer": {k: round(v.wer, 4) for k, v in ref_scores.items()}}
+        log.info("Compressed", **compression)
+        if scores:
+            from . import export as export_mod
+
+            max_inc = float(ex.get("maxWerIncrease", DEFAULT_MAX_WER_INCREASE))
+            failed = export_mod.quality_gate({k: v.wer for k, v in ref_scores.items()}, {k: v.wer for k, v in scores.items()},
+                                             max_inc)
+            if failed:
+                raise QualityGateFailed(
+                    f"compressed ({', '.join(techniques)}) model WER rises more than {max_inc} over the uncompressed "
+                    "model in: " + ", ".join(f"{k} {ref_scores[k].wer:.4f}->{scores[k].wer:.4f}" for k in failed))
+
+    log.set_stage("export")
     quant = ex.get("quantization", "int8") if ex.get("onnx", True) else "none"
     quant_scores: dict[str, Any] = {}
     if ex.get("onnx", True):
@@ -490,6 +519,8 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
                 "totalParams": tr["total"], "precision": tr["precision"], "processes": tr["world_size"],
                 "job": {"name": meta.get("name"), "namespace": meta.get("namespace"), "uid": meta.get("uid"),
                         "generation": meta.get("generation")}}
+    if compression:
+        training["compression"] = {**compression, **({"student": student_plan.to_json()} if student_plan else {})}
     (model_dir / "training_report.json").unlink(missing_ok=True)
     sha = manifest.write_manifest(model_dir, name=name, version=version, parent_version=parent_version,
                                   quantization=quant, metrics=metrics, extra={"training": training})
@@ -503,7 +534,40 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         "modelUri": model_uri, "version": version, "sha256": sha, "parentVersion": parent_version,
         "wer": metrics["wer"], "baseWer": metrics["baseWer"], "trainableParams": tr["trainable"],
         "totalParams": tr["total"], "quantization": quant, "durationSeconds": round(time.time() - t_start, 1),
+        **({"compression": compression} if compression else {}),
     }
+
+
+def prepare_distillation(spec: dict[str, Any], base_dir: Path, work: Path, cfg: TrainConfig):
+    """(student folder, teacher folder, plan): the teacher (the base, or distillation.teacherUri) and a
+    student cut from the base model's layers; cfg is pointed at the teacher."""
+    from . import compress
+
+    dist = spec["compression"]["distillation"]
+    if float(spec.get("training", {}).get("baseInterpolation", 1.0)) < 1.0:
+        raise InvalidJob("spec.compression.distillation changes the architecture: training.baseInterpolation must be 1")
+    teacher_dir = base_dir
+    if dist.get("teacherUri"):
+        teacher_dir, _ = fetch_model({"uri": dist["teacherUri"]}, work / "teacher", "teacher model",
+                                     "spec.compression.distillation.teacherUri")
+        tv = json.loads((teacher_dir / "config.json").read_text()).get("vocab_size")
+        bv = json.loads((base_dir / "config.json").read_text()).get("vocab_size")
+        if tv != bv:
+            raise InvalidJob(f"spec.compression.distillation.teacherUri: the teacher's vocabulary ({tv}) is not the base "
+                             f"model's ({bv})")
+    student_dir = work / "student"
+    try:
+        plan = compress.save_student(base_dir, student_dir, dist.get("encoderLayers"), dist.get("decoderLayers"),
+                                     dist.get("ffnDim"))
+    except compress.StudentError as e:
+        raise InvalidJob(f"spec.compression.distillation: {e}") from e
+    cfg.teacher_dir = str(teacher_dir)
+    cfg.distill_temperature = float(dist.get("temperature", 2.0))
+    cfg.distill_kl_weight = float(dist.get("klWeight", 0.5))
+    cfg.distill_ce_weight = float(dist.get("ceWeight", 0.5))
+    log.info("Student", **plan.to_json(), params=compress.count_params(student_dir),
+             teacher_params=compress.count_params(teacher_dir))
+    return student_dir, teacher_dir, plan
 
 
 def run(job_file: str | None) -> int:

@@ -50,6 +50,9 @@ def targets(spec: dict[str, Any]) -> list[Target]:
     noise = (spec.get("augmentation") or {}).get("noise") or {}
     if noise.get("sourceUri"):
         out.append(Target("spec.augmentation.noise.sourceUri", noise["sourceUri"], "folder"))
+    teacher = ((spec.get("compression") or {}).get("distillation") or {}).get("teacherUri")
+    if teacher:
+        out.append(Target("spec.compression.distillation.teacherUri", teacher, "model"))
     out.append(Target("spec.output.uri", spec["output"]["uri"], "output"))
     return out
 

@@ -39,6 +39,11 @@ class TrainConfig:
     log_every: int = 10
     num_workers: int = 0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    # distillation (spec.compression.distillation): the teacher's folder, softmax temperature, loss weights
+    teacher_dir: str | None = None
+    distill_temperature: float = 2.0
+    distill_kl_weight: float = 0.5
+    distill_ce_weight: float = 0.5
 
     def lr(self) -> float:
         return self.learning_rate if self.learning_rate else DEFAULT_LR[self.method]
@@ -201,6 +206,15 @@ def train(model_dir: str, stages: Sequence[tuple[str, Sequence[Sample]]], cfg: T
     sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup_fraction * total_steps), max(1, total_steps))
     model, opt, sched = acc.prepare(model, opt, sched)
     model.train()
+    teacher = None
+    if cfg.teacher_dir:
+        teacher = WhisperForConditionalGeneration.from_pretrained(cfg.teacher_dir, dtype=torch.float32).to(acc.device)
+        teacher.config.use_cache = False
+        teacher.eval().requires_grad_(False)
+        if teacher.config.vocab_size != acc.unwrap_model(model).config.vocab_size:
+            raise ValueError("the teacher's vocabulary differs from the student's")
+        log.info("Distilling", teacher=cfg.teacher_dir, teacher_params=params.count(teacher)[1],
+                 temperature=cfg.distill_temperature, kl_weight=cfg.distill_kl_weight, ce_weight=cfg.distill_ce_weight)
 
     logmel = LogMel(model_dir, acc.device)
     mask_gen = torch.Generator()
@@ -231,7 +245,15 @@ def train(model_dir: str, stages: Sequence[tuple[str, Sequence[Sample]]], cfg: T
                                      a.mask_feature_prob, a.mask_feature_length)
             with acc.accumulate(model):
                 out = model(input_features=feats, decoder_input_ids=batch["decoder_input_ids"], labels=batch["labels"])
-                acc.backward(out.loss)
+                loss = out.loss
+                if teacher is not None:
+                    from .compress import distillation_loss
+
+                    with torch.no_grad(), acc.autocast():
+                        t_logits = teacher(input_features=feats, decoder_input_ids=batch["decoder_input_ids"]).logits
+                    loss, _ = distillation_loss(out.logits, t_logits, batch["labels"], out.loss, cfg.distill_temperature,
+                                                cfg.distill_kl_weight, cfg.distill_ce_weight)
+                acc.backward(loss)
                 if acc.sync_gradients:
                     acc.clip_grad_norm_(model.parameters(), 1.0)
                 opt.step()
@@ -240,7 +262,7 @@ def train(model_dir: str, stages: Sequence[tuple[str, Sequence[Sample]]], cfg: T
             seen += batch["labels"].shape[0] * acc.num_processes
             if acc.sync_gradients:
                 step += 1
-                losses.append(float(out.loss.detach().float().item()))
+                losses.append(float(loss.detach().float().item()))
                 if step % cfg.log_every == 0 or step == total_steps:
                     el = time.time() - t0
                     log.info("Training", step=step, steps=total_steps, loss=float(np.mean(losses[-cfg.log_every:])),

@@ -134,10 +134,13 @@ describe('desiredJob', () => {
         selection: { referenceUri: 's3://b/terms.txt', topK: 5 },
       },
       augmentation: { ...defaultSpec().augmentation, noise: { ...defaultSpec().augmentation.noise, sourceUri: 's3://b/noise/' } },
+      compression: { distillation: { teacherUri: 'pvc://teachers/large/', decoderLayers: 2, temperature: 2, klWeight: 0.5, ceWeight: 0.5 } },
     };
     const fields = specUris(spec).map((u) => u.field);
     expect(fields[0]).toBe('spec.baseModel.uri');
-    expect(fields).toEqual(expect.arrayContaining(['spec.dataset.synthesize.corpusUri', 'spec.dataset.selection.referenceUri', 'spec.augmentation.noise.sourceUri']));
+    expect(fields).toEqual(expect.arrayContaining(['spec.dataset.synthesize.corpusUri', 'spec.dataset.selection.referenceUri', 'spec.augmentation.noise.sourceUri',
+      'spec.compression.distillation.teacherUri']));
+    expect(claimMounts(spec).map((m) => m.claim)).toContain('teachers');
     expect(specUris(spec).filter((u) => u.output)).toEqual([{ field: 'spec.output.uri', uri: spec.output.uri, output: true }]);
     expect(fields[fields.length - 1]).toBe('spec.output.uri');
   });

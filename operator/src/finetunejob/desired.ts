@@ -118,6 +118,7 @@ export function specUris(spec: FineTuneJobSpec): { field: string; uri: string; o
   add('spec.dataset.replay.uri', ds.replay?.uri);
   (ds.evaluation ?? []).forEach((e, i) => add(`spec.dataset.evaluation[${i}].uri`, e.uri));
   add('spec.augmentation.noise.sourceUri', spec.augmentation.noise.sourceUri);
+  add('spec.compression.distillation.teacherUri', spec.compression?.distillation?.teacherUri);
   out.push({ field: 'spec.output.uri', uri: spec.output.uri, output: true });
   return out;
 }
