@@ -2,6 +2,7 @@
 // dataset store, model-set watcher, golden probes, the HTTP app and server, and graceful shutdown.
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
+import { isIP } from 'node:net';
 import type { Server } from 'node:http';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -11,7 +12,9 @@ import { parseModelSet, ModelSetError } from '../../api/model-set.js';
 import type { ModelSet } from '../../api/model-set.js';
 import { Admission } from './admission.js';
 import { createApp } from './app.js';
-import { requireBearer, TokenFile } from './auth.js';
+import { startTlsListener } from './http/tls-listener.js';
+import { RealtimeServer } from './live/realtime.js';
+import { bearerToken, requireBearer, TokenFile } from './auth.js';
 import type { AuthConfig } from './auth.js';
 import { ConfigWatcher } from './config-watcher.js';
 import { openSampleStore } from './dataset/store.js';
@@ -44,6 +47,12 @@ export async function embeddedModelSet(modelDir: string, pool: string): Promise<
 export interface Agent {
   server: Server;
   url: string;
+  /** https:// URL of the TLS listener (HTTPS + WSS), when a certificate is configured. */
+  tlsUrl: string | undefined;
+  /** Live transcription sessions (WebSocket). */
+  live: RealtimeServer;
+  /** Re-reads the TLS certificate and key now (tests; a watcher does it on change). */
+  reloadTls(): boolean;
   metrics: Metrics;
   manager: ModelManager;
   pool: InferencePool;
@@ -221,9 +230,43 @@ export async function startAgent(opts: AgentOptions, log: Logger = agentLogger(o
   // transcription's body within --body-timeout-seconds once admitted (the route's own deadline); any
   // other body within Node's requestTimeout (5 min).
   const server = createServer({ headersTimeout: opts.headersTimeoutSeconds * 1000, requestTimeout: 300_000, connectionsCheckingInterval: 1000 }, handler);
+  // Live sessions (GET /v1/realtime?intent=transcription upgrades) on both listeners: a stream slot
+  // each, the transcription route's bearer tokens.
+  const transcriptionTokens = auth.transcription;
+  const live = new RealtimeServer({
+    manager,
+    inference: pool,
+    admission,
+    metrics,
+    log,
+    isAccepting: () => accepting,
+    limits: {
+      maxSessionSeconds: opts.liveMaxSessionSeconds,
+      idleTimeoutSeconds: opts.liveIdleTimeoutSeconds,
+      maxChunkBytes: opts.liveMaxChunkBytes,
+      maxBufferBytes: opts.liveMaxBufferBytes,
+      stepSeconds: opts.liveStepSeconds,
+    },
+    ...(transcriptionTokens
+      ? {
+          authorize: async (req) => {
+            const token = bearerToken(req.headers.authorization);
+            const ok = token !== undefined && (await transcriptionTokens.accepts(token));
+            if (!ok) metrics.authFailures.inc({ route: 'transcriptions' });
+            return ok;
+          },
+        }
+      : {}),
+  });
+  server.on('upgrade', (req, socket, head) => live.handleUpgrade(req, socket, head));
+  // With TLS, the network listener is the TLS one; plain HTTP stays for loopback-only use.
+  const tls = opts.tlsCertFile && opts.tlsKeyFile ? await startTlsListener(handler, { certFile: opts.tlsCertFile, keyFile: opts.tlsKeyFile, host: opts.host, port: opts.tlsPort, headersTimeoutSeconds: opts.headersTimeoutSeconds }, log) : undefined;
+  tls?.server.on('upgrade', (req, socket, head) => live.handleUpgrade(req, socket, head));
+  if (tls) tls.server.keepAliveTimeout = 5_000;
+  const plainHost = tls && !(opts.host === 'localhost' || opts.host === '::1' || (isIP(opts.host) === 4 && opts.host.startsWith('127.'))) ? '127.0.0.1' : opts.host;
   await new Promise<void>((res, rej) => {
     server.once('error', rej);
-    server.listen(opts.port, opts.host, () => {
+    server.listen(opts.port, plainHost, () => {
       server.off('error', rej);
       res();
     });
@@ -231,7 +274,7 @@ export async function startAgent(opts: AgentOptions, log: Logger = agentLogger(o
   server.keepAliveTimeout = 5_000;
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : opts.port;
-  const url = `http://${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${port}`;
+  const url = `http://${plainHost.includes(':') ? `[${plainHost}]` : plainHost}:${port}`;
   log.info({ url, workers: opts.workers, threads: opts.threads, dtype: opts.dtype, maxConcurrentStreams: opts.maxConcurrentStreams, maxQueue: opts.maxQueue }, 'Edge agent listening');
 
   let stopping: Promise<void> | undefined;
@@ -243,10 +286,15 @@ export async function startAgent(opts: AgentOptions, log: Logger = agentLogger(o
       await new Promise((r) => setTimeout(r, opts.shutdownDelaySeconds * 1000));
       const closed = new Promise<void>((r) => server.close(() => r()));
       server.closeIdleConnections();
+      tls?.server.close();
+      tls?.server.closeIdleConnections();
+      tls?.stopWatching();
+      live.closeAll();
       const deadline = Date.now() + opts.drainTimeoutSeconds * 1000;
       while ((admission.activeCount > 0 || admission.queuedCount > 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       log.info({ unfinished: admission.activeCount + admission.queuedCount }, 'Drained in-flight transcriptions');
       server.closeAllConnections();
+      tls?.server.closeAllConnections();
       await closed;
       // No feedback can arrive now: upload what is queued (within the drain deadline, at least 1 s)
       // and write the last manifests (5 s more at most).
@@ -263,6 +311,9 @@ export async function startAgent(opts: AgentOptions, log: Logger = agentLogger(o
   return {
     server,
     url,
+    tlsUrl: tls?.url,
+    live,
+    reloadTls: () => tls?.reload() ?? false,
     metrics,
     manager,
     pool,

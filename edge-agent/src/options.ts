@@ -26,6 +26,15 @@ export interface AgentOptions {
   headersTimeoutSeconds: number;
   /** Seconds an admitted transcription's client has to send its whole body. */
   bodyTimeoutSeconds: number;
+  /** TLS certificate and key files (PEM; reloaded on change): HTTPS + WSS on tlsPort; plain HTTP then listens on loopback only. */
+  tlsCertFile: string | undefined;
+  tlsKeyFile: string | undefined;
+  tlsPort: number;
+  liveMaxSessionSeconds: number;
+  liveIdleTimeoutSeconds: number;
+  liveMaxChunkBytes: number;
+  liveMaxBufferBytes: number;
+  liveStepSeconds: number;
   cacheDir: string;
   configPollSeconds: number;
   /** Dataset store (file:// or s3://) feedback samples are written to; off when undefined. */
@@ -71,6 +80,14 @@ const SPEC = {
   'max-upload-buffer-bytes': { type: 'string', default: String(64 * 1024 * 1024), help: 'upload budget: bytes of request bodies held in memory at once, reserved (Content-Length, else the largest allowed body) before a body is read; raised to one largest body when smaller' },
   'headers-timeout-seconds': { type: 'string', default: '10', help: 'a client that has not sent its whole request head by then is disconnected (408)' },
   'body-timeout-seconds': { type: 'string', default: '30', help: 'an admitted transcription whose body has not fully arrived by then gets 408 and is disconnected' },
+  'tls-cert-file': { type: 'string', help: 'PEM certificate (chain) for HTTPS/WSS on --tls-port; re-read on change. With TLS, plain HTTP on --port listens on 127.0.0.1 only' },
+  'tls-key-file': { type: 'string', help: 'PEM private key of --tls-cert-file' },
+  'tls-port': { type: 'string', default: '8443', help: 'HTTPS/WSS port (0 = any free port) when a certificate is given' },
+  'live-max-session-seconds': { type: 'string', default: '3600', help: 'longest live transcription session (wall time)' },
+  'live-idle-timeout-seconds': { type: 'string', default: '30', help: 'a live session without client events for this long is closed' },
+  'live-max-chunk-bytes': { type: 'string', default: String(256 * 1024), help: 'largest decoded audio of one input_audio_buffer.append' },
+  'live-max-buffer-bytes': { type: 'string', default: String(8 * 1024 * 1024), help: 'largest audio a live session holds (its growing window, 32-bit samples)' },
+  'live-step-seconds': { type: 'string', default: '0.5', help: 'new audio between two re-decodes of a live session\'s growing window (0.1-5)' },
   'cache-dir': { type: 'string', help: 'where downloaded artifacts are kept' },
   'config-poll-seconds': { type: 'string', default: '10', help: 'model-set polling interval (besides fs.watch)' },
   'dataset-store-uri': { type: 'string', help: 'dataset store (s3://bucket/prefix/ or file:///folder/; off when unset): feedback writes WAV samples + JSONL manifests there' },
@@ -133,6 +150,13 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv, repoRoot: s
     if (!Number.isInteger(n) || n < min || n > max) throw new OptionsError(`--${k} must be an integer in [${min}, ${max}], got ${raw}`);
     return n;
   };
+  const seconds = (k: keyof typeof SPEC, min: number, max: number): number => {
+    const raw = get(k);
+    const n = Number(raw);
+    if (!Number.isFinite(n) || n < min || n > max) throw new OptionsError(`--${k} must be a number in [${min}, ${max}], got ${raw}`);
+    return n;
+  };
+  if ((get('tls-cert-file') === undefined) !== (get('tls-key-file') === undefined)) throw new OptionsError('--tls-cert-file and --tls-key-file go together');
   const dtype = get('dtype');
   if (dtype !== 'int8' && dtype !== 'fp32') throw new OptionsError(`--dtype must be int8 or fp32, got ${dtype}`);
   const threads = int('threads', 1, 256);
@@ -156,6 +180,14 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv, repoRoot: s
     maxUploadBufferBytes: int('max-upload-buffer-bytes', 1024),
     headersTimeoutSeconds: int('headers-timeout-seconds', 1, 3600),
     bodyTimeoutSeconds: int('body-timeout-seconds', 1, 3600),
+    tlsCertFile: get('tls-cert-file'),
+    tlsKeyFile: get('tls-key-file'),
+    tlsPort: int('tls-port', 0, 65535),
+    liveMaxSessionSeconds: int('live-max-session-seconds', 1),
+    liveIdleTimeoutSeconds: int('live-idle-timeout-seconds', 1),
+    liveMaxChunkBytes: int('live-max-chunk-bytes', 1024),
+    liveMaxBufferBytes: int('live-max-buffer-bytes', 64 * 1024),
+    liveStepSeconds: seconds('live-step-seconds', 0.1, 5),
     cacheDir: get('cache-dir') ?? join(env.XDG_CACHE_HOME ?? join(env.HOME ?? '/tmp', '.cache'), 'whisperops-agent'),
     configPollSeconds: int('config-poll-seconds', 1),
     datasetStoreUri: datasetStoreUri(get('dataset-store-uri')),

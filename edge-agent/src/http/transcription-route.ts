@@ -5,11 +5,13 @@ import type { Request, Response } from 'express';
 import multer from 'multer';
 import { Rejected } from '../admission.js';
 import type { Admission } from '../admission.js';
+import { resample } from '../audio/resample.js';
+import { splitWindows } from '../audio/speech-windows.js';
 import { datasetWav } from '../dataset/layout.js';
 import { RecentRequests } from '../feedback-store.js';
 import { InferenceTimeoutError } from '../inference/pool.js';
 import type { InferencePool } from '../inference/pool.js';
-import type { JobResult } from '../inference/protocol.js';
+import type { JobResult, TranscribeJob } from '../inference/protocol.js';
 import type { Metrics } from '../metrics.js';
 import type { ModelManager } from '../models/model-manager.js';
 import type { UploadBudget } from '../upload-budget.js';
@@ -49,6 +51,36 @@ export async function takeStream(admission: Admission, signal: AbortSignal): Pro
   } catch {
     return undefined;
   }
+}
+
+/**
+ * stream=true: the audio is cut into the speech windows the worker would cut (on this thread: resampling
+ * and the energy windowing only), each window runs as its own job, one after another (the request uses
+ * one worker at a time, like a file request), and each window's text goes out as a
+ * `transcript.text.delta` as soon as it is decoded. The deltas add up to the text of the result.
+ */
+async function streamWindows(inference: InferencePool, key: string, job: Omit<TranscribeJob, 'id'>, info: { sampleRate: number; windowSeconds: number }, res: Response, signal: AbortSignal): Promise<JobResult> {
+  const sr = info.sampleRate;
+  const audio = resample(job.audio, job.sampleRate, sr);
+  const result: JobResult = { id: 0, windows: [], text: '', audioSeconds: job.audio.length / job.sampleRate, featuresMs: 0, encoderMs: 0, decoderMs: 0, batchWindows: 1 };
+  res.status(200).set({ 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache', 'X-Accel-Buffering': 'no' });
+  res.flushHeaders();
+  let sent = '';
+  for (const [start, end] of splitWindows(audio, Math.round(info.windowSeconds * sr), sr)) {
+    if (signal.aborted) break;
+    const r = await inference.run(key, { ...job, audio: audio.slice(start, end), sampleRate: sr }, { transfer: true });
+    result.featuresMs += r.featuresMs;
+    result.encoderMs += r.encoderMs;
+    result.decoderMs += r.decoderMs;
+    for (const w of r.windows) result.windows.push({ ...w, start: w.start + start / sr, end: w.end + start / sr });
+    const text = result.windows.map((w) => w.text).join('').trim();
+    if (text.length > sent.length && text.startsWith(sent)) {
+      res.write(sseEvent(textDelta(text.slice(sent.length))));
+      sent = text;
+    }
+  }
+  result.text = result.windows.map((w) => w.text).join('').trim();
+  return result;
 }
 
 export function transcriptionRoute(deps: TranscriptionRouteDeps): (req: Request, res: Response) => Promise<void> {
@@ -174,13 +206,18 @@ export function transcriptionRoute(deps: TranscriptionRouteDeps): (req: Request,
     const kept = recent.keepsAudio ? datasetWav(file, audio) : undefined;
     let result: JobResult;
     try {
-      result = await inference.run(
-        parsed.picked.model.key,
-        { audio: audio.samples, sampleRate: audio.sampleRate, language: parsed.language, prompt: parsed.prompt, temperature: parsed.temperature },
-        { transfer: true },
-      );
+      const job = { audio: audio.samples, sampleRate: audio.sampleRate, language: parsed.language, prompt: parsed.prompt, temperature: parsed.temperature };
+      result = parsed.stream ? await streamWindows(inference, parsed.picked.model.key, job, parsed.picked.model.info, res, abort.signal) : await inference.run(parsed.picked.model.key, job, { transfer: true });
     } catch (err) {
       log.error({ requestId, deployment, version, err: (err as Error).message }, 'Transcription failed');
+      if (res.headersSent) {
+        // Streaming already: the failure is an SSE error event.
+        const code = err instanceof InferenceTimeoutError ? 'inference_timeout' : 'inference_failed';
+        metrics.requests.inc({ route: 'transcriptions', code: code === 'inference_timeout' ? '504' : '500', deployment, model_version: version });
+        metrics.rejected.inc({ reason: code === 'inference_timeout' ? 'inference_timeout' : 'inference_error' });
+        res.end(sseEvent({ type: 'error', error: { message: `transcription failed: ${(err as Error).message}`, type: 'server_error', param: null, code } }));
+        return;
+      }
       // The pool's watchdog stopped the run (deadline passed, worker recycled): 504, not 500.
       if (err instanceof InferenceTimeoutError) fail(new ApiError(504, `transcription took too long: ${err.message}`, 'inference_timeout'), 'inference_timeout');
       else fail(new ApiError(500, `transcription failed: ${(err as Error).message}`, 'inference_failed'), 'inference_error');
@@ -200,6 +237,12 @@ export function transcriptionRoute(deps: TranscriptionRouteDeps): (req: Request,
       { id: requestId, deployment, modelVersion: version, role: parsed.picked.role, text: result.text, at: Date.now(), audioSeconds: result.audioSeconds },
       kept,
     );
+    if (parsed.stream) {
+      metrics.requests.inc({ route: 'transcriptions', code: '200', ...labels });
+      metrics.requestDuration.observe(labels, (performance.now() - t0) / 1000);
+      if (!abort.signal.aborted) res.end(sseEvent(textDone(result.text, { seconds: result.audioSeconds })));
+      return;
+    }
     if (res.headersSent || abort.signal.aborted) return;
     res.set('x-whisperops-deployment', deployment);
     res.set('x-whisperops-model-version', version);
@@ -225,19 +268,6 @@ export function transcriptionRoute(deps: TranscriptionRouteDeps): (req: Request,
     );
     metrics.requests.inc({ route: 'transcriptions', code: '200', ...labels });
     metrics.requestDuration.observe(labels, (tDone - t0) / 1000);
-    if (parsed.stream) {
-      res.status(200).set({ 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-cache' });
-      let text = '';
-      for (const w of result.windows) {
-        const piece = w.text.trim();
-        if (piece === '') continue;
-        const delta = text === '' ? piece : ` ${piece}`;
-        text += delta;
-        res.write(sseEvent(textDelta(delta)));
-      }
-      res.end(sseEvent(textDone(result.text, { seconds: result.audioSeconds })));
-      return;
-    }
     const out = formatTranscription(parsed.format, result, { language: parsed.language, temperature: parsed.temperature, requestId, deployment, modelVersion: version });
     res.status(200).type(out.contentType).send(out.body);
   };
