@@ -120,11 +120,13 @@ describe('GitOps health and server-side apply (real operator, real kstatus, Argo
 
   it('FineTuneJob pending / running / succeeded / failed, EdgePool converging / ready / stalled, InferenceDeployment rolling / stable / stalled', async () => {
     const t0 = Date.now();
-    // The pool first: its first status (Reconciling, agents being created) is caught by polling.
-    await apply(pool('jetsons', 'jetson-agx-xavier'));
-    const converging = await until(EDGEPOOLS, 'jetsons', 'Reconciling', (o) => cond(o, 'Reconciling') === 'True', 30_000);
-    expectJudged('EdgePool converging', converging, 'InProgress', 'Progressing');
+    // Converging for as long as it takes: a model to serve, and one agent more than there are kwok
+    // Jetsons (one agent per device), so one always waits for a device.
+    const devices = (await kubectl(['get', 'nodes', '-l', 'whisperops.dev/device=jetson-agx-xavier,type=kwok', '-o', 'name'])).trim().split('\n').filter(Boolean).length;
     await Promise.all([
+      apply({ ...pool('growing', 'jetson-agx-xavier'), spec: { ...(pool('growing', 'jetson-agx-xavier') as { spec: object }).spec, replicas: devices + 1 } }),
+      apply(deployment('growing-asr', 'growing', 'v1')),
+      apply(pool('jetsons', 'jetson-agx-xavier')),
       apply(ftj('pending', {}, ['NVIDIA-H999-NONE'])),
       apply(ftj('running', { [podOutcome.outcome]: 'succeed', [podOutcome.runSeconds]: '600', [podOutcome.terminationMessage]: JSON.stringify(resultDoc) })),
       apply(ftj('succeeded', { [podOutcome.outcome]: 'succeed', [podOutcome.runSeconds]: '1', [podOutcome.terminationMessage]: JSON.stringify(resultDoc) })),
@@ -133,6 +135,9 @@ describe('GitOps health and server-side apply (real operator, real kstatus, Argo
       apply(deployment('asr', 'jetsons', 'v1')),
       apply(deployment('orphan', 'no-such-pool', 'v1')),
     ]);
+    const converging = await until(EDGEPOOLS, 'growing', 'Reconciling, waiting for a device', (o) => cond(o, 'Reconciling') === 'True' && (o.status as { readyReplicas?: number } | undefined)?.readyReplicas === devices);
+    expect(converging.status?.conditions?.find((c) => c.type === 'Reconciling')).toMatchObject({ reason: 'WaitingForAgents' });
+    expectJudged('EdgePool converging', converging, 'InProgress', 'Progressing');
     const phase = (p: string) => (o: Stored) => (o.status as { phase?: string } | undefined)?.phase === p;
     expectJudged('FineTuneJob pending', await until(FINETUNEJOBS, 'pending', 'Pending, Unschedulable', (o) => phase('Pending')(o) && cond(o, 'Reconciling') === 'True'), 'InProgress', 'Progressing');
     expectJudged('FineTuneJob running', await until(FINETUNEJOBS, 'running', 'Running', phase('Running')), 'InProgress', 'Progressing');
