@@ -5,7 +5,7 @@
 # schemas. Prints the folder of the CRD files on the last line of stdout.
 set -euo pipefail
 version="${PROMETHEUS_OPERATOR_VERSION:-v0.85.0}"
-dir="$(go mod download -json "github.com/prometheus-operator/prometheus-operator@${version}" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+dir="$(cd /tmp && go mod download -json "github.com/prometheus-operator/prometheus-operator@${version}" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
 crds="${dir}/example/prometheus-operator-crd"
 [[ -f "${crds}/monitoring.coreos.com_podmonitors.yaml" ]] || { echo "no CRDs in ${crds}" >&2; exit 1; }
 echo "${crds}"
