@@ -118,7 +118,7 @@ describe('GitOps health and server-side apply (real operator, real kstatus, Argo
   const judged: { what: string; obj: Stored; kstatus: KStatus; argocd: ArgoHealth }[] = [];
   const expectJudged = (what: string, obj: Stored, kstatus: KStatus, argocd: ArgoHealth) => { judged.push({ what, obj, kstatus, argocd }); };
 
-  it('FineTuneJob pending / running / succeeded / failed, EdgePool converging / ready / stalled, InferenceDeployment rolling / stable / stalled', async () => {
+  it('FineTuneJob pending / running / succeeded / suspended / failed, EdgePool converging / ready / stalled, InferenceDeployment rolling / stable / stalled', async () => {
     const t0 = Date.now();
     // Converging for as long as it takes: a model to serve, and one agent more than there are kwok
     // Jetsons (one agent per device), so one always waits for a device.
@@ -130,6 +130,7 @@ describe('GitOps health and server-side apply (real operator, real kstatus, Argo
       apply(ftj('pending', {}, ['NVIDIA-H999-NONE'])),
       apply(ftj('running', { [podOutcome.outcome]: 'succeed', [podOutcome.runSeconds]: '600', [podOutcome.terminationMessage]: JSON.stringify(resultDoc) })),
       apply(ftj('succeeded', { [podOutcome.outcome]: 'succeed', [podOutcome.runSeconds]: '1', [podOutcome.terminationMessage]: JSON.stringify(resultDoc) })),
+      apply({ ...ftj('suspended', {}), spec: { ...(ftj('suspended', {}) as { spec: object }).spec, suspend: true } }),
       apply(ftj('failed', { [podOutcome.outcome]: 'fail', [podOutcome.exitCode]: '2', [podOutcome.terminationMessage]: 'dataset.uri: file:///data/finance/manifest.jsonl does not exist' })),
       apply(pool('nowhere', 'no-such-device')),
       apply(deployment('asr', 'jetsons', 'v1')),
@@ -142,6 +143,7 @@ describe('GitOps health and server-side apply (real operator, real kstatus, Argo
     expectJudged('FineTuneJob pending', await until(FINETUNEJOBS, 'pending', 'Pending, Unschedulable', (o) => phase('Pending')(o) && cond(o, 'Reconciling') === 'True'), 'InProgress', 'Progressing');
     expectJudged('FineTuneJob running', await until(FINETUNEJOBS, 'running', 'Running', phase('Running')), 'InProgress', 'Progressing');
     expectJudged('FineTuneJob succeeded', await until(FINETUNEJOBS, 'succeeded', 'Succeeded', phase('Succeeded')), 'Current', 'Healthy');
+    expectJudged('FineTuneJob suspended', await until(FINETUNEJOBS, 'suspended', 'Suspended', phase('Suspended')), 'InProgress', 'Suspended');
     expectJudged('FineTuneJob failed', await until(FINETUNEJOBS, 'failed', 'Failed', phase('Failed')), 'Failed', 'Degraded');
     expectJudged('EdgePool stalled', await until(EDGEPOOLS, 'nowhere', 'Stalled', (o) => cond(o, 'Stalled') === 'True'), 'Failed', 'Degraded');
     expectJudged('InferenceDeployment stalled', await until(INFERENCE_DEPLOYMENTS, 'orphan', 'Stalled', (o) => cond(o, 'Stalled') === 'True'), 'Failed', 'Degraded');
