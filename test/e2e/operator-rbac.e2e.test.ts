@@ -114,6 +114,10 @@ describe('rbac.scope=namespaced: the operator ServiceAccount may do what it need
       ['update', 'finetunejobs.whisperops.dev', { namespace: ns }],
       ['update', 'leases.coordination.k8s.io/someone-else', { namespace: ns }],
       ['create', 'serviceaccounts/token', { namespace: ns }],
+      // Narrowed: the operator reads these from its informers' caches only, never one by one.
+      ['get', 'finetunejobs.whisperops.dev', { namespace: ns }],
+      ['get', 'pods', { namespace: ns }],
+      ['get', 'edgepools.whisperops.dev', { namespace: ns }],
     ];
     const answers = await Promise.all(forbidden.map(([v, r, w]) => canI(v, r, w)));
     expect(forbidden.filter((_, i) => answers[i]).map(([v, r, w]) => `${v} ${r} ${w.namespace ?? (w.all ? '(all)' : '(cluster)')}`)).toEqual([]);
