@@ -246,6 +246,9 @@ describe('edge agent: live transcription with the official openai client', () =>
     expect(s.events.some((x) => x.type === 'input_audio_buffer.speech_started')).toBe(false);
     // Capacity: 3 streams, no queue — this session and two more fill it; a fourth is refused.
     const others = [await rawSession(), await rawSession()];
+    // Live sessions are streams: the operator's load signal (active_streams + queue_depth) counts them.
+    const during = await metrics();
+    expect([metric(during, 'whisperops_agent_live_sessions'), metric(during, 'whisperops_agent_active_streams')]).toEqual([3, 3]);
     const refused = await new Promise<number>((resolve) => {
       const ws = new WebSocket(`${agent.url.replace('http:', 'ws:')}/v1/realtime?intent=transcription`);
       ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
