@@ -167,8 +167,8 @@ function compression(): Schema {
         { rule: 'has(self.encoderLayers) || has(self.decoderLayers) || has(self.ffnDim)', message: 'compression.distillation needs a smaller student: encoderLayers, decoderLayers or ffnDim' },
       ],
     }),
-    headPruning: obj('Structured attention-head pruning: head importance measured on training data (|gradient × head mask|), the least important fraction of heads removed from the projection matrices (smaller q/k/v/out matrices, not masks), then the normal training pass as recovery fine-tune.', {
-      fraction: num('Fraction of all attention heads (self- and cross-attention, encoder and decoder) removed; every attention keeps at least one head.', { minimum: 0, maximum: 0.9, exclusiveMinimum: true, default: 0.4 }),
+    headPruning: obj('Structured attention-head pruning of the encoder: head importance measured on training data (|gradient × head mask|), the least important fraction of the encoder\'s self-attention heads removed from the projection matrices (smaller q/k/v/out matrices, not masks), then the normal training pass as recovery fine-tune. Decoder and cross-attention heads are kept: the edge agent sizes its key/value cache from config.json.', {
+      fraction: num('Fraction of the encoder\'s self-attention heads (all layers together) removed; every layer keeps at least one head.', { minimum: 0, maximum: 0.9, exclusiveMinimum: true, default: 0.4 }),
       importanceSamples: int('Training utterances the importance is measured on.', { minimum: 1, maximum: 100_000, default: 64 }),
     }),
     quantizationAware: obj('Quantization-aware training: fake quantization during fine-tuning, exported as a static INT8 ONNX model (QDQ, fixed scales) instead of post-training dynamic INT8.', {
@@ -197,6 +197,10 @@ const COMPRESSION_RULES: Rule[] = [
   {
     rule: '!has(self.compression) || !has(self.compression.distillation) || !has(self.training) || self.training.baseInterpolation == 1.0',
     message: 'compression.distillation changes the architecture: training.baseInterpolation (WiSE-FT with the base) must be 1',
+  },
+  {
+    rule: '!has(self.compression) || !has(self.compression.headPruning) || !has(self.training) || self.training.baseInterpolation == 1.0',
+    message: 'compression.headPruning changes the architecture: training.baseInterpolation (WiSE-FT with the base) must be 1',
   },
   {
     rule: "!has(self.compression) || !has(self.compression.quantizationAware) || !has(self.export) || (self.export.onnx && (!has(self.export.quantization) || self.export.quantization == 'int8'))",

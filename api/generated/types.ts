@@ -420,11 +420,11 @@ export interface FineTuneJobSpec {
       ceWeight: number;
     };
     /**
-     * Structured attention-head pruning: head importance measured on training data (|gradient × head mask|), the least important fraction of heads removed from the projection matrices (smaller q/k/v/out matrices, not masks), then the normal training pass as recovery fine-tune.
+     * Structured attention-head pruning of the encoder: head importance measured on training data (|gradient × head mask|), the least important fraction of the encoder's self-attention heads removed from the projection matrices (smaller q/k/v/out matrices, not masks), then the normal training pass as recovery fine-tune. Decoder and cross-attention heads are kept: the edge agent sizes its key/value cache from config.json.
      */
     headPruning?: {
       /**
-       * Fraction of all attention heads (self- and cross-attention, encoder and decoder) removed; every attention keeps at least one head.
+       * Fraction of the encoder's self-attention heads (all layers together) removed; every layer keeps at least one head.
        */
       fraction: number;
       /**

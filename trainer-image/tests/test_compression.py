@@ -1,4 +1,7 @@
 """spec.compression: the CRD's rules re-checked by the trainer, and each technique changing the model as claimed."""
+from pathlib import Path
+
+import numpy as np
 import pytest
 
 from whisperops_trainer import jobspec, pipeline
@@ -218,3 +221,108 @@ def test_a_student_losing_more_than_the_allowed_wer_is_not_published(tmp_path, s
     assert res["error"]["reason"] == "QualityGateFailed"
     assert "compressed (distillation) model WER rises more than 0.0" in res["error"]["message"]
     assert not (tmp_path / "out" / "student").exists()
+
+
+# --- head pruning -------------------------------------------------------------------------------
+
+def _toy_batch():
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 80, 1000, generator=g)
+    ids = torch.tensor([[1000, 1001, 5, 6], [1000, 1001, 7, 8]])
+    labels = torch.tensor([[-100, 5, 6, 0], [-100, 7, 8, 0]])
+    return x, ids, labels
+
+
+def test_heads_to_keep_removes_the_least_important_fraction_and_leaves_every_layer_a_head():
+    import torch
+
+    from whisperops_trainer.compress import heads_to_keep
+
+    imp = [torch.tensor([0.1, 0.9, 0.2, 0.8]), torch.tensor([0.01, 0.02, 0.03, 0.04]), torch.tensor([0.5, 0.6, 0.7, 0.95])]
+    keep = heads_to_keep(imp, 0.5)  # 6 of 12
+    assert sum(len(k) for k in keep) == 6
+    assert keep[1] == [3]  # the weakest layer keeps its best head, nothing less
+    assert keep[0] == [1, 3] and keep[2] == [1, 2, 3]
+
+
+def test_pruned_heads_are_gone_from_the_matrices_and_the_model_computes_what_masking_them_would(tiny_teacher, tmp_path):
+    import copy
+
+    import torch
+
+    from whisperops_trainer import params
+    from whisperops_trainer.compress import (count_params, encoder_heads, head_importance, heads_to_keep, load_whisper,
+                                             prune_heads)
+    from whisperops_trainer.export import copy_hf_side_files
+
+    m = copy.deepcopy(tiny_teacher)
+    x, ids, labels = _toy_batch()
+    imp = head_importance(m, [(x, ids, labels)])
+    assert [len(s) for s in imp] == [4, 4, 4, 4] and all(float(s.min()) >= 0 for s in imp)
+    keep = heads_to_keep(imp, 0.4)
+    masked = copy.deepcopy(m)
+    with torch.no_grad():  # the reference: the removed heads' outputs zeroed (a mask)
+        for layer, k in zip(masked.model.encoder.layers, keep):
+            hd = layer.self_attn.head_dim
+            for h in set(range(4)) - set(k):
+                layer.self_attn.out_proj.weight[:, h * hd:(h + 1) * hd] = 0
+        want = masked(input_features=x, decoder_input_ids=ids).logits
+    n0 = params.count(m)[1]
+    prune_heads(m, keep)
+    heads = encoder_heads(m)
+    assert sum(heads) == 16 - 6 and heads == [len(k) for k in keep]
+    d, hd = m.config.d_model, m.model.encoder.layers[0].self_attn.head_dim
+    for layer, k in zip(m.model.encoder.layers, keep):
+        a = layer.self_attn
+        assert a.q_proj.weight.shape == (len(k) * hd, d) and a.out_proj.weight.shape == (d, len(k) * hd)
+    # q, v (weights + biases), k (weights), out_proj (weights) of 6 heads
+    assert params.count(m)[1] == n0 - 6 * (4 * hd * d + 2 * hd)
+    with torch.no_grad():
+        got = m(input_features=x, decoder_input_ids=ids).logits
+    assert torch.allclose(got, want, atol=1e-5)
+    # saved and loaded again (from_pretrained cannot: load_whisper rebuilds the layout from config.json)
+    m.save_pretrained(str(tmp_path), safe_serialization=True)
+    copy_hf_side_files(Path(str(tiny_teacher.name_or_path)), tmp_path)
+    again = load_whisper(tmp_path)
+    assert encoder_heads(again) == heads and count_params(tmp_path) == params.count(m)[1]
+    with torch.no_grad():
+        assert torch.allclose(again(input_features=x, decoder_input_ids=ids).logits, got, atol=1e-6)
+
+
+def test_a_head_pruning_job_publishes_a_smaller_encoder_graph(tmp_path, shared_data, model_dir):
+    import json
+
+    import onnx
+
+    from whisperops_trainer import manifest
+
+    f = _distill_job(tmp_path, shared_data, model_dir, 1.0)
+    job = json.loads(f.read_text())
+    job["spec"]["compression"] = {"headPruning": {"fraction": 0.4, "importanceSamples": 8}}
+    job["spec"]["method"] = {"type": "freezeEncoder"}
+    f.write_text(json.dumps(job))
+    p, res = _run(f, tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:] + p.stdout[-3000:]
+    c = res["compression"]
+    assert c["techniques"] == ["headPruning"] and (c["headsBefore"], c["headsAfter"]) == (16, 10)
+    assert c["paramsAfter"] < c["paramsBefore"]
+    out = tmp_path / "out" / "student"
+    cfg = json.loads((out / "config.json").read_text())
+    assert sum(cfg["whisperops_encoder_heads"]) == 10
+    man = json.loads((out / manifest.MANIFEST).read_text())
+    assert [len(k) for k in man["training"]["compression"]["encoderHeadsKept"]] == cfg["whisperops_encoder_heads"]
+    enc = onnx.load(str(out / "onnx" / "encoder_model.onnx"))
+    base = onnx.load(str(model_dir / "onnx" / "encoder_model.onnx"))
+    n = lambda g: sum(int(np.prod(t.dims)) for t in g.graph.initializer)  # noqa: E731
+    assert n(enc) < n(base) - 6 * 4 * 64 * 256 + 1
+    assert (out / "onnx" / "encoder_model_quantized.onnx").stat().st_size < (model_dir / "onnx" / "encoder_model_quantized.onnx").stat().st_size
+    from transformers import AutoTokenizer
+
+    from whisperops_trainer import evaluate, suites
+    from whisperops_trainer.onnx_infer import transcribe
+
+    samples = suites.eval_set("general", 2)
+    hyps = transcribe(out, evaluate.features_for(str(out), samples), AutoTokenizer.from_pretrained(str(out)), suffix="_quantized")
+    assert len(hyps) == 2 and all(isinstance(h, str) for h in hyps)

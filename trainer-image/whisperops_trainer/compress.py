@@ -68,6 +68,10 @@ def make_student(model, encoder_layers: int | None = None, decoder_layers: int |
     if ffn_dim is not None:
         scfg.encoder_ffn_dim = scfg.decoder_ffn_dim = width
     student = WhisperForConditionalGeneration(scfg).to(torch.float32)
+    heads = getattr(cfg, HEADS_KEY, None)
+    if heads:  # a head-pruned teacher: the student's encoder layers take their heads' shapes
+        setattr(scfg, HEADS_KEY, [heads[i] for i in plan.encoder_layers])
+        apply_head_layout(student, list(getattr(scfg, HEADS_KEY)))
     src = model.state_dict()
     keep_cache: dict[str, Any] = {}
     out: dict[str, Any] = {}
@@ -97,11 +101,10 @@ def save_student(base_dir: Path, out_dir: Path, encoder_layers: int | None, deco
                  ffn_dim: int | None) -> StudentPlan:
     """Cut a student from the model in base_dir and save it (HF layout + tokenizer files) to out_dir."""
     import torch
-    from transformers import WhisperForConditionalGeneration
 
     from .export import copy_hf_side_files
 
-    model = WhisperForConditionalGeneration.from_pretrained(str(base_dir), dtype=torch.float32)
+    model = load_whisper(base_dir, dtype=torch.float32)
     student, plan = make_student(model, encoder_layers, decoder_layers, ffn_dim)
     out_dir.mkdir(parents=True, exist_ok=True)
     student.save_pretrained(str(out_dir), safe_serialization=True)
@@ -125,11 +128,199 @@ def distillation_loss(student_logits, teacher_logits, labels, ce_loss, temperatu
 
 def count_params(model_dir: Path | str) -> int:
     """Parameters of the model in a folder (its config built on the meta device: no weights read)."""
+    from . import params
+
+    return params.count(build_empty(model_dir, meta=True))[1]
+
+
+# --- structured attention-head pruning (encoder self-attention) ---------------------------------
+#
+# Only encoder self-attention heads are removed: the edge agent sizes the decoder's key/value cache from
+# config.json (decoder_attention_heads × d_model/decoder_attention_heads), so decoder and cross-attention
+# heads stay until the agent reads those shapes from the graph. A pruned model records its heads per
+# encoder layer in config.json (HEADS_KEY); load_whisper() rebuilds the smaller projections before it
+# loads the weights, which from_pretrained() cannot do.
+
+HEADS_KEY = "whisperops_encoder_heads"
+
+
+def _shrink_attention(attn, keep) -> None:
+    """Keep the heads `keep` (sorted indices) of a WhisperAttention: q/k/v rows and out_proj columns."""
+    import torch
+
+    hd = attn.head_dim
+    idx = torch.cat([torch.arange(h * hd, (h + 1) * hd) for h in keep]) if len(keep) else torch.zeros(0, dtype=torch.long)
+
+    def rows(lin):
+        new = torch.nn.Linear(lin.in_features, len(idx), bias=lin.bias is not None)
+        with torch.no_grad():
+            new.weight.copy_(lin.weight.index_select(0, idx))
+            if lin.bias is not None:
+                new.bias.copy_(lin.bias.index_select(0, idx))
+        return new
+
+    attn.q_proj, attn.k_proj, attn.v_proj = rows(attn.q_proj), rows(attn.k_proj), rows(attn.v_proj)
+    out = torch.nn.Linear(len(idx), attn.out_proj.out_features, bias=attn.out_proj.bias is not None)
+    with torch.no_grad():
+        out.weight.copy_(attn.out_proj.weight.index_select(1, idx))
+        if attn.out_proj.bias is not None:
+            out.bias.copy_(attn.out_proj.bias)
+    attn.out_proj = out
+    attn.num_heads = len(keep)
+
+
+def encoder_heads(model) -> list[int]:
+    """Heads of every encoder self-attention."""
+    return [int(layer.self_attn.num_heads) for layer in model.model.encoder.layers]
+
+
+def apply_head_layout(model, heads: list[int]) -> None:
+    """Give the encoder layers of a freshly built model the head counts `heads` (weights follow from a
+    state dict)."""
+    for layer, n in zip(model.model.encoder.layers, heads):
+        if n != layer.self_attn.num_heads:
+            _shrink_attention(layer.self_attn, list(range(n)))
+
+
+def build_empty(model_dir: Path | str, meta: bool = False):
+    """The model of a folder without its weights (on the meta device when meta), pruned layout applied."""
+    import contextlib
+
     import torch
     from transformers import WhisperConfig, WhisperForConditionalGeneration
 
-    from . import params
+    cfg = WhisperConfig.from_pretrained(str(model_dir))
+    with torch.device("meta") if meta else contextlib.nullcontext():
+        m = WhisperForConditionalGeneration(cfg)
+        heads = getattr(cfg, HEADS_KEY, None)
+        if heads:
+            apply_head_layout(m, list(heads))
+    return m
 
-    with torch.device("meta"):
-        m = WhisperForConditionalGeneration(WhisperConfig.from_pretrained(str(model_dir)))
-    return params.count(m)[1]
+
+def load_whisper(model_dir: Path | str, dtype=None):
+    """WhisperForConditionalGeneration.from_pretrained, also for a head-pruned model."""
+    import torch
+    from transformers import GenerationConfig, WhisperConfig, WhisperForConditionalGeneration
+
+    dtype = dtype or torch.float32
+    cfg = WhisperConfig.from_pretrained(str(model_dir))
+    if not getattr(cfg, HEADS_KEY, None):
+        return WhisperForConditionalGeneration.from_pretrained(str(model_dir), dtype=dtype)
+    from safetensors.torch import load_file
+
+    m = build_empty(model_dir)
+    sd = load_file(str(Path(model_dir) / "model.safetensors"))
+    missing, unexpected = m.load_state_dict(sd, strict=False)
+    if unexpected or set(missing) - {"proj_out.weight"}:
+        raise ValueError(f"pruned model {model_dir}: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    m.tie_weights()
+    if (Path(model_dir) / "generation_config.json").is_file():
+        m.generation_config = GenerationConfig.from_pretrained(str(model_dir))
+    return m.to(dtype).eval()
+
+
+def head_importance(model, batches, device="cpu"):
+    """|Σ ∂loss/∂m_h| per encoder head (Michel et al. 2019): a mask m = 1 multiplies each head's output
+    before out_proj; the gradient says how much the loss depends on the head. Each layer's scores are
+    normalised to unit L2 norm. batches: iterable of (input_features, decoder_input_ids, labels)."""
+    import torch
+
+    layers = model.model.encoder.layers
+    masks = [torch.ones(layer.self_attn.num_heads, device=device, requires_grad=True) for layer in layers]
+    hooks = []
+    for layer, m in zip(layers, masks):
+        hd = layer.self_attn.head_dim
+
+        def pre(mod, args, m=m, hd=hd):
+            x = args[0]
+            b, t, _ = x.shape
+            return ((x.view(b, t, -1, hd) * m[None, None, :, None]).view(b, t, -1),)
+
+        hooks.append(layer.self_attn.out_proj.register_forward_pre_hook(pre))
+    model.eval()
+    score = [torch.zeros(len(m), device=device) for m in masks]
+    try:
+        for feats, dec, labels in batches:
+            loss = model(input_features=feats.to(device), decoder_input_ids=dec.to(device), labels=labels.to(device)).loss
+            grads = torch.autograd.grad(loss, masks)
+            for s, g in zip(score, grads):
+                s += g.detach().abs()
+    finally:
+        for h in hooks:
+            h.remove()
+    return [s / (s.norm() + 1e-12) for s in score]
+
+
+def heads_to_keep(importance, fraction: float) -> list[list[int]]:
+    """Per layer, the sorted indices of the heads kept when the least important round(fraction × all
+    heads) are removed over all layers together; every layer keeps at least one head."""
+    flat = sorted(((float(v), li, h) for li, s in enumerate(importance) for h, v in enumerate(s.tolist())))
+    n_remove = int(round(fraction * len(flat)))
+    left = [len(s) for s in importance]
+    removed: set[tuple[int, int]] = set()
+    for _, li, h in flat:
+        if len(removed) >= n_remove:
+            break
+        if left[li] > 1:
+            removed.add((li, h))
+            left[li] -= 1
+    return [[h for h in range(len(s)) if (li, h) not in removed] for li, s in enumerate(importance)]
+
+
+def prune_heads(model, keep: list[list[int]]) -> None:
+    """Remove every encoder head not in keep (structurally) and record the layout in the config."""
+    for layer, k in zip(model.model.encoder.layers, keep):
+        if len(k) != layer.self_attn.num_heads:
+            _shrink_attention(layer.self_attn, k)
+    setattr(model.config, HEADS_KEY, encoder_heads(model))
+
+
+def prune_dir(model_dir: Path, out_dir: Path, samples, fraction: float, n_samples: int, batch_size: int = 8,
+              seed: int = 42) -> dict[str, Any]:
+    """Measure head importance on n_samples training utterances, remove the least important fraction of
+    encoder heads, save the smaller model to out_dir. Returns {headsBefore, headsAfter, kept}."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from . import log
+    from .export import copy_hf_side_files
+    from .features import LogMel
+    from .train import SpeechDataset, collate, prompt_ids
+
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    model = load_whisper(model_dir).to(dev)
+    model.config.apply_spec_augment = False
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    max_label = int(model.config.max_target_positions) - len(prompt_ids(str(model_dir))) - 1
+    ds = SpeechDataset(list(samples)[:n_samples], str(model_dir), tok, None, seed, max_label)
+    dl = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False,
+                                     collate_fn=lambda b: collate(b, int(tok.eos_token_id)))
+    logmel = LogMel(str(model_dir), dev)
+
+    def batches():
+        for b in dl:
+            with torch.no_grad():
+                feats = logmel(b["audio"].to(dev))
+            yield feats, b["decoder_input_ids"], b["labels"]
+
+    before = encoder_heads(model)
+    imp = head_importance(model, batches(), dev)
+    keep = heads_to_keep(imp, fraction)
+    prune_heads(model, keep)
+    after = encoder_heads(model)
+    model.config.apply_spec_augment = load_whisper_config_flag(model_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.to("cpu").save_pretrained(str(out_dir), safe_serialization=True)
+    copy_hf_side_files(Path(model_dir), out_dir)
+    info = {"headsBefore": sum(before), "headsAfter": sum(after), "kept": keep,
+            "importance": [[round(float(v), 4) for v in s] for s in imp]}
+    log.info("Pruned encoder heads", heads_before=sum(before), heads_after=sum(after), per_layer=after,
+             samples=min(n_samples, len(ds)))
+    return info
+
+
+def load_whisper_config_flag(model_dir: Path) -> bool:
+    import json
+
+    return bool(json.loads((Path(model_dir) / "config.json").read_text()).get("apply_spec_augment", False))

@@ -37,15 +37,25 @@ def export_onnx(model_dir: Path, out_dir: Path) -> dict[str, float]:
     frames = 2 * int(cfg["max_source_positions"])
     t0 = time.time()
     with tempfile.TemporaryDirectory(prefix="onnx-export-") as tmp:
-        main_export(
-            model_name_or_path=str(model_dir),
-            output=tmp,
-            task="automatic-speech-recognition-with-past",
-            opset=None,
-            device="cpu",
-            do_validation=False,
-            nb_max_frames=frames,
-        )
+        if cfg.get("whisperops_encoder_heads"):
+            # a head-pruned model: from_pretrained cannot rebuild its smaller projections, so the
+            # model is loaded here (compress.load_whisper) and exported from memory
+            from optimum.exporters.onnx import onnx_export_from_model
+
+            from .compress import load_whisper
+
+            onnx_export_from_model(model=load_whisper(model_dir), output=tmp, task="automatic-speech-recognition-with-past",
+                                   opset=None, device="cpu", do_validation=False, nb_max_frames=frames)
+        else:
+            main_export(
+                model_name_or_path=str(model_dir),
+                output=tmp,
+                task="automatic-speech-recognition-with-past",
+                opset=None,
+                device="cpu",
+                do_validation=False,
+                nb_max_frames=frames,
+            )
         dst = out_dir / "onnx"
         dst.mkdir(parents=True, exist_ok=True)
         for name in ("encoder_model.onnx", "decoder_model_merged.onnx"):

@@ -118,6 +118,8 @@ def cross_field_errors(spec: dict[str, Any]) -> list[str]:
             errs.append("spec.compression.distillation: changes the architecture: training.baseInterpolation (WiSE-FT with the base) must be 1")
         if dist.get("klWeight", 0.5) + dist.get("ceWeight", 0.5) <= 0:
             errs.append("spec.compression.distillation: needs klWeight or ceWeight above 0")
+    if "headPruning" in comp and float(spec.get("training", {}).get("baseInterpolation", 1)) != 1:
+        errs.append("spec.compression.headPruning: changes the architecture: training.baseInterpolation (WiSE-FT with the base) must be 1")
     if "quantizationAware" in comp and (not ex.get("onnx", True) or ex.get("quantization", "int8") != "int8"):
         errs.append("spec.compression.quantizationAware: exports static INT8: it requires export.onnx: true and export.quantization int8")
     role = comp.get("speakerRole")

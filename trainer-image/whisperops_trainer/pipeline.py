@@ -308,13 +308,14 @@ def train_from_plan(plan_file: str) -> int:
 
 def _evaluate(model_dir: Path, evals: dict[str, list[Sample]], label: str, features: dict[str, Any]) -> dict[str, Any]:
     import torch
-    from transformers import AutoTokenizer, WhisperForConditionalGeneration
+    from transformers import AutoTokenizer
 
     from . import evaluate
+    from .compress import load_whisper
 
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     tok = AutoTokenizer.from_pretrained(str(model_dir))
-    model = WhisperForConditionalGeneration.from_pretrained(str(model_dir)).to(dev)
+    model = load_whisper(model_dir).to(dev)
     out = {}
     for scen, samples in evals.items():
         if scen not in features:
@@ -387,7 +388,7 @@ def fetch_model(bm: dict[str, Any], dest: Path, what: str, field: str) -> tuple[
 
 # spec.compression techniques this trainer carries out; the others are refused as invalid input
 # (exit 2) rather than silently skipped.
-IMPLEMENTED_COMPRESSION: tuple[str, ...] = ("distillation",)
+IMPLEMENTED_COMPRESSION: tuple[str, ...] = ("distillation", "headPruning")
 
 
 def check_compression(spec: dict[str, Any]) -> list[str]:
@@ -420,6 +421,10 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         train_dir, teacher_dir, student_plan = prepare_distillation(spec, base_dir, work, cfg)
     d = prepare_data(spec, work, seed)
     stages = curriculum(spec, d, seed)
+    prune_info = None
+    hp = (spec.get("compression") or {}).get("headPruning")
+    if hp:
+        train_dir, prune_info = prune_heads(spec, train_dir, work, stages, seed)
 
     log.set_stage("evaluate-base")
     feats: dict[str, Any] = {}
@@ -463,6 +468,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         from .compress import count_params
 
         compression = {"techniques": techniques, "paramsBefore": count_params(teacher_dir), "paramsAfter": tr["total"],
+                       **({"headsBefore": prune_info["headsBefore"], "headsAfter": prune_info["headsAfter"]} if prune_info else {}),
                        "referenceWer": {k: round(v.wer, 4) for k, v in ref_scores.items()}}
         log.info("Compressed", **compression)
         if scores:
@@ -520,7 +526,8 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
                 "job": {"name": meta.get("name"), "namespace": meta.get("namespace"), "uid": meta.get("uid"),
                         "generation": meta.get("generation")}}
     if compression:
-        training["compression"] = {**compression, **({"student": student_plan.to_json()} if student_plan else {})}
+        training["compression"] = {**compression, **({"student": student_plan.to_json()} if student_plan else {}),
+                                   **({"encoderHeadsKept": prune_info["kept"]} if prune_info else {})}
     (model_dir / "training_report.json").unlink(missing_ok=True)
     sha = manifest.write_manifest(model_dir, name=name, version=version, parent_version=parent_version,
                                   quantization=quant, metrics=metrics, extra={"training": training})
@@ -536,6 +543,23 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         "totalParams": tr["total"], "quantization": quant, "durationSeconds": round(time.time() - t_start, 1),
         **({"compression": compression} if compression else {}),
     }
+
+
+def prune_heads(spec: dict[str, Any], model_dir: Path, work: Path, stages: list[tuple[str, list[Sample]]], seed: int):
+    """(pruned model folder, info): the encoder heads of model_dir (the base, or the student) least
+    important on importanceSamples training utterances removed; training then recovers."""
+    from . import compress
+
+    hp = spec["compression"]["headPruning"]
+    if float(spec.get("training", {}).get("baseInterpolation", 1.0)) < 1.0:
+        raise InvalidJob("spec.compression.headPruning changes the architecture: training.baseInterpolation must be 1")
+    pool = [s for _, ss in stages for s in ss]
+    n = min(int(hp.get("importanceSamples", 64)), len(pool))
+    picked = random.Random(seed + 5).sample(pool, n)
+    log.set_stage("prune")
+    out = work / "pruned"
+    info = compress.prune_dir(model_dir, out, picked, float(hp.get("fraction", 0.4)), n, seed=seed)
+    return out, info
 
 
 def prepare_distillation(spec: dict[str, Any], base_dir: Path, work: Path, cfg: TrainConfig):

@@ -182,13 +182,15 @@ def train(model_dir: str, stages: Sequence[tuple[str, Sequence[Sample]]], cfg: T
     import torch
     from accelerate import Accelerator
     from accelerate.utils import set_seed
-    from transformers import AutoTokenizer, WhisperForConditionalGeneration, get_linear_schedule_with_warmup
+    from transformers import AutoTokenizer, get_linear_schedule_with_warmup
+
+    from .compress import load_whisper
 
     mp = resolve_precision(cfg.precision)
     acc = Accelerator(mixed_precision=mp, gradient_accumulation_steps=cfg.grad_accum)
     set_seed(cfg.seed)
     tok = AutoTokenizer.from_pretrained(model_dir)
-    model = WhisperForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32)
+    model = load_whisper(model_dir, dtype=torch.float32)
     saved_spec_aug = model.config.apply_spec_augment
     model.config.apply_spec_augment = False  # SpecAugment is ours (features.spec_augment), per spec
     model.config.use_cache = False
@@ -208,7 +210,7 @@ def train(model_dir: str, stages: Sequence[tuple[str, Sequence[Sample]]], cfg: T
     model.train()
     teacher = None
     if cfg.teacher_dir:
-        teacher = WhisperForConditionalGeneration.from_pretrained(cfg.teacher_dir, dtype=torch.float32).to(acc.device)
+        teacher = load_whisper(cfg.teacher_dir, dtype=torch.float32).to(acc.device)
         teacher.config.use_cache = False
         teacher.eval().requires_grad_(False)
         if teacher.config.vocab_size != acc.unwrap_model(model).config.vocab_size:
@@ -303,12 +305,12 @@ def interpolate(base_dir: str, tuned_dir: str, alpha: float, out_dir: str) -> No
     (theta_tuned - theta_base). alpha=1 is the fine-tuned model, 0 the base; values in between keep
     most of the in-domain gain and give back general accuracy lost to forgetting."""
     import torch
-    from transformers import WhisperForConditionalGeneration
 
+    from .compress import load_whisper
     from .export import copy_hf_side_files
 
-    base = WhisperForConditionalGeneration.from_pretrained(base_dir, dtype=torch.float32)
-    tuned = WhisperForConditionalGeneration.from_pretrained(tuned_dir, dtype=torch.float32)
+    base = load_whisper(base_dir, dtype=torch.float32)
+    tuned = load_whisper(tuned_dir, dtype=torch.float32)
     sd_t = tuned.state_dict()
     with torch.no_grad():
         for name, p in base.state_dict().items():
