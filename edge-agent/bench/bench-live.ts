@@ -7,7 +7,9 @@
 //   - p50/p99 at 8 concurrent sessions fed in real time (40 ms chunks, starts staggered over 0.5 s), and
 //     the largest session count with p99 < 1 s (levels 2, 4, 8, 12, 16, 24 until one fails);
 //   - CPU per audio second of the agent process (utime + stime from /proc) while streaming vs while
-//     transcribing the same utterances as files (POST /v1/audio/transcriptions), in the same run.
+//     transcribing the same utterances as files (POST /v1/audio/transcriptions), in the same run;
+//   - fairness: file requests (one utterance, one at a time) alone, then while the 8 sessions stream:
+//     their latency, and the sessions' latency with them.
 // Env: LIVE_LEVELS=2,4,8,12,16,24 LIVE_STEP_SECONDS=0.5
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -180,6 +182,21 @@ async function main(): Promise<void> {
   }
   const fileCpu = (cpuSeconds(pid) - c0) / fileAudio;
   console.log(`file path: ${fileAudio.toFixed(1)} s of audio → ${fileCpu.toFixed(4)} CPU s per audio s`);
+  // File requests one after another for `ms`: their latencies.
+  const fileLoop = async (ms: number): Promise<number[]> => {
+    const out: number[] = [];
+    const body = files[0] ?? new Uint8Array();
+    for (const end = performance.now() + ms; performance.now() < end; ) {
+      const form = new FormData();
+      form.set('file', new Blob([body], { type: 'audio/wav' }), 'a.wav');
+      const t = performance.now();
+      const res = await fetch(`${url}/v1/audio/transcriptions`, { method: 'POST', body: form });
+      await res.text();
+      if (res.status === 200) out.push(performance.now() - t);
+    }
+    return out;
+  };
+  const alone = await fileLoop(5_000);
   console.log('| sessions | words timed | word end → first delta p50 (ms) | p99 (ms) | max (ms) | turns completed | CPU s per audio s | × file path |');
   console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
   let best = 0;
@@ -200,6 +217,14 @@ async function main(): Promise<void> {
     if (p99 < 1000) best = Math.max(best, n);
     else if (n > 8 || best === 0) break;
   }
+  // Fairness: 8 sessions again, with file requests one after another meanwhile.
+  const mixed = Promise.all(Array.from({ length: 8 }, (_, i) => session(url, audio, turns, (i * 500) / 8)));
+  const during = await fileLoop(audioSeconds * 1000);
+  const mixedLat = (await mixed).flatMap((r) => r.latencies);
+  console.log(
+    `fairness: file requests (${(((files[0]?.length ?? 44) - 44) / 2 / SR).toFixed(1)} s utterance) alone p50 ${pct(alone, 50).toFixed(0)} / p99 ${pct(alone, 99).toFixed(0)} ms (${alone.length}); ` +
+      `during 8 live sessions p50 ${pct(during, 50).toFixed(0)} / p99 ${pct(during, 99).toFixed(0)} ms (${during.length} served); the sessions meanwhile: word end → delta p50 ${pct(mixedLat, 50).toFixed(0)} / p99 ${pct(mixedLat, 99).toFixed(0)} ms`,
+  );
   console.log(`largest session count with p99 < 1 s: ${best}${best === Math.max(...levels) ? ' (the highest level tried)' : ''}`);
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   child.kill('SIGTERM');

@@ -361,11 +361,8 @@ export class RealtimeServer {
           return;
         }
       }
+      // A new format or turn detection starts a new decoder; audio buffered so far (in the old format) is dropped.
       const rebuild = nextFormat.type !== format.type || nextVad !== vad || nextSilence !== silenceMs || nextPrefix !== prefixMs;
-      if (rebuild && decoder.bufferedSamples > 0 && received > 0) {
-        // The audio buffered so far was sent in the old format; it is dropped with the old decoder.
-        void decoder.close();
-      }
       format = nextFormat;
       picked = nextModel;
       language = nextLanguage;
