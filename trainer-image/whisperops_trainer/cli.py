@@ -124,10 +124,12 @@ def main(argv: list[str] | None = None) -> int:
         samples = read_manifest(args.manifest)
         feats = evaluate.features_for(args.model, samples)
         if args.onnx == "none":
-            from transformers import AutoTokenizer, WhisperForConditionalGeneration
+            from transformers import AutoTokenizer
+
+            from .compress import load_whisper
 
             tok = AutoTokenizer.from_pretrained(args.model)
-            model = WhisperForConditionalGeneration.from_pretrained(args.model)
+            model = load_whisper(args.model)  # also a head-pruned model
             scores, _ = evaluate.evaluate_torch(model, tok, args.model, samples, features=feats)
         else:
             from transformers import AutoTokenizer
