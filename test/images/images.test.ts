@@ -204,10 +204,13 @@ describe('the operator image holds only the operator and starts from what it cop
       }
     }
     const own = JSON.parse(readFileSync(join(REPO, 'operator', 'image', 'package.json'), 'utf8')) as { type: string; dependencies: Record<string, string> };
-    const root = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+    // The root's "dependencies" are the edge agent's production set; client-node is a devDependency there
+    // (tests, the cluster harness) and a dependency of the operator image only.
+    const root = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
+    const pins = { ...root.devDependencies, ...root.dependencies };
     expect(own.type).toBe('module');
     expect(Object.keys(own.dependencies).sort()).toEqual([...imported].sort());
-    for (const [name, version] of Object.entries(own.dependencies)) expect({ name, version }).toEqual({ name, version: root.dependencies[name] });
+    for (const [name, version] of Object.entries(own.dependencies)) expect({ name, version }).toEqual({ name, version: pins[name] });
   }, 300_000);
 
   it('npm ci --omit=dev from its own lock, then the entry point starts (--help) and its lazy client resolves', async () => {
@@ -244,6 +247,8 @@ describe('the edge agent image starts from what it copies', () => {
     mkdirSync(app, { recursive: true });
     for (const f of ['package.json', 'package-lock.json', '.npmrc']) cpSync(join(build, f), join(app, f));
     await npmCiProduction(app);
+    // The agent's production set: no Kubernetes client (a devDependency of the root), no TypeScript.
+    for (const absent of ['@kubernetes', 'typescript', 'jest']) expect({ absent, present: existsSync(join(app, 'node_modules', absent)) }).toEqual({ absent, present: false });
     const ortBin = join(app, 'node_modules', 'onnxruntime-node', 'bin');
     for (const napi of readdirSync(ortBin)) {
       for (const os of readdirSync(join(ortBin, napi))) {
