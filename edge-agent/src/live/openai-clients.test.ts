@@ -284,3 +284,41 @@ describe('edge agent: live transcription with the official openai client', () =>
     expect(await serial()).toBe('02');
   });
 });
+
+describe('edge agent: live session limits', () => {
+  let agent: Agent;
+  beforeAll(async () => {
+    const o = parseOptions(['--port', '0', '--workers', '1', '--threads', '1'], {}, REPO_ROOT);
+    if (o === 'help') throw new Error('unexpected');
+    agent = await startAgent({ ...o, cacheDir: tempDir('cache'), shutdownDelaySeconds: 0, liveMaxSessionSeconds: 3, liveMaxBufferBytes: 64 * 1024 }, pino({ level: 'silent' }));
+  });
+  afterAll(async () => {
+    await agent.shutdown();
+  });
+
+  it('refuses audio beyond the session buffer with buffer_full, ends the session at its maximum duration, releases its slot', async () => {
+    const ws = new WebSocket(`${agent.url.replace('http:', 'ws:')}/v1/realtime?intent=transcription`);
+    const events: { type: string; error?: { code: string } }[] = [];
+    ws.on('message', (d: Buffer) => events.push(JSON.parse(d.toString()) as { type: string; error?: { code: string } }));
+    const closed = new Promise<number>((r) => ws.on('close', (code) => r(code)));
+    await new Promise<void>((res, rej) => {
+      ws.once('open', () => res());
+      ws.once('error', rej);
+    });
+    const t0 = Date.now();
+    ws.send(JSON.stringify({ type: 'session.update', session: { type: 'transcription', audio: { input: { turn_detection: null } } } }));
+    // A loud tone without pauses, 0.2 s per append: 64 KiB of 32-bit samples at 24 kHz is 0.68 s.
+    const tone = Float32Array.from({ length: 4800 }, (_, i) => 0.3 * Math.sin((2 * Math.PI * 220 * i) / 24000));
+    for (let i = 0; i < 8; i++) ws.send(JSON.stringify({ type: 'input_audio_buffer.append', audio: pcm16Base64(tone) }));
+    expect(await closed).toBe(1000);
+    const elapsed = Date.now() - t0;
+    const codes = events.filter((e) => e.type === 'error').map((e) => e.error?.code);
+    expect(codes).toContain('buffer_full');
+    expect(codes[codes.length - 1]).toBe('session_expired');
+    expect(elapsed).toBeGreaterThanOrEqual(2_500);
+    expect(elapsed).toBeLessThan(15_000);
+    const text = await (await fetch(`${agent.url}/metrics`)).text();
+    expect(text).toMatch(/whisperops_agent_live_sessions_total\{[^}]*end="expired"[^}]*\} 1/);
+    expect(metric(text, 'whisperops_agent_active_streams')).toBe(0);
+  });
+});
