@@ -10,7 +10,7 @@
 // Error messages never carry a URL's user-info or query string (presigned URLs).
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname, join, normalize, sep } from 'node:path';
 import { Readable } from 'node:stream';
@@ -108,6 +108,16 @@ export async function* readChunks(
     throw new ArtifactError('download_error', `reading ${where} failed: ${why}`, { cause: err });
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/** True when a process `pid` exists (signal 0 checks without sending anything). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as { code?: string }).code === 'EPERM';
   }
 }
 
@@ -239,6 +249,8 @@ export class ArtifactFetcher {
   private readonly maxManifestBytes: number;
   private readonly retry: { attempts: number; initialMs: number; maxMs: number };
   private readonly random: () => number;
+  /** Partial folders this process is writing now. */
+  private readonly partials = new Set<string>();
 
   constructor(
     private readonly stores: ArtifactStore[],
@@ -313,7 +325,9 @@ export class ArtifactFetcher {
     // Every cap is known before the first byte is read: a manifest that lists a file over the
     // agent's cap is refused without downloading anything.
     const caps = Object.entries(manifest.files).map(([rel, meta]) => ({ rel, meta, cap: this.capFor(rel, meta.bytes, ref.uri) }));
+    await this.removeStalePartials(dir);
     const partial = `${dir}.partial-${process.pid}-${randomBytes(4).toString('hex')}`;
+    this.partials.add(partial);
     try {
       await mkdir(partial, { recursive: true });
       for (const { rel, meta, cap } of caps) {
@@ -331,8 +345,34 @@ export class ArtifactFetcher {
     } catch (err) {
       await rm(partial, { recursive: true, force: true });
       throw err;
+    } finally {
+      this.partials.delete(partial);
     }
     return { dir, manifest, dtype: chosen };
+  }
+
+  /**
+   * Removes `<dir>.partial-*` folders no live download is writing (not this process's, and their
+   * process is gone — or has this process's pid, as a restarted container's agent has): what a killed
+   * agent (SIGKILL, OOM, power loss) left behind. They are never used — only a complete, verified folder
+   * is renamed into place — but they would hold disk space for ever.
+   */
+  private async removeStalePartials(dir: string): Promise<void> {
+    const parent = dirname(dir);
+    const prefix = `${dir.slice(parent.length + 1)}.partial-`;
+    let names: string[];
+    try {
+      names = await readdir(parent);
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      const path = join(parent, name);
+      if (!name.startsWith(prefix) || this.partials.has(path)) continue;
+      const pid = Number(/^(\d+)-/.exec(name.slice(prefix.length))?.[1]);
+      if (pid !== process.pid && Number.isSafeInteger(pid) && processAlive(pid)) continue; // another agent sharing this cache, still downloading
+      await rm(path, { recursive: true, force: true });
+    }
   }
 
   private capFor(rel: string, listed: number | undefined, uri: string): Cap {
