@@ -170,6 +170,7 @@ describe('edge agent under faults (artifact server, auth), stable keeps serving'
     expect((await fetch(`${url}/readyz`)).status).toBe(200);
     // Nothing in the log carries the presigned URL's signature or a token.
     expect(logLines.join('\n')).not.toMatch(/s3cr3t/);
+    process.stdout.write(`faults: ${served} transcriptions during 500 / corrupt / stalled swaps, all 200, versions ${JSON.stringify(Object.fromEntries(versions))}; stalled swap refused after ${stalledMs} ms\n`);
   });
 
   it('a failed set is applied again by itself with a back-off once the artifact server is fixed; /readyz needs every deployment', async () => {
