@@ -111,7 +111,7 @@ export async function startAgent(opts: AgentOptions, log: Logger = agentLogger(o
     onApplied: (set, report, attempt) => {
       metrics.configReloads.inc({ result: report.ok ? 'success' : 'partial' });
       if (report.ok) metrics.configGeneration.set(Date.now() / 1000);
-      log.info({ deployments: set.models.length, failures: report.failures.length, attempt }, 'Applied model set');
+      log.info({ source: opts.config ?? 'embedded model', deployments: set.models.length, failures: report.failures.length, attempt }, 'Applied model set');
     },
   });
   const admission = new Admission(opts.maxConcurrentStreams, opts.maxQueue, (active, queued) => {
