@@ -1,0 +1,119 @@
+"""Compression side by side in one run: the embedded (uncompressed) model, a distilled student and a
+head-pruned model, each trained by the real `run` command (spec.compression) on synthesized general
+speech, then measured on the same held-out speech: parameters, ONNX size (fp32 / INT8), CPU latency per
+utterance at batch 1 with the agent's greedy decoding loop (onnx_infer; all models interleaved, so
+machine load hits them alike), WER per scenario.
+
+  python bench/bench_compress.py [--utterances 320] [--epochs 2] [--n 30] [--out results/compress-cpu.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(HERE))
+
+from whisperops_trainer import evaluate, suites  # noqa: E402
+from whisperops_trainer.compress import count_params  # noqa: E402
+from whisperops_trainer.onnx_infer import OnnxWhisper  # noqa: E402
+
+BASE = HERE.parent / "models" / "tiny-whisper-synth"
+
+
+def train(name: str, compression: dict, method: str, lr: float, a, work: Path) -> tuple[Path, dict, float]:
+    spec = {
+        "baseModel": {"uri": f"file://{BASE}", "version": "tiny-whisper-synth-1.0.0"},
+        "dataset": {"scenario": "general",
+                    "synthesize": {"corpusUri": f"file://{suites.shared_data()}/general/general_corpus.txt",
+                                   "scenario": "general", "maxUtterances": a.utterances}},
+        "method": {"type": method},
+        "training": {"learningRate": lr, "batchSize": 16, "epochs": a.epochs, "seed": 42},
+        "compression": compression,
+        "export": {"onnx": True, "quantization": "int8", "maxWerIncrease": 1.0},  # the bench measures the loss itself
+        "output": {"uri": f"file://{work}/out/{name}"},
+    }
+    job = {"apiVersion": "whisperops.dev/v1alpha1", "kind": "FineTuneJob",
+           "metadata": {"name": name, "namespace": "bench", "uid": "bench0000-0000"}, "spec": spec}
+    jf = work / f"{name}.json"
+    jf.write_text(json.dumps(job))
+    env = dict(os.environ, WHISPEROPS_JOB_FILE=str(jf), WHISPEROPS_RESULT_FILE=str(work / f"{name}.result"),
+               WHISPEROPS_WORK_DIR=str(work / f"work-{name}"), WHISPEROPS_EVAL_MAX="16", PYTHONPATH=str(HERE))
+    t0 = time.time()
+    p = subprocess.run([sys.executable, "-m", "whisperops_trainer", "run"], env=env, capture_output=True, text=True)
+    secs = time.time() - t0
+    if p.returncode != 0:
+        raise SystemExit(f"{name}: exit {p.returncode}\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
+    return work / "out" / name, json.loads((work / f"{name}.result").read_text()), secs
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--utterances", type=int, default=320)
+    ap.add_argument("--epochs", type=float, default=2)
+    ap.add_argument("--n", type=int, default=30)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--scenarios", default="general,finance,medical")
+    ap.add_argument("--out", default=None)
+    a = ap.parse_args()
+    from transformers import AutoTokenizer
+
+    work = Path(tempfile.mkdtemp(prefix="bench-compress-"))
+    models: dict[str, Path] = {"uncompressed": BASE}
+    res: dict = {"machine": "shared 2-core CPU, loaded by other engineers' tests", "utterances": a.utterances,
+                 "epochs": a.epochs, "n": a.n, "threads": a.threads, "models": {}}
+    runs = {
+        "distilled": ({"distillation": {"encoderLayers": 2, "decoderLayers": 2, "ffnDim": 512}}, "full", 3e-4),
+        "pruned": ({"headPruning": {"fraction": 0.4, "importanceSamples": 64}}, "full", 5e-5),
+    }
+    for name, (comp, method, lr) in runs.items():
+        d, r, secs = train(name, comp, method, lr, a, work)
+        models[name] = d
+        res["models"][name] = {"result": r, "trainSeconds": round(secs, 1)}
+        print(f"{name}: trained in {secs:.0f} s: {r.get('compression')}", flush=True)
+    res["models"].setdefault("uncompressed", {})
+    tok = AutoTokenizer.from_pretrained(str(BASE))
+    variants = {"fp32": "", "int8": "_quantized"}
+    sess = {(m, v): OnnxWhisper(d, s, threads=a.threads) for m, d in models.items() for v, s in variants.items()}
+    for m, d in models.items():
+        r = res["models"][m]
+        r["params"] = count_params(d)
+        r["bytes"] = {v: sum((d / "onnx" / f"{f}{s}.onnx").stat().st_size for f in ("encoder_model", "decoder_model_merged"))
+                      for v, s in variants.items()}
+        r["seconds"] = {v: 0.0 for v in variants}
+        r["n"] = 0
+        r["wer"] = {v: {} for v in variants}
+    for scen in a.scenarios.split(","):
+        samples = suites.eval_set(scen, a.n)
+        feats = evaluate.features_for(str(BASE), samples)
+        hyps = {k: [] for k in sess}
+        for k in sess:
+            sess[k].generate(feats[:1])  # warm-up
+        for i in range(len(feats)):
+            for (m, v), s in sess.items():
+                t = time.perf_counter()
+                toks = s.generate(feats[i:i + 1])
+                res["models"][m]["seconds"][v] += time.perf_counter() - t
+                hyps[(m, v)] += tok.batch_decode(toks, skip_special_tokens=True)
+            for m in models:
+                res["models"][m]["n"] += 1
+        for (m, v), h in hyps.items():
+            res["models"][m]["wer"][v][scen] = round(evaluate.score([x.text for x in samples], h).wer, 4)
+    for m, r in res["models"].items():
+        r["msPerUtterance"] = {v: round(1000 * r["seconds"][v] / r["n"], 1) for v in variants}
+        print(f"{m}: {r['params']:,} params, fp32 {r['bytes']['fp32'] / 1e6:.1f} MB / INT8 {r['bytes']['int8'] / 1e6:.1f} MB, "
+              f"ms/utt {r['msPerUtterance']}, WER {r['wer']}", flush=True)
+    if a.out:
+        Path(a.out).write_text(json.dumps(res, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
