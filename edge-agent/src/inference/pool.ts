@@ -117,7 +117,7 @@ export class InferencePool {
       call.resolve(msg);
     });
     let lastError: Error | undefined;
-    worker.on('error', (err) => {
+    worker.on('error', (err: Error) => {
       lastError = err;
     });
     worker.on('exit', (code) => {
