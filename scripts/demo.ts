@@ -232,7 +232,7 @@ async function main(): Promise<void> {
   show(`stable ${before.medical.versions.join(',')}: everyday medical WER ${pct(before.medical.wer)} (${before.medical.words} words), clinical WER ${pct(before.clinical.wer)} (${before.clinical.words} words), general WER ${pct(before.general.wer)} (${before.general.words} words)`);
 
   step('6. Live traffic: general and medical speech with feedback (the agents count word errors; their feedback samples go to the dataset store)');
-  const traffic = startTraffic({ urls: agentUrls, model: DEPLOYMENT, streams: trafficStreams(), concurrency: 2, deadlineMs: 900_000 });
+  const traffic = startTraffic({ urls: agentUrls, model: DEPLOYMENT, streams: trafficStreams(), concurrency: 2, deadlineMs: 2_400_000 });
   try {
     const breached = await eventually('the medical WER to breach its threshold', async () => {
       const d = await infd();
@@ -248,7 +248,7 @@ async function main(): Promise<void> {
     const job = await eventually(`FineTuneJob ${jobName} to finish`, async () => {
       const j = JSON.parse(await kubectl(['get', 'finetunejob', '-n', NS, jobName, '-o', 'json'])) as FineTuneJob;
       return j.status?.phase === 'Succeeded' || j.status?.phase === 'Failed' ? j : undefined;
-    }, 900_000, 2000);
+    }, 1_800_000, 2000); // 3–5 min on a quiet machine; a shared one takes far longer
     show(await kubectl(['get', 'pods', '-n', NS, '-l', `whisperops.dev/finetunejob=${jobName}`, '-o', 'custom-columns=POD:.metadata.name,NODE:.spec.nodeName,PHASE:.status.phase']));
     show(await kubectl(['get', 'finetunejob', '-n', NS, jobName]));
     if (job.status?.phase !== 'Succeeded') throw new Error(`FineTuneJob ${jobName} ${job.status?.phase ?? ''}: ${job.status?.conditions?.find((c) => c.type === 'Ready')?.message ?? ''}`);
