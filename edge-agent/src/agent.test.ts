@@ -283,6 +283,12 @@ describe('edge agent: embedded INT8 model, 2 workers, model set from a ConfigMap
     expect(metricValue(m, 'whisperops_agent_requests_total', { route: 'transcriptions', code: '415' })).toBeGreaterThanOrEqual(2);
     expect(metricValue(m, 'whisperops_agent_request_duration_seconds_count', v)).toBeGreaterThanOrEqual(sentences.length);
     expect(m).toMatch(/whisperops_agent_request_duration_seconds_bucket\{le="30",pool="edge-test",deployment="general"/);
+    // Requests that got feedback are timed again under the scenario it named (one medical, one other above).
+    for (const scenario of ['medical', 'other']) {
+      expect(metricValue(m, 'whisperops_agent_scenario_request_duration_seconds_count', { ...v, scenario })).toBe(1);
+      expect(metricValue(m, 'whisperops_agent_scenario_request_duration_seconds_sum', { ...v, scenario })).toBeGreaterThan(0);
+    }
+    expect(metricValue(m, 'whisperops_agent_scenario_request_duration_seconds_sum', { ...v, scenario: 'medical' })).toBeLessThanOrEqual(metricValue(m, 'whisperops_agent_request_duration_seconds_sum', v));
     expect(metricValue(m, 'whisperops_agent_inference_duration_seconds_sum', v)).toBeGreaterThan(0);
     expect(metricValue(m, 'whisperops_agent_real_time_factor_count', v)).toBeGreaterThan(0);
     expect(metricValue(m, 'whisperops_agent_audio_seconds_total', v)).toBeGreaterThan(30);

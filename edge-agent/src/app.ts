@@ -151,6 +151,7 @@ export function createApp(deps: AppDeps): express.Express {
     const labels = { deployment: r.deployment, model_version: r.modelVersion, scenario };
     metrics.wordErrors.inc(labels, e.errors);
     metrics.referenceWords.inc(labels, e.referenceWords);
+    if (r.durationSeconds !== undefined) metrics.scenarioRequestDuration.observe(labels, r.durationSeconds);
     // The sample goes to the dataset writer's queue (or is dropped and counted) at once: the upload
     // happens in the background and never delays this answer.
     let sample: string = 'disabled';

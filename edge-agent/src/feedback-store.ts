@@ -13,6 +13,8 @@ export interface RecentRequest {
   /** When the request was transcribed (ms since the epoch). */
   at: number;
   audioSeconds: number;
+  /** Wall time from the request's arrival to its transcript (s): observed per scenario when feedback names one. */
+  durationSeconds?: number;
   /** The request's audio as a WAV, kept for a dataset sample. */
   audio?: Uint8Array;
   /** Why the audio is no longer kept: older than the retention, or evicted by the byte bound. */

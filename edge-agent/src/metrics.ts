@@ -39,6 +39,13 @@ export function createMetrics(pool: string) {
       registers: [registry],
     }),
     rtf: new Histogram({ name: `${PREFIX}real_time_factor`, help: 'Inference time divided by audio duration, per request.', labelNames: dm, buckets: RTF, registers: [registry] }),
+    scenarioRequestDuration: new Histogram({
+      name: `${PREFIX}scenario_request_duration_seconds`,
+      help: 'Wall time from arrival to transcript of transcriptions that got feedback, by the scenario the feedback named (a request learns its scenario only then).',
+      labelNames: ['deployment', 'model_version', 'scenario'],
+      buckets: SPEECH_SECONDS,
+      registers: [registry],
+    }),
     audioSeconds: new Counter({ name: `${PREFIX}audio_seconds_total`, help: 'Seconds of audio transcribed.', labelNames: dm, registers: [registry] }),
     activeStreams: new Gauge({ name: `${PREFIX}active_streams`, help: 'Transcriptions admitted and not finished (being decoded or waiting for a worker).', registers: [registry] }),
     queueDepth: new Gauge({ name: `${PREFIX}queue_depth`, help: 'Transcriptions waiting for admission (beyond capacity_streams).', registers: [registry] }),

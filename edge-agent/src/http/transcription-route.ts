@@ -234,7 +234,7 @@ export function transcriptionRoute(deps: TranscriptionRouteDeps): (req: Request,
     metrics.rtf.observe(labels, inferSeconds / Math.max(result.audioSeconds, 1e-3));
     metrics.audioSeconds.inc(labels, result.audioSeconds);
     recent.remember(
-      { id: requestId, deployment, modelVersion: version, role: parsed.picked.role, text: result.text, at: Date.now(), audioSeconds: result.audioSeconds },
+      { id: requestId, deployment, modelVersion: version, role: parsed.picked.role, text: result.text, at: Date.now(), audioSeconds: result.audioSeconds, durationSeconds: (performance.now() - t0) / 1000 },
       kept,
     );
     if (parsed.stream) {
