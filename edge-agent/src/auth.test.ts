@@ -68,7 +68,7 @@ describe('bearer tokens', () => {
     return r.status;
   };
 
-  it('guards each route with its own file, before the body is read; probes and metrics stay open', async () => {
+  it('guards each route with its own file, before the route sees the body; probes and metrics stay open', async () => {
     const before = bodiesRead;
     expect(await call('POST', '/v1/audio/transcriptions')).toBe(401);
     expect(await call('POST', '/v1/audio/transcriptions', 'wrong')).toBe(401);
@@ -111,6 +111,15 @@ describe('bearer tokens', () => {
     now += 1000;
     expect(await call('POST', '/v1/feedback', 'fb-2')).toBe(200);
     expect(problems).toEqual(['the token file holds no token', expect.stringMatching(/^the token file cannot be read: ENOENT/)]);
+  });
+
+  it('a refused upload still being sent gets its 401, not a connection reset (up to 1 MiB is read and dropped)', async () => {
+    const body = new Uint8Array(512 * 1024);
+    for (let i = 0; i < 20; i++) {
+      const r = await fetch(`${url}/v1/audio/transcriptions`, { method: 'POST', body, headers: { authorization: 'Bearer wrong' } });
+      expect(r.status).toBe(401);
+      await r.arrayBuffer();
+    }
   });
 
   it('parses the header and routes strictly', () => {

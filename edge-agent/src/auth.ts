@@ -5,7 +5,8 @@
 // Transcription (and /v1/models) and feedback have separate files; without a file that route is open
 // (loopback development). /healthz, /readyz and /metrics are always open. Tokens are compared by their
 // sha256 with timingSafeEqual; a configured file that cannot be read (or holds no token) refuses
-// everything (fail closed).
+// everything (fail closed). A refused request's body is never buffered: up to 1 MiB of it is read and
+// dropped so that the client sees the 401, then the connection is closed.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import type { NextFunction, Request, Response } from 'express';
@@ -117,16 +118,52 @@ export function requireBearer(config: AuthConfig): (req: Request, res: Response,
         return;
       }
       config.onFailure?.(route);
-      res.set('WWW-Authenticate', `Bearer realm="whisperops-agent"${token === undefined ? '' : ', error="invalid_token"'}`);
-      res.set('Connection', 'close'); // the unread body is not drained
-      res.status(401).json({
-        error: {
-          message: token === undefined ? `this route needs an "Authorization: Bearer <token>" header` : 'the bearer token is not valid for this route',
-          type: 'invalid_request_error',
-          param: null,
-          code: 'invalid_api_key',
-        },
+      discardBody(req, () => {
+        res.set('WWW-Authenticate', `Bearer realm="whisperops-agent"${token === undefined ? '' : ', error="invalid_token"'}`);
+        res.set('Connection', 'close');
+        res.status(401).json({
+          error: {
+            message: token === undefined ? `this route needs an "Authorization: Bearer <token>" header` : 'the bearer token is not valid for this route',
+            type: 'invalid_request_error',
+            param: null,
+            code: 'invalid_api_key',
+          },
+        });
       });
     });
   };
+}
+
+/** Bytes of a refused request's body read and thrown away so that its client sees the 401 (not a reset). */
+export const DISCARD_BYTES = 1024 * 1024;
+const DISCARD_MS = 2000;
+
+/**
+ * Reads and drops a refused request's body (nothing is kept) up to DISCARD_BYTES / DISCARD_MS, then
+ * calls `answer` once: a client still sending its upload gets the answer instead of a connection reset;
+ * a larger or slower body is cut (the answer closes the connection).
+ */
+function discardBody(req: Request, answer: () => void): void {
+  if (req.complete || req.readableEnded) {
+    answer();
+    return;
+  }
+  let seen = 0;
+  let done = false;
+  const finish = (): void => {
+    if (done) return;
+    done = true;
+    clearTimeout(timer);
+    req.off('data', onData);
+    answer();
+  };
+  const onData = (chunk: Buffer): void => {
+    seen += chunk.length;
+    if (seen > DISCARD_BYTES) finish();
+  };
+  const timer = setTimeout(finish, DISCARD_MS);
+  req.on('data', onData);
+  req.once('end', finish);
+  req.once('error', finish);
+  req.resume();
 }
