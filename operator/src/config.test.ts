@@ -92,6 +92,13 @@ describe('loadConfig', () => {
     expect(problems(() => load(argv, env, files)).join('\n')).toContain(fragment);
   });
 
+  it('watches several namespaces (comma-separated); without POD_NAMESPACE the Lease lives in the first', () => {
+    const c = load(['--namespace=speech,clinic']);
+    expect(c.namespace).toBe('speech,clinic');
+    expect(c.leaderElection.leaseNamespace).toBe('speech');
+    expect(load(['--namespace=speech,clinic'], { POD_NAMESPACE: 'whisperops' }).leaderElection.leaseNamespace).toBe('whisperops');
+  });
+
   it('reports every problem at once', () => {
     expect(problems(() => load(['--workers=0', '--queue-qps=0'])).length).toBe(2);
   });

@@ -11,7 +11,7 @@ import { OPERATOR_VERSION } from './version.js';
 export interface OperatorConfig {
   /** Path of a kubeconfig; '' = in-cluster, then $KUBECONFIG / ~/.kube/config. */
   kubeconfig: string;
-  /** Namespace to watch; '' = all namespaces. */
+  /** Namespace to watch, or several separated by commas; '' = all namespaces. */
   namespace: string;
   workers: number;
   resyncPeriodSeconds: number;
@@ -76,7 +76,7 @@ interface Option { flag: string; path: string; kind: Kind; help: string }
 
 export const OPTIONS: Option[] = [
   { flag: 'kubeconfig', path: 'kubeconfig', kind: 'string', help: 'kubeconfig file (default: in-cluster, then $KUBECONFIG)' },
-  { flag: 'namespace', path: 'namespace', kind: 'string', help: 'only watch this namespace (default: all)' },
+  { flag: 'namespace', path: 'namespace', kind: 'string', help: 'only watch this namespace, or these (comma-separated; default: all)' },
   { flag: 'workers', path: 'workers', kind: 'number', help: 'concurrent reconciles per controller' },
   { flag: 'resync-period', path: 'resyncPeriodSeconds', kind: 'number', help: 'seconds between full resyncs of the cache' },
   { flag: 'watch-timeout', path: 'watchTimeoutSeconds', kind: 'number', help: 'seconds before the API server ends a watch (randomized ×1–2)' },
@@ -240,7 +240,7 @@ export function loadConfig(src: ConfigSources): OperatorConfig {
 
   // Derived defaults.
   const le = config.leaderElection;
-  if (!le.leaseNamespace) le.leaseNamespace = src.env.POD_NAMESPACE || config.namespace || 'whisperops-system';
+  if (!le.leaseNamespace) le.leaseNamespace = src.env.POD_NAMESPACE || config.namespace.split(',')[0]?.trim() || 'whisperops-system';
   if (!le.identity) le.identity = `${src.env.POD_NAME || hostname()}_${randomBytes(4).toString('hex')}`;
 
   problems.push(...validate(config));

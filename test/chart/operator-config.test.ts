@@ -107,17 +107,20 @@ describe('the chart-rendered operator configuration, loaded by the operator\'s l
     expect(config.log.level).toBe('debug');
   }, 60_000);
 
-  it('rbac.scope: cluster watches every namespace with one ClusterRole; namespaced watches watchNamespace (default the release namespace) with a Role there', async () => {
+  it('rbac.scope: cluster watches every namespace with one ClusterRole; namespaced watches watchNamespaces (default the release namespace) with a Role in each', async () => {
     const cluster = await render();
     expect(operatorConfig(cluster).config.namespace).toBe('');
     expect(cluster.filter((o) => o.kind === 'Role').map((o) => o.metadata.name)).toEqual(['wo-whisperops-leader-election']);
     const own = await render(['rbac.scope=namespaced']);
     expect(operatorConfig(own).config.namespace).toBe('whisperops-system');
-    const other = await render(['rbac.scope=namespaced', 'watchNamespace=speech']);
-    expect(operatorConfig(other).config.namespace).toBe('speech');
+    const other = await render(['rbac.scope=namespaced', 'watchNamespaces={speech,clinic}']);
+    expect(operatorConfig(other).config.namespace).toBe('speech,clinic');
     expect(operatorConfig(other).config.leaderElection.leaseNamespace).toBe('whisperops-system');
     const roles = other.filter((o) => o.kind === 'Role' || o.kind === 'RoleBinding').map((o) => `${o.kind} ${o.metadata.name} ${(o.metadata as { namespace?: string }).namespace ?? ''}`);
-    expect(roles.sort()).toEqual(['Role wo-whisperops speech', 'Role wo-whisperops-leader-election whisperops-system', 'RoleBinding wo-whisperops speech', 'RoleBinding wo-whisperops-leader-election whisperops-system']);
+    expect(roles.sort()).toEqual([
+      'Role wo-whisperops clinic', 'Role wo-whisperops speech', 'Role wo-whisperops-leader-election whisperops-system',
+      'RoleBinding wo-whisperops clinic', 'RoleBinding wo-whisperops speech', 'RoleBinding wo-whisperops-leader-election whisperops-system',
+    ]);
     const clusterRole = other.find((o) => o.kind === 'ClusterRole') as unknown as { rules: { resources: string[] }[] };
     expect(clusterRole.rules.flatMap((r) => r.resources)).toEqual(['nodes']);
     await expect(render(['rbac.scope=everywhere'])).rejects.toThrow(/scope/);

@@ -1,4 +1,5 @@
-// Least privilege of the chart's namespaced install mode (rbac.scope=namespaced, issue 14), proven
+// Least privilege of the chart's namespaced install mode (rbac.scope=namespaced, watching two
+// namespaces: the release's and a second one, issue 14), proven
 // with the operator's real ServiceAccount: the chart's RBAC is rendered by helm and applied to the
 // real API server, the API server's own authorizer is asked (impersonation, `kubectl auth can-i --as`)
 // what the ServiceAccount may do — everything the operator needs in its namespace, nothing outside
@@ -24,6 +25,7 @@ jest.setTimeout(120_000);
 const run = promisify(execFile);
 const api = adminClient();
 let ns = '';
+let second = '';
 let other = '';
 let release = '';
 let operator: OperatorProcess | undefined;
@@ -58,25 +60,28 @@ function fineTuneJob(name: string, namespace: string): StoredFineTuneJob {
 beforeAll(async () => {
   await applyCrds();
   ns = await createTestNamespace('rbac-ns');
+  second = await createTestNamespace('rbac-second');
   other = await createTestNamespace('rbac-other');
   release = `wo-${ns.slice(-8)}`;
   // The chart's RBAC (and ServiceAccount, config) as helm renders it; no operator pod (replicaCount=0): the test runs the operator itself.
   const { stdout } = await run(helmPath(), ['template', release, join(REPO_ROOT, 'charts', 'whisperops'), '--namespace', ns,
-    '--set', 'rbac.scope=namespaced', '--set', 'crds.install=false', '--set', 'replicaCount=0', '--kubeconfig', testKubeconfigPath()], { maxBuffer: 16 * 1024 * 1024 });
-  await kubectl(['apply', '-n', ns, '-f', '-'], { input: stdout });
+    '--set', 'rbac.scope=namespaced', '--set', `watchNamespaces={${ns},${second}}`, '--set', 'crds.install=false', '--set', 'replicaCount=0', '--kubeconfig', testKubeconfigPath()], { maxBuffer: 16 * 1024 * 1024 });
+  // Every rendered object names its namespace (the release's, or each watched one for the Roles).
+  await kubectl(['apply', '-f', '-'], { input: stdout });
 });
 
 afterAll(async () => {
   if (ns) await deleteFineTuneJobs(ns);
+  if (second) await deleteFineTuneJobs(second);
   await operator?.kill('SIGKILL');
   await kubectl(['delete', 'clusterrole,clusterrolebinding', fullname(), '--ignore-not-found']).catch(() => undefined);
   await api.delete(FINETUNEJOBS, other, 'elsewhere').catch(() => undefined);
-  for (const n of [ns, other]) if (n) await deleteTestNamespace(n);
+  for (const n of [ns, second, other]) if (n) await deleteTestNamespace(n);
   await api.close();
 });
 
 describe('rbac.scope=namespaced: the operator ServiceAccount may do what it needs in its namespace, nothing else', () => {
-  it('the API server allows what the operator needs in its namespace', async () => {
+  it('the API server allows what the operator needs in its namespaces', async () => {
     const allowed: [string, string, { namespace?: string; all?: boolean }][] = [
       ['watch', 'finetunejobs.whisperops.dev', { namespace: ns }],
       ['patch', 'finetunejobs.whisperops.dev/status', { namespace: ns }],
@@ -90,6 +95,9 @@ describe('rbac.scope=namespaced: the operator ServiceAccount may do what it need
       ['create', 'events.events.k8s.io', { namespace: ns }],
       ['list', 'nodes', {}],
       ['update', 'leases.coordination.k8s.io/whisperops-operator', { namespace: ns }],
+      ['watch', 'finetunejobs.whisperops.dev', { namespace: second }],
+      ['create', 'jobs.batch', { namespace: second }],
+      ['patch', 'configmaps', { namespace: second }],
     ];
     const answers = await Promise.all(allowed.map(([v, r, w]) => canI(v, r, w)));
     expect(allowed.filter((_, i) => !answers[i]).map(([v, r]) => `${v} ${r}`)).toEqual([]);
@@ -123,14 +131,20 @@ describe('rbac.scope=namespaced: the operator ServiceAccount may do what it need
     expect(forbidden.filter((_, i) => answers[i]).map(([v, r, w]) => `${v} ${r} ${w.namespace ?? (w.all ? '(all)' : '(cluster)')}`)).toEqual([]);
   });
 
-  it('the real operator, as that ServiceAccount, reconciles a FineTuneJob in its namespace, no request forbidden, and leaves other namespaces alone', async () => {
+  it('the real operator, as that ServiceAccount, reconciles FineTuneJobs in both its namespaces, no request forbidden, and leaves other namespaces alone', async () => {
     const kubeconfig = await serviceAccountKubeconfigFile(ns, fullname());
-    operator = startOperator({ kubeconfig, namespace: ns, identity: 'namespaced', leaseName: 'whisperops-operator', extra: ['--cache-sync-timeout=30'] });
+    operator = startOperator({
+      kubeconfig, namespace: `${ns},${second}`, identity: 'namespaced', leaseName: 'whisperops-operator',
+      extra: ['--cache-sync-timeout=30', `--leader-election-namespace=${ns}`],
+    });
     await operator.waitFor('Caches synced, controllers running', 60_000);
     await api.create(FINETUNEJOBS, other, fineTuneJob('elsewhere', other));
     await api.create(FINETUNEJOBS, ns, fineTuneJob('here', ns));
-    await eventually('FineTuneJob here Succeeded', async () => ((await api.get<StoredFineTuneJob>(FINETUNEJOBS, ns, 'here')).status?.phase === 'Succeeded' ? true : undefined), 60_000);
-    expect((await api.list<V1Job>(JOBS, { namespace: ns })).items).toHaveLength(1);
+    await api.create(FINETUNEJOBS, second, fineTuneJob('there', second));
+    for (const [n, name] of [[ns, 'here'], [second, 'there']] as const) {
+      await eventually(`FineTuneJob ${name} Succeeded`, async () => ((await api.get<StoredFineTuneJob>(FINETUNEJOBS, n, name)).status?.phase === 'Succeeded' ? true : undefined), 60_000);
+      expect((await api.list<V1Job>(JOBS, { namespace: n })).items).toHaveLength(1);
+    }
     expect((await api.list<V1Job>(JOBS, { namespace: other })).items).toHaveLength(0);
     expect((await api.get<KubernetesObject & { status?: unknown }>(FINETUNEJOBS, other, 'elsewhere')).status).toBeUndefined();
     const forbiddenLines = operator.lines.filter((l) => JSON.stringify(l).includes('forbidden'));

@@ -43,11 +43,11 @@ app.kubernetes.io/component: operator
 {{- end -}}
 
 {{/*
-The one namespace the operator watches in rbac.scope=namespaced (watchNamespace, else the release
-namespace); "" (every namespace) in cluster mode.
+The namespaces the operator watches in rbac.scope=namespaced, comma-separated (watchNamespaces, else
+the release namespace); "" (every namespace) in cluster mode.
 */}}
-{{- define "whisperops.watchNamespace" -}}
+{{- define "whisperops.watchNamespaces" -}}
 {{- if eq (.Values.rbac.scope | default "cluster") "namespaced" -}}
-{{- .Values.watchNamespace | default .Release.Namespace -}}
+{{- .Values.watchNamespaces | default (list .Release.Namespace) | join "," -}}
 {{- end -}}
 {{- end }}

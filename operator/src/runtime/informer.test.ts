@@ -155,4 +155,32 @@ describe('Informer', () => {
     expect(inf.byLabelValue('job', 'other', 'j2')).toEqual([]);
     await inf.stop();
   });
+
+  it('watches several namespaces ("a,b") into one cache: each its own list + watch and resourceVersion, nothing from others, a 410 in one relists only it', async () => {
+    const api = new MemoryKubeClient();
+    const in_ = (name: string, namespace: string) => ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace }, data: { v: '1' } });
+    api.put(CONFIG_MAPS, in_('x', 'a'));
+    api.put(CONFIG_MAPS, in_('y', 'b'));
+    api.put(CONFIG_MAPS, in_('z', 'c'));
+    const inf = new Informer<KubernetesObject>(api, CONFIG_MAPS, log, { resyncPeriodMs: 0, namespace: 'a, b' });
+    const events = recorder(inf);
+    inf.start();
+    await inf.waitForSync();
+    expect(inf.list().map((o) => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`).sort()).toEqual(['a/x', 'b/y']);
+    expect(api.calls.list).toBe(2);
+    await until('two watches', () => api.openWatches() === 2);
+    api.put(CONFIG_MAPS, in_('y2', 'b'));
+    api.put(CONFIG_MAPS, in_('z2', 'c'));
+    api.remove(CONFIG_MAPS, 'a', 'x');
+    await until('b/y2 added, a/x deleted', () => inf.get('b/y2') !== undefined && inf.get('a/x') === undefined);
+    expect(inf.get('c/z2')).toBeUndefined();
+    // History compacted and the watches broken: both relist; the cache is the union again, no spurious deletes.
+    api.compact();
+    api.breakWatches();
+    api.put(CONFIG_MAPS, in_('x3', 'a'));
+    await until('a/x3 after relist', () => inf.get('a/x3') !== undefined, 10_000);
+    expect(inf.list().map((o) => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`).sort()).toEqual(['a/x3', 'b/y', 'b/y2']);
+    expect(events.filter((e) => e.startsWith('delete'))).toEqual(['delete x']);
+    await inf.stop();
+  });
 });

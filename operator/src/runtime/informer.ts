@@ -4,6 +4,8 @@
 // - 410 Gone / "too old resource version" → list again (relist) and diff against the cache;
 // - any other error → wait with exponential backoff (jittered), then relist;
 // - every resync period → every cached object is handed to onResync (a level-based safety net).
+// Several namespaces ("a,b": the operator's namespaced install mode watching more than one) are
+// one list + watch loop each, with its own resourceVersion, into one cache; synced when all are.
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { KubeClient, ResourceType, WatchEvent } from '../kube/client.js';
@@ -23,6 +25,7 @@ export interface InformerMetrics {
 }
 
 export interface InformerOptions {
+  /** One namespace, or several separated by commas; absent: every namespace. */
   namespace?: string;
   labelSelector?: string;
   /** Items per page of the initial and later lists. */
@@ -46,7 +49,10 @@ export class Informer<T extends KubernetesObject> {
   private readonly handlers: InformerHandlers<T>[] = [];
   private readonly byLabel = new Map<string, Map<string, Set<string>>>();
   private readonly indexedLabels: string[] = [];
-  private resourceVersion = '';
+  /** Per watched namespace ('' = all): the resourceVersion to watch from. */
+  private readonly resourceVersions = new Map<string, string>();
+  private readonly namespaces: (string | undefined)[];
+  private readonly syncedNamespaces = new Set<string>();
   private synced = false;
   private syncWaiters: (() => void)[] = [];
   private abort: AbortController | undefined;
@@ -68,6 +74,8 @@ export class Informer<T extends KubernetesObject> {
       backoffMaxMs: 30_000,
       ...opts,
     };
+    const listed = (opts.namespace ?? '').split(',').map((n) => n.trim()).filter((n) => n !== '');
+    this.namespaces = type.namespaced && listed.length > 0 ? [...new Set(listed)] : [undefined];
   }
 
   addHandlers(h: InformerHandlers<T>): void {
@@ -138,22 +146,26 @@ export class Informer<T extends KubernetesObject> {
   }
 
   private async run(signal: AbortSignal): Promise<void> {
+    await Promise.all(this.namespaces.map((ns) => this.runNamespace(ns, signal)));
+  }
+
+  private async runNamespace(namespace: string | undefined, signal: AbortSignal): Promise<void> {
     let failures = 0;
     let needList = true;
     while (!signal.aborted) {
       try {
         if (needList) {
-          await this.relist(signal);
+          await this.relist(namespace, signal);
           needList = false;
         }
         if (signal.aborted) break;
-        await this.watchOnce(signal);
+        await this.watchOnce(namespace, signal);
         failures = 0;
         if (!signal.aborted) this.opts.metrics?.watchRestarted(this.type.kind, 'closed');
       } catch (err) {
         if (signal.aborted) break;
         if (isGone(err)) {
-          this.log.info({ kind: this.type.kind, resourceVersion: this.resourceVersion }, 'Watch expired (410 Gone), relisting');
+          this.log.info({ kind: this.type.kind, namespace, resourceVersion: this.resourceVersions.get(namespace ?? '') }, 'Watch expired (410 Gone), relisting');
           this.opts.metrics?.watchRestarted(this.type.kind, 'gone');
           needList = true;
           continue;
@@ -161,7 +173,7 @@ export class Informer<T extends KubernetesObject> {
         failures += 1;
         needList = true;
         const delay = this.backoff(failures);
-        this.log.warn({ kind: this.type.kind, err, attempt: failures, retryInMs: delay }, 'List/watch failed, retrying');
+        this.log.warn({ kind: this.type.kind, namespace, err, attempt: failures, retryInMs: delay }, 'List/watch failed, retrying');
         this.opts.metrics?.watchRestarted(this.type.kind, 'error');
         await sleep(delay, signal);
       }
@@ -173,13 +185,13 @@ export class Informer<T extends KubernetesObject> {
     return Math.round(exp * (0.5 + Math.random() / 2));
   }
 
-  private async relist(signal: AbortSignal): Promise<void> {
+  private async relist(namespace: string | undefined, signal: AbortSignal): Promise<void> {
     const fresh = new Map<string, T>();
     let cont: string | undefined;
     let rv = '';
     do {
       const page = await this.client.list<T>(this.type, {
-        namespace: this.opts.namespace,
+        namespace,
         labelSelector: this.opts.labelSelector,
         limit: this.opts.pageSize,
         ...(cont ? { continue: cont } : {}),
@@ -190,8 +202,9 @@ export class Informer<T extends KubernetesObject> {
     } while (cont && !signal.aborted);
     if (signal.aborted) return;
     this.opts.metrics?.relisted(this.type.kind);
-    // Diff against the cache: events for what changed while no watch was open.
+    // Diff against the cache (this namespace's part of it): events for what changed while no watch was open.
     for (const [key, old] of this.store) {
+      if (namespace !== undefined && old.metadata?.namespace !== namespace) continue;
       if (!fresh.has(key)) {
         this.remove(key, old);
         this.emit((h) => h.onDelete?.(old));
@@ -203,16 +216,17 @@ export class Informer<T extends KubernetesObject> {
       if (!old) this.emit((h) => h.onAdd?.(obj));
       else if (resourceVersionOf(old) !== resourceVersionOf(obj)) this.emit((h) => h.onUpdate?.(old, obj));
     }
-    this.resourceVersion = rv;
+    this.resourceVersions.set(namespace ?? '', rv);
     this.opts.metrics?.objects(this.type.kind, this.store.size);
-    if (!this.synced) {
+    this.syncedNamespaces.add(namespace ?? '');
+    if (!this.synced && this.syncedNamespaces.size === this.namespaces.length) {
       this.synced = true;
       this.log.debug({ kind: this.type.kind, objects: this.store.size }, 'Cache synced');
       for (const w of this.syncWaiters.splice(0)) w();
     }
   }
 
-  private async watchOnce(signal: AbortSignal): Promise<void> {
+  private async watchOnce(namespace: string | undefined, signal: AbortSignal): Promise<void> {
     const timeoutSeconds = Math.round(this.opts.watchTimeoutSeconds * (1 + Math.random()));
     let gone: ApiError | undefined;
     const watchAbort = new AbortController();
@@ -220,14 +234,14 @@ export class Informer<T extends KubernetesObject> {
     signal.addEventListener('abort', onAbort, { once: true });
     try {
       await this.client.watch(this.type, {
-        namespace: this.opts.namespace,
+        namespace,
         labelSelector: this.opts.labelSelector,
-        resourceVersion: this.resourceVersion,
+        resourceVersion: this.resourceVersions.get(namespace ?? '') ?? '',
         timeoutSeconds,
         allowWatchBookmarks: true,
       }, (event) => {
         if (gone) return;
-        const err = this.apply(event);
+        const err = this.apply(namespace ?? '', event);
         if (err) {
           gone = err;
           watchAbort.abort();
@@ -240,7 +254,11 @@ export class Informer<T extends KubernetesObject> {
   }
 
   /** Applies one watch event to the cache; returns an error that ends this watch. */
-  private apply(event: WatchEvent): ApiError | undefined {
+  private apply(ns: string, event: WatchEvent): ApiError | undefined {
+    const advance = (obj: KubernetesObject) => {
+      const rv = resourceVersionOf(obj);
+      if (rv) this.resourceVersions.set(ns, rv);
+    };
     const obj = event.object as unknown as T;
     switch (event.type) {
       case 'ADDED':
@@ -249,7 +267,7 @@ export class Informer<T extends KubernetesObject> {
         const item = this.transform(obj);
         const old = this.store.get(key);
         this.put(key, item, old);
-        this.resourceVersion = resourceVersionOf(obj) || this.resourceVersion;
+        advance(obj);
         if (old) this.emit((h) => h.onUpdate?.(old, item));
         else this.emit((h) => h.onAdd?.(item));
         this.opts.metrics?.objects(this.type.kind, this.store.size);
@@ -259,13 +277,13 @@ export class Informer<T extends KubernetesObject> {
         const key = keyOf(obj);
         const old = this.store.get(key);
         this.remove(key, old);
-        this.resourceVersion = resourceVersionOf(obj) || this.resourceVersion;
+        advance(obj);
         this.emit((h) => h.onDelete?.(old ?? obj));
         this.opts.metrics?.objects(this.type.kind, this.store.size);
         return undefined;
       }
       case 'BOOKMARK':
-        this.resourceVersion = resourceVersionOf(obj) || this.resourceVersion;
+        advance(obj);
         return undefined;
       case 'ERROR': {
         const status = event.object as { code?: number; reason?: string; message?: string };
