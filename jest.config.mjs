@@ -12,6 +12,8 @@ const common = {
 };
 
 export default {
+  // The control-plane fault suite last (it restarts the shared cluster's API server and etcd).
+  testSequencer: '<rootDir>/test/sequencer.mjs',
   projects: [
     {
       ...common,
