@@ -520,3 +520,59 @@ describe('ArtifactFetcher retries', () => {
     }
   });
 });
+
+describe('ArtifactFetcher resumes a failed download (HTTP Range)', () => {
+  const BIG = 'onnx/encoder_model_quantized.onnx';
+  /** An artifact whose BIG file is `body`: its first GET stops after `cutAt` bytes and stays silent; later GETs honour Range (unless `ignoreRange`). */
+  async function flaky(body: Buffer, cutAt: number, ignoreRange: boolean) {
+    const seen: { range: string | undefined; sent: number }[] = [];
+    const content: Record<string, Buffer> = Object.fromEntries(Object.entries(FILES).map(([k, v]) => [k, Buffer.from(v)]));
+    content[BIG] = body;
+    const files = Object.fromEntries(Object.entries(content).map(([k, v]) => [k, { sha256: sha256(v), bytes: v.length }]));
+    const manifest = Buffer.from(JSON.stringify({ version: 'r1', files }));
+    const server = createServer((req, res) => {
+      const rel = decodeURIComponent((req.url ?? '').replace(/^\/r\//, ''));
+      if (rel === MANIFEST) return void res.writeHead(200, { 'content-length': String(manifest.length) }).end(manifest);
+      const file = content[rel];
+      if (!file) return void res.writeHead(404).end();
+      if (rel !== BIG) return void res.writeHead(200, { 'content-length': String(file.length) }).end(file);
+      const range = req.headers.range;
+      const from = !ignoreRange && range ? Number(/^bytes=(\d+)-$/.exec(range)?.[1] ?? 0) : 0;
+      const first = seen.length === 0;
+      const part = body.subarray(from);
+      if (from > 0) res.writeHead(206, { 'content-length': String(part.length), 'content-range': `bytes ${from}-${body.length - 1}/${body.length}` });
+      else res.writeHead(200, { 'content-length': String(body.length) });
+      const send = first ? part.subarray(0, cutAt) : part;
+      seen.push({ range, sent: send.length });
+      if (first) res.write(send); // then silence: the idle timeout ends this try
+      else res.end(send);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const addr = server.address();
+    const url = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}/r/`;
+    return { url, seen, sha: sha256(manifest), close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }) };
+  }
+
+  it.each([
+    ['resumes from where the file on disk ends', false],
+    ['starts again when the server ignores Range', true],
+  ])('%s, and the result is verified', async (_name, ignoreRange) => {
+    const body = Buffer.alloc(3 * 1024 * 1024);
+    for (let i = 0; i < body.length; i++) body[i] = (i * 7919) % 251;
+    const srv = await flaky(body, 1024 * 1024, ignoreRange);
+    try {
+      const fetcher = new ArtifactFetcher([new HttpArtifactStore(300)], scratch('cache'), { retry: { attempts: 3, initialMs: 10, maxMs: 20 } });
+      const got = await fetcher.fetch({ version: 'r1', uri: srv.url, sha256: srv.sha }, 'int8');
+      expect(readFileSync(join(got.dir, BIG)).equals(body)).toBe(true);
+      expect(srv.seen).toHaveLength(2);
+      expect(srv.seen[0]?.range).toBeUndefined();
+      const from = Number(/^bytes=(\d+)-$/.exec(srv.seen[1]?.range ?? '')?.[1]);
+      expect(from).toBeGreaterThan(0);
+      expect(from).toBeLessThanOrEqual(1024 * 1024);
+      // Resumed: only the rest crossed the wire again. Ignored: the whole file again, started from scratch.
+      expect(srv.seen[1]?.sent).toBe(ignoreRange ? body.length : body.length - from);
+    } finally {
+      await srv.close();
+    }
+  });
+});

@@ -66,6 +66,13 @@ export interface ArtifactStore {
    * the source. Start reading right away: an open source holds a connection or a file descriptor.
    */
   open(base: URL, relPath: string, maxBytes: number): Promise<AsyncIterable<Uint8Array>>;
+  /**
+   * Like open, asking for the bytes from `offset` on (a download resumed after a failed read;
+   * `maxBytes` still caps the whole file). `from` says where the chunks start: `offset`, or 0 when the
+   * source sent the whole file instead (an HTTP server that ignores Range). Undefined: nothing usable
+   * (the caller opens the file again). Optional: without it, every retry starts from the beginning.
+   */
+  openFrom?(base: URL, relPath: string, maxBytes: number, offset: number): Promise<{ from: number; chunks: AsyncIterable<Uint8Array> } | undefined>;
 }
 
 function safeJoin(root: string, rel: string): string {
@@ -156,13 +163,24 @@ export class HttpArtifactStore implements ArtifactStore {
   /** `idleTimeoutMs`: longest wait for the response, then for each next chunk of its body (no limit on the whole download). */
   constructor(private readonly idleTimeoutMs = DEFAULT_IDLE_TIMEOUT_MS) {}
   async open(base: URL, relPath: string, maxBytes: number): Promise<AsyncIterable<Uint8Array>> {
+    const got = await this.get(base, relPath, maxBytes, 0);
+    if (!got) throw new ArtifactError('download_error', `GET ${relPath} of ${base.href}: no body`);
+    return got.chunks;
+  }
+
+  /** A Range request for the bytes from `offset`: 206 → from offset; 200 (Range ignored) → the whole file, from 0; 416 or a Content-Range for other bytes → undefined. */
+  openFrom(base: URL, relPath: string, maxBytes: number, offset: number): Promise<{ from: number; chunks: AsyncIterable<Uint8Array> } | undefined> {
+    return this.get(base, relPath, maxBytes, offset);
+  }
+
+  private async get(base: URL, relPath: string, maxBytes: number, offset: number): Promise<{ from: number; chunks: AsyncIterable<Uint8Array> } | undefined> {
     const url = new URL(relPath.split('/').map(encodeURIComponent).join('/'), base.href.endsWith('/') ? base : new URL(base.href + '/'));
     const ms = this.idleTimeoutMs;
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(new Error(`no response in ${ms} ms`)), ms);
     let res: Response;
     try {
-      res = await fetch(url, { signal: abort.signal, redirect: 'follow' });
+      res = await fetch(url, { signal: abort.signal, redirect: 'follow', ...(offset > 0 ? { headers: { range: `bytes=${offset}-` } } : {}) });
     } catch (err) {
       throw new ArtifactError('download_error', `GET ${url.href} failed: ${errorText(err)}`, { cause: err });
     } finally {
@@ -172,10 +190,15 @@ export class HttpArtifactStore implements ArtifactStore {
       await res.body?.cancel().catch(() => undefined);
       throw new ArtifactError(reason, message);
     };
+    if (offset > 0 && (res.status === 416 || (res.status === 206 && !(res.headers.get('content-range') ?? '').startsWith(`bytes ${offset}-`)))) {
+      await res.body?.cancel().catch(() => undefined);
+      return undefined; // not resumable here: the caller starts again
+    }
     if (!res.ok) return refuse(res.status === 404 ? 'missing_file' : 'download_error', `GET ${url.href}: HTTP ${res.status}`);
+    const from = res.status === 206 ? offset : 0;
     const length = Number(res.headers.get('content-length') ?? NaN);
-    if (Number.isFinite(length) && length > maxBytes) return refuse('file_too_large', `GET ${url.href}: Content-Length ${length}`);
-    return readChunks(res.body ?? Readable.from([]), `GET ${url.href}`, { ms, abort: (reason) => abort.abort(reason) });
+    if (Number.isFinite(length) && from + length > maxBytes) return refuse('file_too_large', `GET ${url.href}: Content-Length ${length}${from > 0 ? ` from byte ${from}` : ''}`);
+    return { from, chunks: readChunks(res.body ?? Readable.from([]), `GET ${url.href}`, { ms, abort: (reason) => abort.abort(reason) }) };
   }
 }
 
@@ -333,10 +356,7 @@ export class ArtifactFetcher {
       for (const { rel, meta, cap } of caps) {
         const target = safeJoin(partial, rel);
         await mkdir(dirname(target), { recursive: true });
-        await this.retried(async () => {
-          await rm(target, { force: true }); // a failed try's part: the next try starts from the beginning
-          await this.download(store, base, rel, cap, target, meta, ref.uri);
-        });
+        await this.download(store, base, rel, cap, target, meta, ref.uri);
       }
       const out = await open(join(partial, MANIFEST), 'wx');
       await out.writeFile(manifestBytes).finally(() => out.close());
@@ -400,6 +420,30 @@ export class ArtifactFetcher {
     }
   }
 
+  /** The chunks of one file asked for from `offset` on, counted against the cap from where they start; undefined when the store will not resume. */
+  private async cappedFrom(store: ArtifactStore, base: URL, rel: string, cap: Cap, offset: number): Promise<{ from: number; chunks: AsyncIterable<Uint8Array> } | undefined> {
+    let got: { from: number; chunks: AsyncIterable<Uint8Array> } | undefined;
+    try {
+      got = await store.openFrom?.(base, rel, cap.bytes, offset);
+    } catch (err) {
+      if (err instanceof ArtifactError && err.reason === 'file_too_large') throw new ArtifactError('file_too_large', `${cap.tooLarge} (${err.message})`, { cause: err });
+      throw err;
+    }
+    if (!got) return undefined;
+    const { from, chunks: source } = got;
+    return {
+      from,
+      chunks: (async function* counted() {
+        let n = from;
+        for await (const chunk of source) {
+          n += chunk.byteLength;
+          if (n > cap.bytes) throw new ArtifactError('file_too_large', cap.tooLarge);
+          yield chunk;
+        }
+      })(),
+    };
+  }
+
   private async readManifest(store: ArtifactStore, base: URL, uri: string): Promise<Buffer> {
     const cap = { bytes: this.maxManifestBytes, tooLarge: `${MANIFEST} of ${uri} is larger than the agent's limit of ${this.maxManifestBytes} bytes for manifests` };
     const chunks: Uint8Array[] = [];
@@ -407,21 +451,51 @@ export class ArtifactFetcher {
     return Buffer.concat(chunks);
   }
 
-  /** Streams one file to `target` (a new file) while hashing and counting it, then checks both against the manifest. */
+  /**
+   * Streams one file to `target` while hashing and counting it, then checks both against the manifest.
+   * A read that fails with download_error is tried again after a back-off (retry.attempts tries): from
+   * where the file on disk ends when the store can resume (HTTP Range; the part on disk is hashed
+   * again first), else from the beginning.
+   */
   private async download(store: ArtifactStore, base: URL, rel: string, cap: Cap, target: string, meta: { sha256: string; bytes?: number }, uri: string): Promise<void> {
-    const hash = createHash('sha256');
+    let hash = createHash('sha256');
     let n = 0;
-    const capped = this.capped(store, base, rel, cap);
-    await pipeline(
-      (async function* hashed() {
-        for await (const chunk of capped) {
-          hash.update(chunk);
-          n += chunk.byteLength;
-          yield chunk;
+    await rm(target, { force: true });
+    for (let attempt = 1; ; attempt++) {
+      try {
+        let chunks: AsyncIterable<Uint8Array> | undefined;
+        if (attempt > 1) {
+          // What is on disk is what the next bytes follow (a chunk in flight when the read failed may not have been written).
+          const onDisk = await stat(target).then((st) => st.size, () => 0);
+          const resumed = onDisk > 0 && onDisk < cap.bytes && store.openFrom ? await this.cappedFrom(store, base, rel, cap, onDisk) : undefined;
+          hash = createHash('sha256');
+          n = 0;
+          if (resumed && resumed.from > 0) {
+            for await (const c of createReadStream(target)) hash.update(c as Buffer);
+            n = onDisk;
+          } else {
+            await rm(target, { force: true }); // the whole file again (the store sent it from 0, or could not resume)
+          }
+          chunks = resumed?.chunks;
         }
-      })(),
-      createWriteStream(target, { flags: 'wx' }),
-    );
+        chunks ??= this.capped(store, base, rel, cap);
+        const h = hash;
+        await pipeline(
+          (async function* hashed() {
+            for await (const chunk of chunks) {
+              h.update(chunk);
+              n += chunk.byteLength;
+              yield chunk;
+            }
+          })(),
+          createWriteStream(target, { flags: 'a' }),
+        );
+        break;
+      } catch (err) {
+        if (!(err instanceof ArtifactError) || err.reason !== 'download_error' || attempt >= this.retry.attempts) throw err;
+        await new Promise((r) => setTimeout(r, backoffDelayMs(attempt, this.retry, this.random())));
+      }
+    }
     if (meta.bytes !== undefined && n !== meta.bytes) {
       throw new ArtifactError('file_checksum_mismatch', `${rel} of ${uri} has ${n} bytes, its manifest lists ${meta.bytes}`);
     }
