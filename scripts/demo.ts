@@ -90,7 +90,8 @@ function demoDeployment(base: { uri: string; version: string; sha256: string }):
       },
       monitoring: {
         scenarios: [
-          { name: 'medical', maxWer: MEDICAL_MAX_WER, windowSeconds: 60, minReferenceWords: 150 },
+          // ~100 medical feedback samples (about 1,000 reference words) before a verdict: the retrain trains on them.
+          { name: 'medical', maxWer: MEDICAL_MAX_WER, windowSeconds: 120, minReferenceWords: 1000 },
           { name: 'general', maxWer: 0.4, windowSeconds: 60, minReferenceWords: 150 },
         ],
       },
@@ -268,9 +269,18 @@ async function main(): Promise<void> {
   }
 
   step('9. Held-out speech after, on the same sentences and voices');
-  const urls = await agentUrls();
+  // Promotion rewrites the pool's model set; each agent swaps when the ConfigMap reaches it. Measure
+  // only once every agent serves the promoted model alone, so no answer comes from the old one.
+  const promotedVersion = (await infd()).status?.stable?.version ?? '';
+  const urls = await eventually(`every agent serving ${promotedVersion} alone`, async () => {
+    const now = await agentUrls();
+    const entries = await Promise.all(now.map(async (u) => (await (await fetch(`${u}/v1/models/${DEPLOYMENT}`, { signal: AbortSignal.timeout(5000) })).json()) as { stable?: { version: string }; candidate?: unknown }));
+    return now.length === POOL_SIZE && entries.every((e) => e.stable?.version === promotedVersion && e.candidate === undefined) ? now : undefined;
+  }, 120_000, 1000);
   const after = await measureHeldOut(urls);
-  show(`stable ${after.medical.versions.join(',')}`);
+  const served = [...new Set([...after.medical.versions, ...after.clinical.versions, ...after.general.versions])];
+  if (served.length !== 1 || served[0] !== promotedVersion) throw new Error(`held-out speech after was answered by ${served.join(', ')}, not ${promotedVersion} alone`);
+  show(`every answer from ${promotedVersion}`);
   show(verdicts(before, after));
 
   step('Timeline (from the resources\' Events)');
