@@ -103,19 +103,25 @@ describe('agent SIGKILLed during a model swap', () => {
     const file = writeConfigMap(configDir, 'model-set.json', setOf('base', base));
 
     // Agent A serves the base model, then is told to swap to v2, whose download trickles.
+    const tStart = Date.now();
+    const phases: string[] = [];
+    const phase = (name: string): void => void phases.push(`${name} ${((Date.now() - tStart) / 1000).toFixed(1)} s`);
     const portA = await freePort();
     const a = startAgent(portA, file);
     const urlA = `http://127.0.0.1:${portA}`;
     await until('agent A ready', async () => (await fetch(`${urlA}/readyz`)).status === 200);
     expect((await transcribe(urlA)).version).toBe(base.version);
+    phase('A ready');
     writeConfigMap(configDir, 'model-set.json', setOf('v2', v2));
     const partialOf = (): string | undefined => readdirSync(cache).find((n) => n.startsWith(`${v2.sha256}.partial-`));
+    // Half downloaded: some file of the partial folder (the first big one in manifest order) has > 500 kB.
     await until('v2 half downloaded', () => {
       const p = partialOf();
       if (!p) return false;
-      const onnx = join(cache, p, 'onnx');
-      return existsSync(onnx) && readdirSync(onnx).some((f) => statSync(join(onnx, f)).size > 500_000);
+      const sizes = (readdirSync(join(cache, p), { recursive: true }) as string[]).map((f) => statSync(join(cache, p, f)).size);
+      return sizes.some((n) => n > 500_000);
     });
+    phase('v2 half downloaded');
     // SIGKILL in the middle of the swap: no handler runs.
     a.child.kill('SIGKILL');
     await until('agent A gone', () => a.child.exitCode !== null || a.child.signalCode !== null, 10_000);
@@ -151,6 +157,7 @@ describe('agent SIGKILLed during a model swap', () => {
     b.child.kill('SIGTERM');
     await until('agent B stopped', () => b.child.exitCode !== null, 30_000);
     expect(b.child.exitCode).toBe(0);
-    process.stdout.write(`crash-swap: agent B ready ${readyMs} ms after start (re-download of the damaged folder included)\n`);
+    phase('B stopped');
+    process.stdout.write(`crash-swap: agent B ready ${readyMs} ms after start (re-download of the damaged folder included); ${phases.join(', ')}\n`);
   });
 });
