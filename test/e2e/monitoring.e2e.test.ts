@@ -165,14 +165,18 @@ describe('Prometheus rules and Grafana dashboard of the chart', () => {
     });
     const agentsMs = Date.now() - t0; // from the pool's creation
     // Two rounds of finance speech with feedback, a few scrapes apart, so every rate has two samples.
-    const sentences = financeSentences(24);
+    const sentences = financeSentences(26);
+    // One feedback first, and Prometheus must have scraped its counters before the rest: increase()
+    // never counts a series' first sample, and the WER rule needs > 100 reference words in its window.
+    const warmup = await sendFeedbackTraffic({ agentUrls: urls, model: 'asr', sentences: sentences.slice(24), scenario: 'finance', concurrency: 1, deadlineMs: 60_000 });
+    await eventually('the first feedback counters scraped', async () => (series(await promQuery(`whisperops_agent_reference_words_total{namespace="${ns}",scenario="finance"}`)).length > 0 ? true : undefined), 60_000, 1000);
     const first = await sendFeedbackTraffic({ agentUrls: urls, model: 'asr', sentences: sentences.slice(0, 12), scenario: 'finance', concurrency: 2, deadlineMs: 60_000 });
     // The second failure after Prometheus saw the first: the counter goes 1 → 2 between scrapes.
     await eventually('the first failed run scraped', async () => (series(await promQuery(`whisperops_operator_runs_finished_total{namespace="${ns}",phase="Failed"}`)).length > 0 ? true : undefined), 60_000, 1000);
     await kubectl(['apply', '-f', '-'], { input: JSON.stringify(failingFtj('retrain-2')) });
-    const second = await sendFeedbackTraffic({ agentUrls: urls, model: 'asr', sentences: sentences.slice(12), scenario: 'finance', concurrency: 2, deadlineMs: 60_000 });
-    expect(first.failures + second.failures).toBe(0);
-    expect(first.feedbackPosted + second.feedbackPosted).toBe(24);
+    const second = await sendFeedbackTraffic({ agentUrls: urls, model: 'asr', sentences: sentences.slice(12, 24), scenario: 'finance', concurrency: 2, deadlineMs: 60_000 });
+    expect(warmup.failures + first.failures + second.failures).toBe(0);
+    expect(warmup.feedbackPosted + first.feedbackPosted + second.feedbackPosted).toBe(26);
 
     const results: { name: string; query: string; series: number; ours: number }[] = [];
     for (const e of expressions) {
@@ -186,7 +190,7 @@ describe('Prometheus rules and Grafana dashboard of the chart', () => {
       results.push({ name: e.name, query, ...got });
       if (e.alert) await promQuery(e.expr); // the full alert expression runs too (empty unless it fires)
     }
-    console.log(`monitoring: agent ready ${String(agentsMs)} ms after the pool's creation, ${String(first.requests + second.requests)} requests; ${String(results.length)} expressions with data:\n${results.map((r) => `  ${r.name}: ${String(r.ours)} series`).join('\n')}`);
+    console.log(`monitoring: agent ready ${String(agentsMs)} ms after the pool's creation, ${String(warmup.requests + first.requests + second.requests)} requests; ${String(results.length)} expressions with data:\n${results.map((r) => `  ${r.name}: ${String(r.ours)} series`).join('\n')}`);
     expect(results).toHaveLength(expressions.length);
   });
 });
