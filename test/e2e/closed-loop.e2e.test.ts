@@ -225,11 +225,12 @@ describe('the closed loop (real agents, Prometheus, S3 store, trainer pod)', () 
       }, 180_000, 1000);
       const jobName = started.status?.lastRetrain?.fineTuneJob ?? '';
       traffic.pause();
-      await eventually(`FineTuneJob ${jobName} Succeeded`, async () => {
+      const finished = await eventually(`FineTuneJob ${jobName} finished`, async () => {
         const j = await api.get<FineTuneJob>(FINETUNEJOBS, ns, jobName);
-        if (j.status?.phase === 'Failed') throw new Error(`FineTuneJob ${jobName} Failed`);
-        return j.status?.phase === 'Succeeded' ? j : undefined;
+        return j.status?.phase === 'Succeeded' || j.status?.phase === 'Failed' ? j : undefined;
       }, 480_000, 2000);
+      const ready = finished.status?.conditions?.find((c) => c.type === 'Ready');
+      expect({ phase: finished.status?.phase, reason: ready?.reason, message: ready?.message }).toMatchObject({ phase: 'Succeeded' });
       traffic.resume();
       d = await eventually('the retrained candidate rolled back', async () => {
         const x = await get('harmful');

@@ -80,6 +80,12 @@ def test_onnx_decoding_stops_at_eos_and_respects_max_length(model_dir):
     ({"finance": 0.10, "general": 0.20}, {"finance": 0.13, "general": 0.20}, 0.02, ["finance"]),
     ({"finance": 0.10}, {"finance": 0.12}, 0.02, []),
     ({"finance": 0.10}, {"finance": 0.09}, 0.0, []),
+    # WERs capped at 1.0: two broken models differ by nothing the gate is about...
+    ({"medical": 1.5}, {"medical": 3.0}, 0.05, []),
+    ({"medical": 0.7}, {"medical": 1.9}, 1.0, []),
+    # ...while a quantized model that breaks a working one still fails.
+    ({"medical": 0.3}, {"medical": 1.8}, 0.05, ["medical"]),
+    ({"medical": 0.3}, {"medical": 1.8}, 0.69, ["medical"]),
 ])
 def test_quality_gate(base, quant, limit, failed):
     assert export.quality_gate(base, quant, limit) == failed
