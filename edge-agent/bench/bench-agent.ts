@@ -13,9 +13,8 @@
 //     (when @huggingface/transformers is installed: bash edge-agent/bench/setup-transformers-baseline.sh)
 // Options (env): BENCH_DTYPES=int8,fp32  BENCH_WORKERS=2  BENCH_REQUESTS_PER_STREAM=3  BENCH_PAIR_ROUNDS=2 BENCH_PAIR_PROCESSES=3
 //                WHISPEROPS_TFJS_DIR=/tmp/tfjs (where the baseline package is installed)
-import { execFileSync, fork, spawn } from 'node:child_process';
+import { execFileSync, fork } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
 import net from 'node:net';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +23,7 @@ import { resample } from '../src/audio/resample.js';
 import { decodeWav, encodeWav16 } from '../src/audio/wav.js';
 import type { ModelDtype } from '../src/inference/model-files.js';
 import { splitWindows, WhisperModel } from '../src/inference/whisper-model.js';
+import { spawnAgent } from './agent-process.js';
 import { EMBEDDED_MODEL, REPO_ROOT, speak, tempDir, testSentences } from '../src/testing/speech.js';
 import { wordErrors } from '../src/text/wer.js';
 
@@ -282,14 +282,6 @@ async function tfjsBlock(t: Tfjs, clips: Float32Array[]): Promise<number> {
   return clips.length / ((performance.now() - t0) / 1000);
 }
 
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const addr = srv.address();
-  await new Promise<void>((r) => srv.close(() => r()));
-  return typeof addr === 'object' && addr ? addr.port : 0;
-}
-
 /** CPU seconds (user + system, all threads) used so far by process `pid`, from /proc (Linux). */
 function processCpuSeconds(pid: number): number {
   try {
@@ -315,29 +307,6 @@ const pinCpus: (string | undefined)[] = (() => {
 function pinTo(cpus: string | undefined, pids: number[]): void {
   if (cpus === undefined || pinCpus[0] === undefined) return;
   for (const pid of pids) execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
-}
-
-async function spawnAgent(args: string[]): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
-  const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'edge-agent/src/main.ts', '--port', String(port), ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
-  const url = `http://127.0.0.1:${port}`;
-  const t0 = Date.now();
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`agent exited with code ${child.exitCode}`);
-    try {
-      if ((await fetch(`${url}/readyz`)).status === 200) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() - t0 > 120_000) throw new Error('agent not ready after 120 s');
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  const stop = async (): Promise<void> => {
-    const exited = new Promise<void>((r) => child.once('exit', () => r()));
-    child.kill('SIGTERM');
-    await exited;
-  };
-  return { url, pid: child.pid ?? 0, stop };
 }
 
 async function main(): Promise<void> {

@@ -11,14 +11,13 @@
 //   - fairness: file requests (one utterance, one at a time) alone, then while the 8 sessions stream:
 //     their latency, and the sessions' latency with them.
 // Env: LIVE_LEVELS=2,4,8,12,16,24 LIVE_STEP_SECONDS=0.5
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import net from 'node:net';
 import { loadavg } from 'node:os';
 import WebSocket from 'ws';
 import { resample } from '../src/audio/resample.js';
 import { decodeWav, encodeWav16 } from '../src/audio/wav.js';
-import { REPO_ROOT } from '../src/testing/speech.js';
+import { spawnAgent } from './agent-process.js';
 
 const levels = (process.env.LIVE_LEVELS ?? '2,4,8,12,16,24').split(',').map(Number);
 const step = process.env.LIVE_STEP_SECONDS ?? '0.5';
@@ -28,15 +27,6 @@ const SENTENCES = ['please call me back when you have finished the report', 'the
 function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] ?? NaN;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((res) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => res(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
 }
 
 function cpuSeconds(pid: number): number {
@@ -150,19 +140,8 @@ async function session(url: string, audio: Float32Array, turns: { end: number; w
 
 async function main(): Promise<void> {
   const started = Date.now();
-  const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'edge-agent/src/main.ts', '--port', String(port), '--workers', '2', '--threads', '1', '--max-concurrent-streams', '64', '--max-queue', '64', '--live-step-seconds', step, '--log-level', 'warn', '--shutdown-delay-seconds', '0'], { cwd: REPO_ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
-  const url = `http://127.0.0.1:${port}`;
-  for (const t0 = Date.now(); ; ) {
-    try {
-      if ((await fetch(`${url}/readyz`)).status === 200) break;
-    } catch {
-      // not yet
-    }
-    if (Date.now() - t0 > 120_000 || child.exitCode !== null) throw new Error('agent not ready');
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  const pid = child.pid ?? 0;
+  const agent = await spawnAgent(['--workers', '2', '--threads', '1', '--max-concurrent-streams', '64', '--max-queue', '64', '--live-step-seconds', step, '--log-level', 'warn', '--shutdown-delay-seconds', '0']);
+  const { url, pid } = agent;
   const { audio, turns, files } = makeAudio();
   const audioSeconds = audio.length / SR;
   console.log(`# live benchmark — ${new Date().toISOString()}; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')} at start`);
@@ -226,9 +205,7 @@ async function main(): Promise<void> {
       `during 8 live sessions p50 ${pct(during, 50).toFixed(0)} / p99 ${pct(during, 99).toFixed(0)} ms (${during.length} served); the sessions meanwhile: word end → delta p50 ${pct(mixedLat, 50).toFixed(0)} / p99 ${pct(mixedLat, 99).toFixed(0)} ms`,
   );
   console.log(`largest session count with p99 < 1 s: ${best}${best === Math.max(...levels) ? ' (the highest level tried)' : ''}`);
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  child.kill('SIGTERM');
-  await exited;
+  await agent.stop();
   console.log(`total ${((Date.now() - started) / 1000).toFixed(0)} s; load average at end ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
 }
 

@@ -7,12 +7,11 @@
 // limit) of digital silence, so it is read, decoded, resampled and windowed, but has no speech windows
 // (inference does not dominate the run: with speech, 594 s is 60 model windows).
 // Env: FLOOD_CLIENTS=16 FLOOD_ROUNDS=2 FLOOD_MAX_UPLOAD_BYTES=26214400 FLOOD_BUDGET_BYTES=67108864
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { loadavg } from 'node:os';
 import { encodeWav16 } from '../src/audio/wav.js';
-import { REPO_ROOT } from '../src/testing/speech.js';
+import { spawnAgent, type AgentProcess } from './agent-process.js';
 
 const clients = Number(process.env.FLOOD_CLIENTS ?? 16);
 const rounds = Number(process.env.FLOOD_ROUNDS ?? 2);
@@ -26,40 +25,8 @@ function rssOf(pid: number): { rss: number; hwm: number } {
   return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((res) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => res(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
-
-async function startAgent(budgetBytes: number): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
-  const port = await freePort();
-  const args = ['--port', String(port), '--workers', '2', '--max-concurrent-streams', '16', '--max-queue', '64', '--max-upload-bytes', String(maxUpload), '--max-upload-buffer-bytes', String(budgetBytes), '--log-level', 'warn', '--shutdown-delay-seconds', '0'];
-  const child = spawn(process.execPath, ['--import', 'tsx', 'edge-agent/src/main.ts', ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
-  const url = `http://127.0.0.1:${port}`;
-  const t0 = Date.now();
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`agent exited with code ${child.exitCode}`);
-    try {
-      if ((await fetch(`${url}/readyz`)).status === 200) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() - t0 > 120_000) throw new Error('agent not ready after 120 s');
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  return {
-    url,
-    pid: child.pid ?? 0,
-    stop: async () => {
-      const exited = new Promise<void>((r) => child.once('exit', () => r()));
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
+async function startAgent(budgetBytes: number): Promise<AgentProcess> {
+  return spawnAgent(['--workers', '2', '--max-concurrent-streams', '16', '--max-queue', '64', '--max-upload-bytes', String(maxUpload), '--max-upload-buffer-bytes', String(budgetBytes), '--log-level', 'warn', '--shutdown-delay-seconds', '0']);
 }
 
 /** One raw HTTP/1.1 upload of `body` (a prebuilt multipart body); resolves with the status code. */
