@@ -55,12 +55,20 @@ export function edgePoolSpec(): Schema {
       required: ['secretRef'],
       rules: [{ rule: 'has(self.transcriptionKey) || has(self.feedbackKey)', message: 'auth needs transcriptionKey, feedbackKey or both' }],
     }),
+    tls: obj('TLS on the agents\' API (HTTPS and WSS; off when absent). The Secret is mounted into every agent as files, which the agents re-read when the kubelet updates the volume, so a renewed certificate (cert-manager, kubectl) needs no restart. With TLS on, the agents\' plain HTTP listens on the pod\'s loopback only: clients, the kubelet\'s probes (scheme HTTPS) and Prometheus (annotation prometheus.io/scheme: https) use the TLS port. The OpenAI SDK\'s Realtime client connects only with wss://.', {
+      secretRef: localRef('A kubernetes.io/tls Secret in the pool\'s namespace: tls.crt (PEM certificate, chain allowed) and tls.key (PEM private key). The kubelet reads it; the operator does not.'),
+      port: int('HTTPS/WSS port of the agent.', { minimum: 1024, maximum: 65535, default: 8443 }),
+    }, { required: ['secretRef'] }),
   }, {
     required: ['nodeSelector'],
     rules: [{
       rule: 'self.autoscaling.targetStreamsPerReplica <= double(self.agent.maxConcurrentStreams)',
       message: 'autoscaling.targetStreamsPerReplica must not exceed agent.maxConcurrentStreams',
       fieldPath: '.autoscaling.targetStreamsPerReplica',
+    }, {
+      rule: '!has(self.tls) || self.tls.port != self.agent.port',
+      message: 'tls.port must differ from agent.port',
+      fieldPath: '.tls.port',
     }],
   });
 }
@@ -87,6 +95,7 @@ export function edgePoolStatus(): Schema {
       128,
       { 'x-kubernetes-list-type': 'atomic' },
     ),
+    endpoints: arr('Where clients reach the ready agents: each one\'s base URL (https:// with spec.tls, whose WebSocket routes are wss://; else http://), sorted, at most 64.', str('Base URL of one ready agent, e.g. https://10.0.0.7:8443.', { maxLength: 512 }), 64, { 'x-kubernetes-list-type': 'atomic' }),
     models: arr('Models the agents report.', obj('A model version served in the pool.', {
       deployment: str('InferenceDeployment name.', { maxLength: 253 }),
       version: str('Model version.', { maxLength: 128 }),

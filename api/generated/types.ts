@@ -954,6 +954,24 @@ export interface EdgePoolSpec {
      */
     feedbackKey?: string;
   };
+  /**
+   * TLS on the agents' API (HTTPS and WSS; off when absent). The Secret is mounted into every agent as files, which the agents re-read when the kubelet updates the volume, so a renewed certificate (cert-manager, kubectl) needs no restart. With TLS on, the agents' plain HTTP listens on the pod's loopback only: clients, the kubelet's probes (scheme HTTPS) and Prometheus (annotation prometheus.io/scheme: https) use the TLS port. The OpenAI SDK's Realtime client connects only with wss://.
+   */
+  tls?: {
+    /**
+     * A kubernetes.io/tls Secret in the pool's namespace: tls.crt (PEM certificate, chain allowed) and tls.key (PEM private key). The kubelet reads it; the operator does not.
+     */
+    secretRef: {
+      /**
+       * Name of the object in the same namespace.
+       */
+      name: string;
+    };
+    /**
+     * HTTPS/WSS port of the agent.
+     */
+    port: number;
+  };
 }
 
 /**
@@ -1050,6 +1068,14 @@ export interface EdgePoolStatus {
      */
     replicas: number;
   }[];
+  /**
+   * Where clients reach the ready agents: each one's base URL (https:// with spec.tls, whose WebSocket routes are wss://; else http://), sorted, at most 64.
+   *
+   * @maxItems 64
+   *
+   * Items: Base URL of one ready agent, e.g. https://10.0.0.7:8443.
+   */
+  endpoints?: string[];
   /**
    * Models the agents report.
    *

@@ -113,6 +113,11 @@ describe('the 127.0.0.0/8 rule', () => {
     expect(job?.relabel_configs).toEqual(rules);
   });
 
+  it('scrapes pods annotated prometheus.io/scheme: https (EdgePool spec.tls) over TLS without verifying their per-pool CA', () => {
+    const job = (prometheusConfig(input).scrape_configs as Array<{ job_name: string; tls_config?: Record<string, unknown> }>).find((j) => j.job_name === podsJobName);
+    expect(job?.tls_config).toEqual({ insecure_skip_verify: true });
+  });
+
   it('drops a kwok pod with an invented 10.244 IP even when annotated for scraping', () => {
     expect(relabel(discovered('10.244.0.1'), podRelabelConfigs())).toBeUndefined();
     expect(relabel(discovered('10.244.0.1', { __meta_kubernetes_pod_annotation_prometheus_io_port: '9100' }), podRelabelConfigs())).toBeUndefined();

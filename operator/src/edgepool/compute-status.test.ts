@@ -74,6 +74,33 @@ describe('computeStatus', () => {
     }
   });
 
+  it('an agent that cannot start (a missing TLS Secret) → Ready False and Stalled, AgentsCannotStart, with the kubelet\'s message and the Secrets the pool names', () => {
+    const pool = edgePool({ tls: { secretRef: { name: 'agent-cert' }, port: 8443 } });
+    const waiting = (reason: string, message?: string): V1Pod => {
+      const p = pod('j2', false);
+      return { ...p, status: { ...p.status, phase: 'Pending', containerStatuses: [{ name: 'agent', image: 'x', imageID: '', ready: false, restartCount: 0, state: { waiting: { reason, ...(message ? { message } : {}) } } }] } };
+    };
+    const s = computeStatus(input({ pool, deployment: dep(2, { ready: 1 }), pods: [pod('j1'), waiting('CreateContainerConfigError', 'secret "agent-cert" not found')] }));
+    expect(cond(s, 'Ready')).toMatchObject({ status: 'False', reason: 'AgentsCannotStart' });
+    expect(cond(s, 'Stalled')).toMatchObject({ status: 'True', reason: 'AgentsCannotStart' });
+    expect(cond(s, 'Reconciling')).toBeUndefined();
+    expect(cond(s, 'Ready')?.message).toBe('agent pod agent-j2 cannot start: CreateContainerConfigError: secret "agent-cert" not found; check that the Secrets the pool names exist in namespace edge: '
+      + 'spec.tls.secretRef agent-cert (a kubernetes.io/tls Secret with tls.crt and tls.key). The kubelet mounts them; the operator does not read them');
+    // A kubelet's mount failure while creating, too; plain ContainerCreating (pulling) is progress, not a problem.
+    expect(cond(computeStatus(input({ pool, deployment: dep(2, { ready: 1 }), pods: [pod('j1'), waiting('ContainerCreating', 'MountVolume.SetUp failed for volume "tls"')] })), 'Ready')?.reason).toBe('AgentsCannotStart');
+    expect(cond(computeStatus(input({ pool, deployment: dep(2, { ready: 1 }), pods: [pod('j1'), waiting('ContainerCreating')] })), 'Ready')?.reason).toBe('WaitingForAgents');
+    // Every agent ready: nothing to report, whatever a leftover pod says.
+    expect(cond(computeStatus(input({ pool, pods: [pod('j1'), pod('j3'), waiting('CreateContainerConfigError', 'x')] })), 'Ready')?.status).toBe('True');
+  });
+
+  it('status.endpoints: the ready agents\' base URLs, https:// with spec.tls, sorted; absent when none is ready', () => {
+    const at = (p: V1Pod, ip: string): V1Pod => ({ ...p, status: { ...p.status, podIP: ip } });
+    const pods = [at(pod('j2'), '127.1.0.9'), at(pod('j1'), '127.1.0.3'), at(pod('j3', false), '127.1.0.7')];
+    expect(computeStatus(input({ pods })).endpoints).toEqual(['http://127.1.0.3:8080', 'http://127.1.0.9:8080']);
+    expect(computeStatus(input({ pods, pool: edgePool({ tls: { secretRef: { name: 'c' }, port: 8443 } }) })).endpoints).toEqual(['https://127.1.0.3:8443', 'https://127.1.0.9:8443']);
+    expect(computeStatus(input({ pods: [at(pod('j1', false), '127.1.0.3')] })).endpoints).toBeUndefined();
+  });
+
   it('ModelsAssigned says whether the model set has models', () => {
     expect(cond(computeStatus(input()), 'ModelsAssigned')).toMatchObject({ status: 'True', reason: 'ModelsAssigned', message: '1 model assigned: general' });
     expect(cond(computeStatus(input({ modelSet: { models: [] } })), 'ModelsAssigned')).toMatchObject({ status: 'False', reason: 'NoModelsAssigned' });

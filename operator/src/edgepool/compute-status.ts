@@ -11,12 +11,17 @@
 //   ModelsAssigned False (reason NoModelsAssigned) when the model set is empty. Not an error: the
 //                  agents run but are not ready, since they have nothing to serve; the pool is
 //                  converged (not Reconciling, not Stalled) and Ready says why it is False.
+//   (Ready False, Stalled True, reason AgentsCannotStart) an agent's container cannot be created:
+//                  most often a Secret the pool names (spec.tls, spec.auth, artifactCredentials) is
+//                  missing or lacks a key. The operator does not read Secrets: it reports what the
+//                  kubelet says in the pod's status (the pod's FailedMount Events say the same).
 import type { V1Deployment, V1Node, V1Pod, V1Taint, V1Toleration } from '@kubernetes/client-node';
 import type { EdgePoolStatus } from '../../../api/generated/types.js';
 import type { ModelSet } from '../../../api/model-set.js';
 import type { ConditionInput } from '../runtime/conditions.js';
 import { mergeConditions, rfc3339 } from '../runtime/conditions.js';
 import type { StoredEdgePool } from './desired.js';
+import { agentUrl } from './desired.js';
 import type { SkippedDeployment } from './model-set.js';
 import { skippedSummary } from './model-set.js';
 import { selectorString } from './names.js';
@@ -80,6 +85,33 @@ function unschedulableMessage(pods: readonly V1Pod[]): string | undefined {
   return undefined;
 }
 
+/** Waiting reasons of a container the kubelet cannot create (as opposed to pulling or starting it). */
+const CANNOT_START = new Set(['CreateContainerConfigError', 'CreateContainerError']);
+
+/**
+ * Why the pool's agents cannot start, when the kubelet says so: the first pod (by name) whose container
+ * waits with CreateContainerConfigError/CreateContainerError, or in ContainerCreating with a message
+ * (a volume that cannot be mounted), and what the pool names that may be the cause.
+ */
+export function agentStartProblem(pool: StoredEdgePool, pods: readonly V1Pod[]): string | undefined {
+  const sorted = [...pods].filter((p) => !p.metadata?.deletionTimestamp).sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''));
+  for (const p of sorted) {
+    for (const c of [...(p.status?.initContainerStatuses ?? []), ...(p.status?.containerStatuses ?? [])]) {
+      const w = c.state?.waiting;
+      if (!w?.reason) continue;
+      if (!CANNOT_START.has(w.reason) && !(w.reason === 'ContainerCreating' && w.message)) continue;
+      const secrets = [
+        pool.spec.tls ? `spec.tls.secretRef ${pool.spec.tls.secretRef.name} (a kubernetes.io/tls Secret with tls.crt and tls.key)` : undefined,
+        pool.spec.auth ? `spec.auth.secretRef ${pool.spec.auth.secretRef.name} (with the keys auth names)` : undefined,
+        pool.spec.artifactCredentials ? `spec.artifactCredentials.secretRef ${pool.spec.artifactCredentials.secretRef.name}` : undefined,
+      ].filter((x): x is string => x !== undefined);
+      const hint = secrets.length > 0 ? `; check that the Secrets the pool names exist in namespace ${pool.metadata.namespace}: ${secrets.join(', ')}. The kubelet mounts them; the operator does not read them` : '';
+      return `agent pod ${p.metadata?.name ?? ''} cannot start: ${w.reason}${w.message ? `: ${w.message}` : ''}${hint}`.slice(0, 2048);
+    }
+  }
+  return undefined;
+}
+
 const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 interface State { ready: ConditionInput; reconciling?: ConditionInput; stalled?: ConditionInput }
@@ -107,6 +139,11 @@ function decideState(input: StatusInput, eligible: number, noModels: boolean): S
     return progressing('Updating', `Deployment ${name} is taking the new spec (${plural(desired, 'agent')} wanted)`);
   }
   const pending = unschedulableMessage(pods);
+  // Before the rollout and readiness states: those would wait forever for agents that cannot start.
+  const cannotStart = ready < desired ? agentStartProblem(pool, pods) : undefined;
+  if (cannotStart) {
+    return { ready: notReady('AgentsCannotStart', cannotStart), stalled: { type: 'Stalled', status: 'True', reason: 'AgentsCannotStart', message: cannotStart } };
+  }
   if (updated < desired) {
     return progressing(replicas < desired ? 'ScalingUp' : 'RollingOut', `${updated}/${desired} agents up to date${pending ? `; waiting for a device: ${pending}` : ''}`);
   }
@@ -157,6 +194,9 @@ export function computeStatus(input: StatusInput): EdgePoolStatus {
     eligibleNodes: eligibleNames.length,
     readyNodes: readyNodes.size,
   };
+  // Where clients reach the ready agents (https:// with spec.tls); absent when none is ready.
+  const endpoints = input.pods.filter(podReady).map((p) => p.status?.podIP ?? '').filter((ip) => ip !== '').map((ip) => agentUrl(pool, ip)).sort().slice(0, 64);
+  if (endpoints.length > 0) status.endpoints = endpoints;
 
   const builtin = pool.spec.autoscaling.mode === 'builtin';
   let lastScaleTime = old.lastScaleTime;

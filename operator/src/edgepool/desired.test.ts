@@ -3,7 +3,7 @@ import type { V1Deployment } from '@kubernetes/client-node';
 import fc from 'fast-check';
 import { ModelSetError, modelSetProblems, parseModelSet } from '../../../api/model-set.js';
 import {
-  agentDatasetStore, CACHE_DIR, datasetStoreMessage, datasetStoreProblem, desiredConfigMap, desiredDeployment, MODEL_SET_KEY, MODEL_SET_PATH, splitThreads,
+  agentDatasetStore, agentEndpoint, agentUrl, CACHE_DIR, datasetStoreMessage, datasetStoreProblem, desiredConfigMap, desiredDeployment, MODEL_SET_KEY, MODEL_SET_PATH, splitThreads, TLS_DIR,
 } from './desired.js';
 import { agentSettings, defaultEdgePoolSpec, edgePool } from './fixtures.js';
 import { configMapName, deploymentName, EDGEPOOL_LABEL, poolId, selectorString } from './names.js';
@@ -165,6 +165,36 @@ describe('desiredDeployment', () => {
     const fb = spec(edgePool({ auth: { secretRef: { name: 'agent-tokens' }, feedbackKey: 'fb' } }));
     expect(fb?.volumes?.find((v) => v.name === 'auth')?.secret?.items).toEqual([{ key: 'fb', path: 'feedback' }]);
     expect(fb?.containers[0]?.env?.filter((e) => e.name.endsWith('_TOKEN_FILE')).map((e) => e.name)).toEqual(['WHISPEROPS_AGENT_FEEDBACK_TOKEN_FILE']);
+  });
+
+  it('spec.tls: mounts the kubernetes.io/tls Secret as a folder, passes the agent the pair and the TLS port, serves, probes and is scraped over HTTPS only', () => {
+    const p = edgePool({ tls: { secretRef: { name: 'agent-cert' }, port: 9443 } });
+    const dep = desiredDeployment(p, agentSettings, 1);
+    const spec = dep.spec?.template.spec;
+    const c0 = spec?.containers[0];
+    expect(spec?.volumes?.find((v) => v.name === 'tls')).toEqual({
+      name: 'tls',
+      secret: { secretName: 'agent-cert', items: [{ key: 'tls.crt', path: 'tls.crt' }, { key: 'tls.key', path: 'tls.key' }], defaultMode: 0o440 },
+    });
+    // A folder mount (no subPath), read-only: a renewed certificate reaches the agent without a restart.
+    expect(c0?.volumeMounts?.find((m) => m.name === 'tls')).toEqual({ name: 'tls', mountPath: TLS_DIR, readOnly: true });
+    expect(env(dep)).toMatchObject({
+      WHISPEROPS_AGENT_TLS_CERT_FILE: `${TLS_DIR}/tls.crt`, WHISPEROPS_AGENT_TLS_KEY_FILE: `${TLS_DIR}/tls.key`, WHISPEROPS_AGENT_TLS_PORT: '9443',
+      // Plain HTTP keeps its port; the agent binds it to the pod's loopback only when TLS is on.
+      WHISPEROPS_AGENT_PORT: '8080',
+    });
+    // Only the port the network reaches, named https; the kubelet probes it with scheme HTTPS.
+    expect(c0?.ports).toEqual([{ name: 'https', containerPort: 9443, protocol: 'TCP' }]);
+    expect(c0?.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'https', scheme: 'HTTPS' });
+    expect(c0?.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'https', scheme: 'HTTPS' });
+    expect(dep.spec?.template.metadata?.annotations).toMatchObject({ 'prometheus.io/port': '9443', 'prometheus.io/scheme': 'https', 'prometheus.io/path': '/metrics' });
+    expect(agentEndpoint(p)).toEqual({ scheme: 'https', port: 9443, portName: 'https' });
+    expect(agentUrl(p, '127.1.0.5')).toBe('https://127.1.0.5:9443');
+    expect(agentUrl(p, 'fd00::5')).toBe('https://[fd00::5]:9443');
+    // Without spec.tls: nothing of it, plain HTTP as before.
+    const plain = desiredDeployment(edgePool(), agentSettings, 1);
+    expect(JSON.stringify(plain)).not.toMatch(/TLS|https|tls/);
+    expect(agentUrl(edgePool(), '127.1.0.5')).toBe('http://127.1.0.5:8080');
   });
 
   it('gives the agents the pool\'s object-store credentials as environment from the Secret, only when set', () => {

@@ -18,6 +18,10 @@ export const MODEL_SET_PATH = `${MODEL_SET_DIR}/${MODEL_SET_KEY}`;
 export const CACHE_DIR = '/var/cache/whisperops-agent';
 /** Where spec.auth's Secret is mounted: files `transcription` and `feedback` (the keys it names). */
 export const AUTH_DIR = '/var/run/secrets/whisperops-agent';
+/** Where spec.tls's Secret is mounted: files tls.crt and tls.key (the agent polls them every second). */
+export const TLS_DIR = '/var/run/secrets/whisperops-agent-tls';
+export const TLS_CERT_KEY = 'tls.crt';
+export const TLS_KEY_KEY = 'tls.key';
 export const HOSTNAME_TOPOLOGY_KEY = 'kubernetes.io/hostname';
 /** The agent fails readiness for 5 s on SIGTERM, then drains in-flight work for up to 30 s (its defaults). */
 export const TERMINATION_GRACE_SECONDS = 45;
@@ -108,6 +112,22 @@ export function datasetStoreMessage(pool: StoredEdgePool): string {
   return `agents write feedback samples to ${ds.uri}<scenario>/<yyyy-mm-dd>/ (WAVs and manifest-*.jsonl), with ${credentials ? `the artifactCredentials Secret ${credentials}` : 'the AWS SDK\'s default credentials (no artifactCredentials)'}`;
 }
 
+/**
+ * How clients, probes and Prometheus reach an agent of the pool: with spec.tls, HTTPS (and WSS) on
+ * the TLS port, the agent's plain HTTP then being loopback-only inside the pod; else plain HTTP on
+ * spec.agent.port.
+ */
+export function agentEndpoint(pool: StoredEdgePool): { scheme: 'http' | 'https'; port: number; portName: 'http' | 'https' } {
+  const tls = pool.spec.tls;
+  return tls ? { scheme: 'https', port: tls.port, portName: 'https' } : { scheme: 'http', port: pool.spec.agent.port, portName: 'http' };
+}
+
+/** An agent's base URL at a pod IP (IPv6 in brackets): what status.endpoints lists. */
+export function agentUrl(pool: StoredEdgePool, podIp: string): string {
+  const { scheme, port } = agentEndpoint(pool);
+  return `${scheme}://${podIp.includes(':') ? `[${podIp}]` : podIp}:${port}`;
+}
+
 function agentEnv(pool: StoredEdgePool): V1EnvVar[] {
   const a = pool.spec.agent;
   const { workers, threadsPerWorker } = splitThreads(a.threads);
@@ -128,6 +148,15 @@ function agentEnv(pool: StoredEdgePool): V1EnvVar[] {
   // Bearer tokens (spec.auth): the files the agent re-reads when the kubelet updates the Secret volume.
   if (pool.spec.auth?.transcriptionKey) env.push({ name: 'WHISPEROPS_AGENT_TRANSCRIPTION_TOKEN_FILE', value: `${AUTH_DIR}/transcription` });
   if (pool.spec.auth?.feedbackKey) env.push({ name: 'WHISPEROPS_AGENT_FEEDBACK_TOKEN_FILE', value: `${AUTH_DIR}/feedback` });
+  // TLS (spec.tls): HTTPS + WSS on the TLS port from the mounted pair, re-read when the kubelet
+  // updates the volume; the agent then keeps plain HTTP on spec.agent.port for the pod's loopback only.
+  if (pool.spec.tls) {
+    env.push(
+      { name: 'WHISPEROPS_AGENT_TLS_CERT_FILE', value: `${TLS_DIR}/${TLS_CERT_KEY}` },
+      { name: 'WHISPEROPS_AGENT_TLS_KEY_FILE', value: `${TLS_DIR}/${TLS_KEY_KEY}` },
+      { name: 'WHISPEROPS_AGENT_TLS_PORT', value: String(pool.spec.tls.port) },
+    );
+  }
   // Feedback samples to the pool's dataset store (edge-agent/README.md, "Dataset store"): the pod name
   // names each agent's objects, so agents never overwrite each other's.
   const ds = agentDatasetStore(pool);
@@ -159,7 +188,12 @@ function agentContainer(pool: StoredEdgePool, agent: AgentSettings): V1Container
     { name: 'tmp', mountPath: '/tmp' },
     { name: 'cache', mountPath: CACHE_DIR },
     ...(pool.spec.auth ? [{ name: 'auth', mountPath: AUTH_DIR, readOnly: true }] : []),
+    ...(pool.spec.tls ? [{ name: 'tls', mountPath: TLS_DIR, readOnly: true }] : []),
   ];
+  // Probes on the port the network reaches: with TLS, HTTPS on the TLS port (the kubelet does not
+  // verify the certificate; plain HTTP is loopback-only inside the pod, out of the kubelet's reach).
+  const ep = agentEndpoint(pool);
+  const probe = (path: string) => ({ httpGet: { path, port: ep.portName, ...(ep.scheme === 'https' ? { scheme: 'HTTPS' } : {}) } });
   const resources = resourcesOf(pool);
   // Object-store credentials as the standard AWS environment: the kubelet reads the Secret when it
   // starts the container, so the operator needs no permission on Secrets (and never sees them).
@@ -171,11 +205,12 @@ function agentContainer(pool: StoredEdgePool, agent: AgentSettings): V1Container
     args: ['--config', MODEL_SET_PATH],
     ...(credentials ? { envFrom: [{ secretRef: { name: credentials } }] } : {}),
     env: agentEnv(pool),
-    ports: [{ name: 'http', containerPort: a.port, protocol: 'TCP' }],
+    // Only the port the network reaches: with TLS, plain HTTP is not on the pod's address at all.
+    ports: [{ name: ep.portName, containerPort: ep.port, protocol: 'TCP' }],
     ...(resources ? { resources } : {}),
-    readinessProbe: { httpGet: { path: '/readyz', port: 'http' }, periodSeconds: 5, timeoutSeconds: 2, failureThreshold: 2 },
+    readinessProbe: { ...probe('/readyz'), periodSeconds: 5, timeoutSeconds: 2, failureThreshold: 2 },
     // /healthz only says "the process is alive" (never loading models), so no start-up grace is needed.
-    livenessProbe: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 10, timeoutSeconds: 2, failureThreshold: 3 },
+    livenessProbe: { ...probe('/healthz'), periodSeconds: 10, timeoutSeconds: 2, failureThreshold: 3 },
     volumeMounts: mounts,
     terminationMessagePolicy: 'FallbackToLogsOnError',
     securityContext: restrictedContainer(AGENT_UID),
@@ -223,6 +258,15 @@ function podSpec(pool: StoredEdgePool, agent: AgentSettings): V1PodSpec {
     ];
     volumes.push({ name: 'auth', secret: { secretName: auth.secretRef.name, items, defaultMode: 0o440 } });
   }
+  // spec.tls: the kubernetes.io/tls Secret's pair as a folder (rotations reach the agent), the key
+  // readable by the owner and the pod's fsGroup only. Not optional: no certificate, no agent (the
+  // pod waits with FailedMount, which the status reports).
+  if (pool.spec.tls) {
+    volumes.push({
+      name: 'tls',
+      secret: { secretName: pool.spec.tls.secretRef.name, items: [{ key: TLS_CERT_KEY, path: TLS_CERT_KEY }, { key: TLS_KEY_KEY, path: TLS_KEY_KEY }], defaultMode: 0o440 },
+    });
+  }
   const spec: V1PodSpec = {
     containers: [agentContainer(pool, agent)],
     nodeSelector: { ...pool.spec.nodeSelector },
@@ -252,6 +296,7 @@ export function desiredDeployment(pool: StoredEdgePool, agent: AgentSettings, re
   const labels = childLabels(name);
   const a = pool.spec.agent;
   const podMeta = a.podMetadata ?? {};
+  const ep = agentEndpoint(pool);
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -271,8 +316,10 @@ export function desiredDeployment(pool: StoredEdgePool, agent: AgentSettings, re
           annotations: {
             ...(podMeta.annotations ?? {}),
             'prometheus.io/scrape': 'true',
-            'prometheus.io/port': String(a.port),
+            'prometheus.io/port': String(ep.port),
             'prometheus.io/path': '/metrics',
+            // With TLS the agent's /metrics is on the HTTPS port only (the pod's address has no plain HTTP).
+            ...(ep.scheme === 'https' ? { 'prometheus.io/scheme': 'https' } : {}),
           },
         },
         spec: podSpec(pool, agent),

@@ -146,6 +146,7 @@ export class EdgePoolReconciler implements Reconciler {
     }
     await this.writeStatus(pool, status);
     this.announce(pool, decision, status);
+    this.warnCannotStart(pool, status);
     return builtin ? { requeueAfterMs: this.deps.syncPeriodMs } : DONE;
   }
 
@@ -275,6 +276,15 @@ export class EdgePoolReconciler implements Reconciler {
       status.recommendations = old.recommendations;
     }
     await this.statusWriter.write(pool, status);
+  }
+
+  /** A Warning Event when the agents start failing to start (e.g. a missing TLS Secret); once per episode. */
+  private warnCannotStart(pool: StoredEdgePool, status: EdgePoolStatus): void {
+    const reasonOf = (s: EdgePoolStatus | undefined) => s?.conditions?.find((c) => c.type === 'Ready')?.reason;
+    const ready = status.conditions?.find((c) => c.type === 'Ready');
+    if (ready?.reason !== 'AgentsCannotStart' || reasonOf(pool.status) === 'AgentsCannotStart') return;
+    this.deps.events.warning(pool, 'AgentsCannotStart', 'Reconcile', ready.message);
+    this.deps.log.warn({ kind: 'EdgePool', namespace: pool.metadata.namespace, name: pool.metadata.name, reason: ready.message }, 'EdgePool agents cannot start');
   }
 
   private announce(pool: StoredEdgePool, decision: ScaleDecision | undefined, status: EdgePoolStatus): void {

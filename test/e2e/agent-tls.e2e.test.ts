@@ -1,0 +1,245 @@
+// TLS end to end: an EdgePool with spec.tls naming a kubernetes.io/tls Secret; the operator (a real
+// process, as its ServiceAccount, which may not read Secrets) mounts it into a REAL edge agent on a
+// process-backed Jetson. Before the Secret exists the pool says why its agent cannot start (condition
+// and Warning Event, no crash loop); then the official `openai` package's Realtime client streams
+// espeak-ng speech in real time over wss:// to the pod's own 127.x address, trusting only the test CA,
+// and its file transcription goes over https; the kubelet's probes (HTTPS) make the agent ready,
+// Prometheus scrapes it over TLS (a live session seen as a stream); plain HTTP on the pod's address is
+// refused; the Secret replaced by a certificate of another CA is served without a restart, timed.
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import type { KubernetesObject, V1Pod } from '@kubernetes/client-node';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { connect as tlsConnect, getCACertificates, setDefaultCACertificates } from 'node:tls';
+import OpenAI, { toFile } from 'openai';
+import { OpenAIRealtimeWS } from 'openai/realtime/ws';
+import { resample } from '../../edge-agent/src/audio/resample.js';
+import { decodeWav, encodeWav16 } from '../../edge-agent/src/audio/wav.js';
+import { embeddedRef, speak, tempDir } from '../../edge-agent/src/testing/speech.js';
+import { wordErrors } from '../../edge-agent/src/text/wer.js';
+import type { StoredEdgePool } from '../../operator/src/edgepool/desired.js';
+import { EDGEPOOL_LABEL } from '../../operator/src/edgepool/names.js';
+import { EDGEPOOLS } from '../../operator/src/edgepool/reconciler.js';
+import { EVENTS, PODS } from '../../operator/src/kube/client.js';
+import type { OperatorProcess } from '../../operator/testing/operator-process.js';
+import { adminClient, OPERATOR_SA, operatorServiceAccount, startOperator } from '../../operator/testing/operator-process.js';
+import { applyCrds, createTestNamespace, deleteTestNamespace, edgeTaint, eventually, kubectl, prometheusUrl, promQuery } from '../cluster/index.js';
+
+jest.setTimeout(420_000);
+
+const api = adminClient();
+const LEASE = 'whisperops-operator';
+const TLS_PORT = 8443;
+// The agent's plain HTTP is loopback-only with TLS, and process nodes share the machine's loopback:
+// a port of its own, so it cannot clash with anything else on 127.0.0.1.
+const PLAIN_PORT = 20_000 + (process.pid % 20_000);
+const SECRET = 'agent-tls';
+const tolerations = [{ key: edgeTaint.key, operator: 'Equal', value: edgeTaint.value, effect: edgeTaint.effect }];
+const defaultCAs = getCACertificates('default');
+const dir = tempDir('agent-tls-e2e');
+
+let ns = '';
+let operator: OperatorProcess | undefined;
+let cleanupRbac: () => Promise<void> = () => Promise.resolve();
+
+/** A CA of its own (name) and a server certificate for `ip` signed by it (openssl, P-256). */
+function makeCert(name: string, ip: string): { ca: string; cert: string; key: string; serial: string } {
+  const run = (...args: string[]): void => void execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
+  run('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${name}-ca.key`, '-out', `${name}-ca.crt`, '-days', '1', '-subj', `/CN=whisperops e2e ${name} CA`);
+  writeFileSync(join(dir, `${name}.ext`), `subjectAltName=IP:${ip}\n`);
+  run('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${ip}`);
+  const serial = name === 'first' ? '0A01' : '0B02';
+  run('x509', '-req', '-in', `${name}.csr`, '-CA', `${name}-ca.crt`, '-CAkey', `${name}-ca.key`, '-set_serial', `0x${serial}`, '-out', `${name}.crt`, '-days', '1', '-extfile', `${name}.ext`);
+  const read = (f: string) => readFileSync(join(dir, f), 'utf8');
+  return { ca: read(`${name}-ca.crt`), cert: join(dir, `${name}.crt`), key: join(dir, `${name}.key`), serial };
+}
+
+/** Creates or replaces the kubernetes.io/tls Secret with kubectl (as a user would). */
+async function tlsSecret(cert: string, key: string): Promise<void> {
+  const yaml = await kubectl(['create', 'secret', 'tls', SECRET, '-n', ns, `--cert=${cert}`, `--key=${key}`, '--dry-run=client', '-o', 'yaml']);
+  await kubectl(['apply', '-f', '-'], { input: yaml });
+}
+
+/** The serial number of the certificate served at ip:port (verified against `ca`). */
+function servedSerial(ip: string, port: number, ca: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = tlsConnect({ host: ip, port, ca, servername: '' }, () => {
+      const serial = s.getPeerCertificate().serialNumber;
+      s.end();
+      resolve(serial);
+    });
+    s.setTimeout(5000, () => s.destroy(new Error('TLS handshake timed out')));
+    s.once('error', reject);
+  });
+}
+
+function pcm16Base64(samples: Float32Array): string {
+  const b = Buffer.alloc(samples.length * 2);
+  samples.forEach((x, i) => b.writeInt16LE(Math.max(-32768, Math.min(32767, Math.round(x * 32767))), i * 2));
+  return b.toString('base64');
+}
+
+async function agentPod(): Promise<V1Pod | undefined> {
+  const pods = (await api.list<V1Pod>(PODS, { namespace: ns, labelSelector: `${EDGEPOOL_LABEL}=secure` })).items;
+  return pods.find((p) => !p.metadata?.deletionTimestamp);
+}
+
+beforeAll(async () => {
+  await applyCrds();
+  ns = await createTestNamespace('tls');
+  let kubeconfig: string;
+  ({ kubeconfig, cleanup: cleanupRbac } = await operatorServiceAccount(ns, LEASE));
+  operator = startOperator({
+    kubeconfig, namespace: ns, identity: 'tls-e2e', leaseName: LEASE,
+    extra: [`--prometheus-url=${await prometheusUrl()}`, '--prometheus-loopback-only', '--edgepool-sync-period=2', '--agent-image=ghcr.io/whisperops/edge-agent:0.1.0'],
+  });
+  await operator.waitFor('Caches synced, controllers running', 60_000);
+});
+
+afterAll(async () => {
+  setDefaultCACertificates(defaultCAs);
+  if (ns) await kubectl(['delete', 'edgepools', '--all', '-n', ns, '--wait=false']).catch(() => undefined);
+  await operator?.kill('SIGTERM');
+  await cleanupRbac();
+  if (ns) await deleteTestNamespace(ns);
+  await api.close();
+});
+
+describe('agent TLS through EdgePool spec.tls (real agent on a process node)', () => {
+  it('reports a missing Secret, then serves Realtime over wss and files over https with the test CA, refuses plain HTTP, and takes a rotated certificate without a restart', async () => {
+    // The operator's ServiceAccount may not read Secrets: the kubelet mounts them.
+    expect((await kubectl(['auth', 'can-i', 'get', 'secrets', '-n', ns, `--as=system:serviceaccount:${ns}:${OPERATOR_SA}`]).catch((e: unknown) => String((e as { stdout?: string }).stdout ?? e))).trim()).toMatch(/^no/);
+    const pool = {
+      apiVersion: 'whisperops.dev/v1alpha1', kind: 'EdgePool', metadata: { name: 'secure', namespace: ns },
+      spec: {
+        nodeSelector: { 'whisperops.dev/device': 'jetson-agx-xavier', type: 'process' }, tolerations,
+        agent: { threads: 2, port: PLAIN_PORT }, autoscaling: { mode: 'off' }, replicas: 1,
+        tls: { secretRef: { name: SECRET }, port: TLS_PORT },
+      },
+    };
+    await kubectl(['apply', '-f', '-'], { input: JSON.stringify(pool) });
+    const ref = embeddedRef();
+    await kubectl(['apply', '-f', '-'], {
+      input: JSON.stringify({
+        apiVersion: 'whisperops.dev/v1alpha1', kind: 'InferenceDeployment', metadata: { name: 'tiny', namespace: ns },
+        spec: { edgePoolRef: { name: 'secure' }, model: { uri: 'file:///app/models/tiny-whisper-synth', version: ref.version, sha256: ref.sha256 } },
+      }),
+    });
+
+    // 1. No Secret yet: the pool says why (Ready False, Stalled, a Warning Event), the agent never runs.
+    const stuck = await eventually('the pool reporting the missing Secret', async () => {
+      const p = await api.get<StoredEdgePool>(EDGEPOOLS, ns, 'secure');
+      const ready = p.status?.conditions?.find((c) => c.type === 'Ready');
+      return ready?.reason === 'AgentsCannotStart' ? p : undefined;
+    }, 120_000, 500);
+    const ready0 = stuck.status?.conditions?.find((c) => c.type === 'Ready');
+    expect(ready0?.status).toBe('False');
+    expect(ready0?.message).toContain(`secret "${SECRET}" not found`);
+    expect(ready0?.message).toContain(`spec.tls.secretRef ${SECRET} (a kubernetes.io/tls Secret with tls.crt and tls.key)`);
+    expect(stuck.status?.conditions?.find((c) => c.type === 'Stalled')).toMatchObject({ status: 'True', reason: 'AgentsCannotStart' });
+    expect(stuck.status?.endpoints).toBeUndefined();
+    const warning = await eventually('the AgentsCannotStart Event', async () => (await api.list<KubernetesObject & { reason: string; type: string; note: string; regarding: { name: string } }>(EVENTS, { namespace: ns })).items
+      .find((e) => e.regarding.name === 'secure' && e.reason === 'AgentsCannotStart'), 30_000, 500);
+    expect(warning.type).toBe('Warning');
+    const pending = await eventually('the pending agent pod with its address', async () => {
+      const p = await agentPod();
+      return p?.status?.podIP ? p : undefined;
+    }, 60_000, 500);
+    expect(pending.status?.containerStatuses?.[0]?.restartCount ?? 0).toBe(0);
+    const ip = pending.status?.podIP ?? '';
+    expect(ip).toMatch(/^127\./);
+
+    // 2. The Secret appears: a certificate for the pod's address from the first test CA.
+    const first = makeCert('first', ip);
+    await tlsSecret(first.cert, first.key);
+    const readyPool = await eventually('the pool ready with an https endpoint', async () => {
+      const p = await api.get<StoredEdgePool>(EDGEPOOLS, ns, 'secure');
+      return p.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True' ? p : undefined;
+    }, 240_000, 1000);
+    const base = `https://${ip}:${TLS_PORT}`;
+    expect(readyPool.status?.endpoints).toEqual([base]);
+    const pod = await agentPod();
+    expect(pod?.metadata?.name).toBe(pending.metadata?.name);
+    const container = pod?.spec?.containers[0];
+    expect(container?.readinessProbe?.httpGet).toMatchObject({ port: 'https', scheme: 'HTTPS' });
+    expect(container?.ports?.map((p) => p.name)).toEqual(['https']);
+    const started = pod?.status?.containerStatuses?.[0]?.state?.running?.startedAt;
+
+    // Plain HTTP on the pod's address is refused (the agent's plain listener is on loopback only),
+    // and TLS without the test CA is not trusted.
+    const failure = (url: string) => fetch(url).then(() => 'answered', (e: unknown) => String((e as { cause?: { code?: string } }).cause?.code));
+    expect(await failure(`http://${ip}:${PLAIN_PORT}/healthz`)).toBe('ECONNREFUSED');
+    expect((await fetch(`http://127.0.0.1:${PLAIN_PORT}/healthz`)).status).toBe(200); // loopback (process nodes share the machine's)
+    expect(await failure(`${base}/healthz`)).toMatch(/CERT|SIGNATURE/);
+
+    // 3. The official SDK trusting the test CA: a file transcription over https, then a Realtime session over wss.
+    setDefaultCACertificates([...defaultCAs, first.ca]);
+    const client = new OpenAI({ baseURL: `${base}/v1`, apiKey: 'unused' });
+    const speech = decodeWav(speak('please call me back when you have finished the report', 'en-us', 160));
+    const fileText = (await client.audio.transcriptions.create({ file: await toFile(encodeWav16(speech.samples, speech.sampleRate), 'a.wav'), model: 'tiny' })).text;
+    expect(fileText.split(/\s+/).length).toBeGreaterThan(4);
+
+    const rt = new OpenAIRealtimeWS({ intent: 'transcription', options: { ca: first.ca } }, client);
+    expect(rt.url.toString()).toMatch(new RegExp(`^wss://${ip.replace(/\./g, '\\.')}:${TLS_PORT}/v1/realtime`));
+    const events: { type: string; sending: boolean; e: Record<string, unknown> }[] = [];
+    let sending = true;
+    rt.on('event', (e) => events.push({ type: e.type, sending, e: e as unknown as Record<string, unknown> }));
+    const errors: unknown[] = [];
+    rt.on('error', (err) => errors.push(err));
+    await new Promise<void>((res, rej) => {
+      rt.socket.once('open', () => res());
+      rt.socket.once('error', rej);
+    });
+    rt.send({
+      type: 'session.update',
+      session: { type: 'transcription', audio: { input: { format: { type: 'audio/pcm', rate: 24000 }, transcription: { model: 'tiny', language: 'en' }, turn_detection: { type: 'server_vad', silence_duration_ms: 500 } } } },
+    });
+    const SR = 24000;
+    const voiced = resample(speech.samples, speech.sampleRate, SR);
+    const audio = new Float32Array(voiced.length + Math.round(1.2 * SR));
+    audio.set(voiced);
+    const chunk = Math.round(0.04 * SR); // 40 ms chunks in real time
+    const t0 = performance.now();
+    for (let i = 0; i < audio.length; i += chunk) {
+      rt.send({ type: 'input_audio_buffer.append', audio: pcm16Base64(audio.subarray(i, i + chunk)) });
+      const due = t0 + ((i + chunk) / SR) * 1000;
+      await new Promise((r) => setTimeout(r, Math.max(0, due - performance.now())));
+    }
+    sending = false;
+    const completed = await eventually('the turn completed', () => Promise.resolve(events.find((x) => x.type === 'conversation.item.input_audio_transcription.completed')), 60_000, 50);
+    // Prometheus scrapes the agent over TLS and sees the open session as a stream (what the autoscaler reads).
+    const scraped = await eventually('the live session scraped as a stream', async () => {
+      const r = await promQuery(`max_over_time(whisperops_agent_active_streams{namespace="${ns}",pod="${pod?.metadata?.name ?? ''}"}[1m])`);
+      const v = r.resultType === 'vector' ? Number(r.result[0]?.value[1]) : NaN;
+      return v >= 1 ? v : undefined;
+    }, 30_000, 1000);
+    expect(scraped).toBeGreaterThanOrEqual(1);
+    rt.close();
+    expect(errors).toEqual([]);
+    expect(events[0]?.type).toBe('session.created');
+    const deltas = events.filter((x) => x.type === 'conversation.item.input_audio_transcription.delta');
+    expect(deltas.some((d) => d.sending)).toBe(true); // text while audio was still being sent
+    expect(deltas.map((d) => d.e.delta).join('')).toBe(completed.e.transcript);
+    const wer = wordErrors(fileText, String(completed.e.transcript));
+    expect(wer.errors / wer.referenceWords).toBeLessThanOrEqual(0.2);
+    process.stdout.write(`agent-tls e2e: file "${fileText}"; live "${String(completed.e.transcript)}"; ${deltas.length} deltas, ${deltas.filter((d) => d.sending).length} while sending\n`);
+
+    // 4. Rotation to a certificate of another CA: served without a restart, timed from the Secret update.
+    expect(await servedSerial(ip, TLS_PORT, first.ca)).toBe(first.serial);
+    const second = makeCert('second', ip);
+    const r0 = Date.now();
+    await tlsSecret(second.cert, second.key);
+    await eventually('the rotated certificate served', async () => ((await servedSerial(ip, TLS_PORT, second.ca).catch(() => '')) === second.serial ? true : undefined), 120_000, 200);
+    const rotatedMs = Date.now() - r0;
+    // The old CA no longer verifies the agent; the SDK with the new CA does.
+    await expect(servedSerial(ip, TLS_PORT, first.ca)).rejects.toThrow();
+    setDefaultCACertificates([...defaultCAs, second.ca]);
+    const again = await new OpenAI({ baseURL: `${base}/v1`, apiKey: 'unused' }).audio.transcriptions.create({ file: await toFile(encodeWav16(speech.samples, speech.sampleRate), 'a.wav'), model: 'tiny' });
+    expect(again.text).toBe(fileText);
+    const after = await api.get<V1Pod>(PODS, ns, pod?.metadata?.name ?? '');
+    expect(after.status?.containerStatuses?.[0]?.state?.running?.startedAt).toEqual(started);
+    expect(after.status?.containerStatuses?.[0]?.restartCount ?? 0).toBe(0);
+    process.stdout.write(`agent-tls e2e: rotated certificate served ${rotatedMs} ms after the Secret update\n`);
+  });
+});
