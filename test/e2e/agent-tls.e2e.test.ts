@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { connect as tlsConnect, getCACertificates, setDefaultCACertificates } from 'node:tls';
 import OpenAI, { toFile } from 'openai';
 import { OpenAIRealtimeWS } from 'openai/realtime/ws';
+import { parseDocument } from 'yaml';
 import { resample } from '../../edge-agent/src/audio/resample.js';
 import { decodeWav, encodeWav16 } from '../../edge-agent/src/audio/wav.js';
 import { embeddedRef, speak, tempDir } from '../../edge-agent/src/testing/speech.js';
@@ -23,8 +24,8 @@ import { EDGEPOOL_LABEL } from '../../operator/src/edgepool/names.js';
 import { EDGEPOOLS } from '../../operator/src/edgepool/reconciler.js';
 import { EVENTS, PODS } from '../../operator/src/kube/client.js';
 import type { OperatorProcess } from '../../operator/testing/operator-process.js';
-import { adminClient, OPERATOR_SA, operatorServiceAccount, startOperator } from '../../operator/testing/operator-process.js';
-import { applyCrds, createTestNamespace, deleteTestNamespace, edgeTaint, eventually, kubectl, prometheusUrl, promQuery } from '../cluster/index.js';
+import { adminClient, OPERATOR_SA, operatorServiceAccount, REPO_ROOT, startOperator } from '../../operator/testing/operator-process.js';
+import { applyCrds, createTestNamespace, deleteTestNamespace, edgeTaint, eventually, helm, kubectl, prometheusUrl, promQuery } from '../cluster/index.js';
 
 jest.setTimeout(420_000);
 
@@ -165,6 +166,11 @@ describe('agent TLS through EdgePool spec.tls (real agent on a process node)', (
     expect(container?.readinessProbe?.httpGet).toMatchObject({ port: 'https', scheme: 'HTTPS' });
     expect(container?.ports?.map((p) => p.name)).toEqual(['https']);
     const started = pod?.status?.containerStatuses?.[0]?.state?.running?.startedAt;
+    // The chart's PodMonitor (prometheus-operator) has an endpoint for this pod's port: https, scheme https.
+    const podMonitor = parseDocument(await helm(['template', 'wo', join(REPO_ROOT, 'charts', 'whisperops'), '--set', 'podMonitor.enabled=true', '--show-only', 'templates/podmonitor.yaml'])).toJS() as {
+      spec: { podMetricsEndpoints: { port: string; scheme?: string; tlsConfig?: { insecureSkipVerify?: boolean } }[] };
+    };
+    expect(podMonitor.spec.podMetricsEndpoints.find((e) => e.port === 'https')).toMatchObject({ scheme: 'https', tlsConfig: { insecureSkipVerify: true } });
 
     // Plain HTTP on the pod's address is refused (the agent's plain listener is on loopback only),
     // and TLS without the test CA is not trusted.
