@@ -23,6 +23,7 @@ class Sample:
     voice: str | None = None
     wpm: int | None = None
     pitch: int | None = None
+    role: str | None = None  # speaker role (spec.compression.speakerRole), from the manifest's "role" or the voice
 
     def to_json(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -41,8 +42,8 @@ def write_manifest(path: str | Path, samples: Iterable[Sample]) -> None:
 def read_manifest(location: str, default_scenario: str | None = None, *, allow_empty: bool = False,
                   text: str | None = None) -> list[Sample]:
     """Read a JSONL manifest from a local path or URI. Relative audio paths are resolved against
-    the manifest's own location; keys other than audio, text, scenario, voice, wpm and pitch are
-    ignored. Raises DatasetError on missing files or bad lines (and on an empty manifest unless
+    the manifest's own location; keys other than audio, text, scenario, voice, wpm, pitch and role
+    are ignored. Raises DatasetError on missing files or bad lines (and on an empty manifest unless
     allow_empty)."""
     from .uri import read_text
 
@@ -66,7 +67,8 @@ def read_manifest(location: str, default_scenario: str | None = None, *, allow_e
             raise DatasetError(f"{location}:{n}: needs a 'scenario'")
         audio = _audio_uri(location, n, obj["audio"])
         out.append(Sample(audio=audio, text=obj["text"], scenario=scen,
-                          voice=obj.get("voice"), wpm=obj.get("wpm"), pitch=obj.get("pitch")))
+                          voice=obj.get("voice"), wpm=obj.get("wpm"), pitch=obj.get("pitch"),
+                          role=obj.get("role") if isinstance(obj.get("role"), str) and obj.get("role") else None))
     if not out and not allow_empty:
         raise DatasetError(f"dataset manifest is empty: {location}")
     return out

@@ -39,7 +39,8 @@ def write_manifest(model_dir: Path, *, name: str, version: str, parent_version: 
                        ("encoderQuantized", "onnx/encoder_model_quantized.onnx"),
                        ("decoderQuantized", "onnx/decoder_model_merged_quantized.onnx"),
                        ("encoderFp16", "onnx/encoder_model_fp16.onnx"),
-                       ("decoderFp16", "onnx/decoder_model_merged_fp16.onnx")):
+                       ("decoderFp16", "onnx/decoder_model_merged_fp16.onnx"),
+                       ("roleHead", "onnx/role_head.onnx")):
         if fname in files:
             onnx[key] = fname
     doc: dict[str, Any] = {

@@ -16,7 +16,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Sequence
 
-from . import log, manifest, preflight, result, synth, uri
+from . import log, manifest, preflight, result, roles, synth, uri
 from .data import (DatasetError, Sample, Stage, mix_replay, plan_curriculum, read_manifest, read_manifests, split_sentences,
                    write_manifest)
 from .export import QualityGateFailed
@@ -66,7 +66,7 @@ def _localize(samples: list[Sample], dest: Path, what: str) -> list[Sample]:
         p = dest / f"{i:07d}{suffix}"
         if not p.exists():
             todo.append((s.audio, p))
-        out.append(Sample(str(p), s.text, s.scenario, s.voice, s.wpm, s.pitch))
+        out.append(Sample(str(p), s.text, s.scenario, s.voice, s.wpm, s.pitch, s.role))
     if todo:
         t0 = time.time()
         try:
@@ -155,7 +155,12 @@ def prepare_data(spec: dict[str, Any], work: Path, seed: int) -> Data:
     if syn:
         log.set_stage("synthesize")
         corpus = corpus[: int(syn["maxUtterances"])]
-        synthesized = synth.synthesize(corpus, syn["scenario"], work / "audio" / "synth", syn_cfg, workers=os.cpu_count() or 2)
+        role_voices = roles.voice_split(spec)[0] if (spec.get("compression") or {}).get("speakerRole") else {}
+        if role_voices:  # speakerRole: every sentence once per role, by that role's training voices
+            synthesized = roles.synthesize_by_role(corpus, syn["scenario"], work / "audio" / "synth", role_voices, seed,
+                                                   syn_cfg.wpm, syn_cfg.pitch, workers=os.cpu_count() or 2)
+        else:
+            synthesized = synth.synthesize(corpus, syn["scenario"], work / "audio" / "synth", syn_cfg, workers=os.cpu_count() or 2)
     if heldout:
         d.evals[d.scenario] = synth.synthesize(heldout, d.scenario, work / "audio" / f"eval-{d.scenario}", eval_cfg,
                                                workers=os.cpu_count() or 2)
@@ -388,7 +393,7 @@ def fetch_model(bm: dict[str, Any], dest: Path, what: str, field: str) -> tuple[
 
 # spec.compression techniques this trainer carries out; the others are refused as invalid input
 # (exit 2) rather than silently skipped.
-IMPLEMENTED_COMPRESSION: tuple[str, ...] = ("distillation", "headPruning")
+IMPLEMENTED_COMPRESSION: tuple[str, ...] = ("distillation", "headPruning", "speakerRole")
 
 
 def check_compression(spec: dict[str, Any]) -> list[str]:
@@ -420,6 +425,12 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     if dist:
         train_dir, teacher_dir, student_plan = prepare_distillation(spec, base_dir, work, cfg)
     d = prepare_data(spec, work, seed)
+    sr = (spec.get("compression") or {}).get("speakerRole")
+    role_eval: list[Sample] = []
+    role_details: dict[str, Any] = {}
+    if sr:
+        cfg.role_names, cfg.role_loss_weight = list(sr["roles"]), float(sr.get("lossWeight", 0.3))
+        role_eval = roles_data(spec, d, work, seed)
     stages = curriculum(spec, d, seed)
     prune_info = None
     hp = (spec.get("compression") or {}).get("headPruning")
@@ -454,6 +465,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
             shutil.rmtree(tuned)
         model_dir.rename(tuned)
         interpolate(str(base_dir), str(tuned), alpha, str(model_dir))
+        roles.carry_head(tuned, model_dir)
         log.info("Interpolated with the base model (WiSE-FT)", alpha=alpha)
 
     log.set_stage("evaluate")
@@ -470,6 +482,10 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         compression = {"techniques": techniques, "paramsBefore": count_params(teacher_dir), "paramsAfter": tr["total"],
                        **({"headsBefore": prune_info["headsBefore"], "headsAfter": prune_info["headsAfter"]} if prune_info else {}),
                        "referenceWer": {k: round(v.wer, 4) for k, v in ref_scores.items()}}
+        if sr:
+            role_details = role_info(spec, model_dir, role_eval)
+            if role_details.get("accuracy") is not None:
+                compression["roleAccuracy"] = role_details["accuracy"]
         log.info("Compressed", **compression)
         if scores:
             from . import export as export_mod
@@ -489,6 +505,8 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         from . import export
 
         export.export_onnx(model_dir, model_dir)
+        if sr:
+            roles.export_onnx(model_dir)
         if quant == "int8":
             export.quantize_int8(model_dir / "onnx")
             suffix = "_quantized"
@@ -528,6 +546,11 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     if compression:
         training["compression"] = {**compression, **({"student": student_plan.to_json()} if student_plan else {}),
                                    **({"encoderHeadsKept": prune_info["kept"]} if prune_info else {})}
+        if sr:
+            training["compression"]["speakerRole"] = {"roles": roles.roles_of(model_dir), "head": roles.ONNX_FILE,
+                                                      "weights": roles.HEAD_FILE, "configKey": roles.ROLES_KEY,
+                                                      "headParams": roles.head_params(roles.load_head(model_dir)),
+                                                      **role_details}
     (model_dir / "training_report.json").unlink(missing_ok=True)
     sha = manifest.write_manifest(model_dir, name=name, version=version, parent_version=parent_version,
                                   quantization=quant, metrics=metrics, extra={"training": training})
@@ -543,6 +566,35 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         "totalParams": tr["total"], "quantization": quant, "durationSeconds": round(time.time() - t_start, 1),
         **({"compression": compression} if compression else {}),
     }
+
+
+def roles_data(spec: dict[str, Any], d: Data, work: Path, seed: int) -> list[Sample]:
+    """spec.compression.speakerRole: checks that training has role-labelled samples (synthesized by the
+    role voices, or manifest samples with a "role"); returns the held-out role set (roles.heldout_set)."""
+    names = set(spec["compression"]["speakerRole"]["roles"])
+    bad = sorted({s.role for s in d.domain + d.general if s.role and s.role not in names})
+    if bad:
+        raise DatasetError(f"dataset: role {bad[0]!r} is not one of spec.compression.speakerRole.roles")
+    n = {r: sum(1 for s in d.domain + d.general if s.role == r) for r in sorted(names)}
+    if not any(n.values()):
+        raise DatasetError("spec.compression.speakerRole: no role-labelled training samples (map dataset.synthesize "
+                           "voices to roles in speakerRole.voices, or give manifest samples a \"role\")")
+    held = roles.heldout_set(spec, d.evals, work, seed, _eval_max(), os.cpu_count() or 2)
+    log.info("Speaker-role data", training=n, heldout=len(held),
+             heldout_voices=roles.voice_split(spec)[1])
+    return held
+
+
+def role_info(spec: dict[str, Any], model_dir: Path, role_eval: list[Sample]) -> dict[str, Any]:
+    """Role accuracy of the trained head on the held-out set, with its size and held-out voices."""
+    if not role_eval:
+        log.warn("No held-out role samples (no held-out voices in speakerRole.voices, no role in the evaluation "
+                 "manifests): roleAccuracy is not reported")
+        return {}
+    acc = roles.accuracy(model_dir, role_eval)
+    out = {**acc, "heldoutVoices": roles.voice_split(spec)[1]}
+    log.info("Speaker-role accuracy", **out)
+    return out
 
 
 def prune_heads(spec: dict[str, Any], model_dir: Path, work: Path, stages: list[tuple[str, list[Sample]]], seed: int):

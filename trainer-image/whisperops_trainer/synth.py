@@ -58,7 +58,9 @@ def pick_voices(n: int, cfg: SynthConfig) -> list[Voice]:
     rng = random.Random(cfg.seed)
     out = []
     for _ in range(n):
-        v = rng.choice(list(cfg.voices)) + rng.choice(list(cfg.variants))
+        v = rng.choice(list(cfg.voices))
+        variant = rng.choice(list(cfg.variants))
+        v += "" if "+" in v else variant  # a voice that names its variant (en-us+f2) keeps it
         out.append(Voice(v, int(round(rng.uniform(*cfg.wpm))), int(round(rng.uniform(*cfg.pitch)))))
     return out
 

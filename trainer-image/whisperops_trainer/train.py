@@ -44,6 +44,12 @@ class TrainConfig:
     distill_temperature: float = 2.0
     distill_kl_weight: float = 0.5
     distill_ce_weight: float = 0.5
+    # quantization-aware training (spec.compression.quantizationAware): training utterances the
+    # activation ranges are calibrated on before training; 0 = off (qat.py)
+    qat_calibration_samples: int = 0
+    # speaker-role head (spec.compression.speakerRole): role names (the logits' order) and the role CE weight
+    role_names: Sequence[str] | None = None
+    role_loss_weight: float = 0.3
 
     def lr(self) -> float:
         return self.learning_rate if self.learning_rate else DEFAULT_LR[self.method]
@@ -51,6 +57,7 @@ class TrainConfig:
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d["target_modules"] = list(self.target_modules)
+        d["role_names"] = list(self.role_names) if self.role_names else None
         return d
 
     @staticmethod
@@ -81,8 +88,9 @@ class SpeechDataset:
     masked out of the loss (-100): decoding always forces them."""
 
     def __init__(self, samples: Sequence[Sample], model_dir: str, tokenizer, cfg: AugmentConfig | None,
-                 seed: int, max_label_len: int):
+                 seed: int, max_label_len: int, roles: Sequence[str] | None = None):
         self.samples = list(samples)
+        self.role_ids = {r: i for i, r in enumerate(roles or [])}
         self.tok = tokenizer
         self.aug = WaveAugmenter(cfg) if cfg is not None else None
         self.seed = seed
@@ -107,7 +115,8 @@ class SpeechDataset:
         dec_in = np.array(ids[:-1], dtype=np.int64)
         labels = np.array(ids[1:], dtype=np.int64)
         labels[: len(self.prompt) - 1] = -100
-        return {"audio": x, "decoder_input_ids": dec_in, "labels": labels}
+        return {"audio": x, "decoder_input_ids": dec_in, "labels": labels,
+                "role": np.int64(self.role_ids.get(s.role, -100) if s.role else -100)}
 
 
 def collate(batch: list[dict[str, np.ndarray]], pad_id: int, n_samples: int = 160000):
@@ -118,6 +127,7 @@ def collate(batch: list[dict[str, np.ndarray]], pad_id: int, n_samples: int = 16
     lab = np.full((len(batch), n), -100, dtype=np.int64)
     wav = np.zeros((len(batch), n_samples), dtype=np.float32)
     frames = np.zeros(len(batch), dtype=np.int64)
+    roles = np.array([int(b.get("role", -100)) for b in batch], dtype=np.int64)
     for i, b in enumerate(batch):
         dec[i, : len(b["decoder_input_ids"])] = b["decoder_input_ids"]
         lab[i, : len(b["labels"])] = b["labels"]
@@ -128,6 +138,7 @@ def collate(batch: list[dict[str, np.ndarray]], pad_id: int, n_samples: int = 16
         "frames": torch.from_numpy(frames),
         "decoder_input_ids": torch.from_numpy(dec),
         "labels": torch.from_numpy(lab),
+        "role": torch.from_numpy(roles),
     }
 
 
@@ -203,10 +214,24 @@ def train(model_dir: str, stages: Sequence[tuple[str, Sequence[Sample]]], cfg: T
     per_step = cfg.batch_size * cfg.grad_accum * acc.num_processes
     planned = sum(math.ceil(len(s) / per_step) for _, s in stages)
     total_steps = min(planned, cfg.max_steps) if cfg.max_steps else planned
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr(),
+    role_head = None
+    if cfg.role_names:
+        from . import roles as roles_mod
+
+        role_head = roles_mod.load_head(model_dir) if roles_mod.roles_of(model_dir) == list(cfg.role_names) else None
+        started = "the base model's head" if role_head is not None else "new"
+        if role_head is None:
+            role_head = roles_mod.make_head(int(model.config.d_model), len(cfg.role_names), seed=cfg.seed)
+        role_head.train()
+        log.info("Speaker-role head", roles=list(cfg.role_names), params=roles_mod.head_params(role_head),
+                 loss_weight=cfg.role_loss_weight, start=started)
+    head_params = list(role_head.parameters()) if role_head is not None else []
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad] + head_params, lr=cfg.lr(),
                             weight_decay=cfg.weight_decay)
     sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup_fraction * total_steps), max(1, total_steps))
     model, opt, sched = acc.prepare(model, opt, sched)
+    if role_head is not None:
+        role_head = acc.prepare(role_head)
     model.train()
     teacher = None
     if cfg.teacher_dir:
@@ -233,7 +258,7 @@ def train(model_dir: str, stages: Sequence[tuple[str, Sequence[Sample]]], cfg: T
         log.set_stage("train")
         log.info("Curriculum stage", stage_name=name, index=si, samples=len(samples),
                  domain=sum(1 for s in samples if s.scenario != "general"))
-        ds = SpeechDataset(samples, model_dir, tok, cfg.augment, cfg.seed + 1000 * si, max_label)
+        ds = SpeechDataset(samples, model_dir, tok, cfg.augment, cfg.seed + 1000 * si, max_label, cfg.role_names)
         g = torch.Generator()
         g.manual_seed(cfg.seed + si)
         dl = torch.utils.data.DataLoader(ds, batch_size=cfg.batch_size, shuffle=True, generator=g,
@@ -255,9 +280,18 @@ def train(model_dir: str, stages: Sequence[tuple[str, Sequence[Sample]]], cfg: T
                         t_logits = teacher(input_features=feats, decoder_input_ids=batch["decoder_input_ids"]).logits
                     loss, _ = distillation_loss(out.logits, t_logits, batch["labels"], out.loss, cfg.distill_temperature,
                                                 cfg.distill_kl_weight, cfg.distill_ce_weight)
+                if role_head is not None:
+                    from .roles import encoder_valid_frames, joint_loss
+
+                    h = out.encoder_last_hidden_state
+                    valid = torch.tensor([encoder_valid_frames(int(f) * 160 - 160, 160, h.shape[1]) for f in batch["frames"].tolist()],
+                                         dtype=torch.int64, device=h.device)
+                    loss, _ = joint_loss(loss, role_head(h, valid), batch["role"], cfg.role_loss_weight)
                 acc.backward(loss)
                 if acc.sync_gradients:
                     acc.clip_grad_norm_(model.parameters(), 1.0)
+                    if role_head is not None:
+                        acc.clip_grad_norm_(role_head.parameters(), 1.0)
                 opt.step()
                 sched.step()
                 opt.zero_grad(set_to_none=True)
@@ -288,6 +322,12 @@ def train(model_dir: str, stages: Sequence[tuple[str, Sequence[Sample]]], cfg: T
         from .export import copy_hf_side_files
 
         copy_hf_side_files(Path(model_dir), Path(out_dir))
+        from . import roles as roles_mod
+
+        if role_head is not None:
+            roles_mod.save_head(acc.unwrap_model(role_head), list(cfg.role_names or []), Path(out_dir))
+        elif roles_mod.roles_of(out_dir):
+            roles_mod.set_roles(Path(out_dir), None)  # a base model's head is not carried into a model trained without one
         (Path(out_dir) / "training_report.json").write_text(json.dumps(res.to_json(), indent=2))
     log.info("Trained", steps=step, seconds=secs, utt_per_sec=res.utt_per_sec, final_loss=res.final_loss)
     acc.wait_for_everyone()
