@@ -72,7 +72,7 @@ def _has_conv(path: Path) -> bool:
     return any(n.op_type == "Conv" for n in m.graph.node)
 
 
-def quantize_int8(onnx_dir: Path, per_channel: bool = False) -> list[Path]:
+def quantize_int8(onnx_dir: Path, per_channel: bool = False, suffix: str = "_quantized") -> list[Path]:
     """Dynamic INT8 quantization of MatMul/Gemm weights (onnxruntime.quantization.quantize_dynamic),
     the recipe transformers.js uses for its q8 files (`*_quantized.onnx`): per-tensor, no reduced
     range, QUInt8 weights for a graph with Conv (the encoder), QInt8 otherwise. Conv layers and the
@@ -85,7 +85,7 @@ def quantize_int8(onnx_dir: Path, per_channel: bool = False) -> list[Path]:
     out = []
     for name in ("encoder_model", "decoder_model_merged"):
         src = onnx_dir / f"{name}.onnx"
-        dst = onnx_dir / f"{name}_quantized.onnx"
+        dst = onnx_dir / f"{name}{suffix}.onnx"
         wt = QuantType.QUInt8 if _has_conv(src) else QuantType.QInt8
         quantize_dynamic(str(src), str(dst), per_channel=per_channel, reduce_range=False, weight_type=wt,
                          op_types_to_quantize=["MatMul", "Gemm"],

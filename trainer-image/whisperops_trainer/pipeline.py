@@ -393,7 +393,7 @@ def fetch_model(bm: dict[str, Any], dest: Path, what: str, field: str) -> tuple[
 
 # spec.compression techniques this trainer carries out; the others are refused as invalid input
 # (exit 2) rather than silently skipped.
-IMPLEMENTED_COMPRESSION: tuple[str, ...] = ("distillation", "headPruning", "speakerRole")
+IMPLEMENTED_COMPRESSION: tuple[str, ...] = ("distillation", "headPruning", "quantizationAware", "speakerRole")
 
 
 def check_compression(spec: dict[str, Any]) -> list[str]:
@@ -405,6 +405,14 @@ def check_compression(spec: dict[str, Any]) -> list[str]:
     if missing:
         raise InvalidJob(f"spec.compression.{missing[0]} is not implemented by this trainer version "
                          f"(implemented: {', '.join(IMPLEMENTED_COMPRESSION) or 'none'})")
+    if "quantizationAware" in asked:
+        ex = spec.get("export") or {}
+        if not ex.get("onnx", True) or ex.get("quantization", "int8") != "int8":
+            raise InvalidJob("spec.compression.quantizationAware exports static INT8: it requires export.onnx: true and "
+                             "export.quantization int8")
+        if (spec.get("method") or {}).get("type", "lora") == "lora":
+            raise InvalidJob("spec.compression.quantizationAware fake-quantizes the model's own weights: method.type must "
+                             "be full or freezeEncoder, not lora")
     return asked
 
 
@@ -420,6 +428,9 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     log.info("Base model", dir=str(base_dir), version=parent_version)
     cfg = train_config(spec, work)
     techniques = check_compression(spec)
+    qa = (spec.get("compression") or {}).get("quantizationAware")
+    if qa is not None:
+        cfg.qat_calibration_samples = int(qa.get("calibrationSamples", 32))
     dist = (spec.get("compression") or {}).get("distillation")
     train_dir, teacher_dir, student_plan = base_dir, base_dir, None
     if dist:
@@ -487,7 +498,9 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
             if role_details.get("accuracy") is not None:
                 compression["roleAccuracy"] = role_details["accuracy"]
         log.info("Compressed", **compression)
-        if scores:
+        # distillation, head pruning and the role head's joint training change the fp32 model: gated against the uncompressed one; QAT
+        # is gated below, its static INT8 model against its own fp32 weights (like post-training INT8)
+        if scores and set(techniques) & {"distillation", "headPruning", "speakerRole"}:
             from . import export as export_mod
 
             max_inc = float(ex.get("maxWerIncrease", DEFAULT_MAX_WER_INCREASE))
@@ -507,7 +520,20 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         export.export_onnx(model_dir, model_dir)
         if sr:
             roles.export_onnx(model_dir)
-        if quant == "int8":
+        if "quantizationAware" in techniques:
+            from . import qat
+
+            quant, suffix = "int8-static", "_quantized"
+            qat.export_static_int8(model_dir / "onnx", qat.load_params(model_dir))
+            if d.evals:
+                # post-training dynamic INT8 of the same fp32 model, for comparison (not published)
+                dyn = export.quantize_int8(model_dir / "onnx", suffix="_dynamic")
+                dyn_scores = _evaluate_onnx(model_dir, d.evals, "_dynamic", feats)
+                for f in dyn:
+                    f.unlink()
+                compression["werInt8Static"] = {}  # filled below, after the static model's evaluation
+                compression["werInt8Dynamic"] = {k: round(v.wer, 4) for k, v in dyn_scores.items()}
+        elif quant == "int8":
             export.quantize_int8(model_dir / "onnx")
             suffix = "_quantized"
         elif quant == "fp16":
@@ -517,6 +543,8 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
             quant_scores = _evaluate_onnx(model_dir, d.evals, suffix, feats)
             max_inc = float(ex.get("maxWerIncrease", DEFAULT_MAX_WER_INCREASE))
             failed = export.quality_gate({k: v.wer for k, v in scores.items()}, {k: v.wer for k, v in quant_scores.items()}, max_inc)
+            if "werInt8Static" in compression:
+                compression["werInt8Static"] = {k: round(v.wer, 4) for k, v in quant_scores.items()}
             for k in quant_scores:
                 log.info("Quantized WER", scenario=k, float_wer=scores[k].wer, quantized_wer=quant_scores[k].wer,
                          max_increase=max_inc)

@@ -206,6 +206,13 @@ def train(model_dir: str, stages: Sequence[tuple[str, Sequence[Sample]]], cfg: T
     model.config.apply_spec_augment = False  # SpecAugment is ours (features.spec_augment), per spec
     model.config.use_cache = False
     model = apply_method(model, cfg)
+    if cfg.qat_calibration_samples:
+        if cfg.method == "lora":
+            raise ValueError("quantization-aware training needs method full or freezeEncoder, not lora")
+        from . import qat
+
+        n_q = qat.prepare(model)
+        log.info("Quantization-aware training", linears=n_q, fake_quant_modules=len(qat.fake_quants(model)))
     trainable, total = params.count(model)
     log.info("Model ready", method=cfg.method, trainable=trainable, total=total,
              ratio=trainable / total, precision=mp, processes=acc.num_processes)
@@ -247,6 +254,8 @@ def train(model_dir: str, stages: Sequence[tuple[str, Sequence[Sample]]], cfg: T
     mask_gen = torch.Generator()
     mask_gen.manual_seed(cfg.seed + 17 * acc.process_index)
     a = cfg.augment
+    if cfg.qat_calibration_samples:
+        _qat_calibrate(acc.unwrap_model(model), stages, model_dir, tok, cfg, logmel, max_label, acc.device)
     step = 0
     seen = 0
     losses: list[float] = []
@@ -314,6 +323,11 @@ def train(model_dir: str, stages: Sequence[tuple[str, Sequence[Sample]]], cfg: T
         m = acc.unwrap_model(model)
         if cfg.method == "lora":
             m = m.merge_and_unload()
+        qat_params = None
+        if cfg.qat_calibration_samples:
+            from . import qat
+
+            qat_params = qat.finish(m)  # the fake-quant modules go, the fp32 weights stay
         m.config.apply_spec_augment = saved_spec_aug
         m.config.use_cache = True
         m = m.to(torch.float32)
@@ -328,10 +342,38 @@ def train(model_dir: str, stages: Sequence[tuple[str, Sequence[Sample]]], cfg: T
             roles_mod.save_head(acc.unwrap_model(role_head), list(cfg.role_names or []), Path(out_dir))
         elif roles_mod.roles_of(out_dir):
             roles_mod.set_roles(Path(out_dir), None)  # a base model's head is not carried into a model trained without one
+        if qat_params is not None:
+            from . import qat
+
+            qat.save_params(Path(out_dir), qat_params)  # the static INT8 export's activation scales
         (Path(out_dir) / "training_report.json").write_text(json.dumps(res.to_json(), indent=2))
     log.info("Trained", steps=step, seconds=secs, utt_per_sec=res.utt_per_sec, final_loss=res.final_loss)
     acc.wait_for_everyone()
     return res
+
+
+def _qat_calibrate(model, stages, model_dir: str, tok, cfg: TrainConfig, logmel, max_label: int, device) -> None:
+    """Activation ranges of the QAT fake-quant modules from the first qat_calibration_samples training
+    utterances (a fixed random pick over all stages, no augmentation), before the first step."""
+    import torch
+
+    from . import qat
+
+    pool = [s for _, ss in stages for s in ss]
+    picked = random.Random(cfg.seed + 11).sample(pool, min(cfg.qat_calibration_samples, len(pool)))
+    ds = SpeechDataset(picked, model_dir, tok, None, cfg.seed, max_label)
+    dl = torch.utils.data.DataLoader(ds, batch_size=min(cfg.batch_size, 16), shuffle=False,
+                                     collate_fn=lambda b: collate(b, int(tok.eos_token_id)))
+
+    def batches():
+        for b in dl:
+            with torch.no_grad():
+                feats = logmel(b["audio"].to(device))
+            yield {"input_features": feats, "decoder_input_ids": b["decoder_input_ids"].to(device)}
+
+    t0 = time.time()
+    n = qat.calibrate(model, batches())
+    log.info("Calibrated activation ranges", utterances=len(picked), batches=n, seconds=round(time.time() - t0, 2))
 
 
 def shuffle_copy(xs: Sequence[Sample], seed: int) -> list[Sample]:
