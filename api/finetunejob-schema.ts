@@ -289,7 +289,7 @@ export function fineTuneJobStatus(): Schema {
       werSummary: str('WER per scenario as text, for printer columns.', { maxLength: 512 }),
       trainableParams: int('Parameters trained.', { minimum: 0, format: 'int64' }),
       totalParams: int('Parameters of the model.', { minimum: 0, format: 'int64' }),
-      quantization: enumOf('Compression of the exported model.', ['int8', 'fp16', 'none']),
+      quantization: enumOf('Compression of the exported model: int8 (post-training dynamic INT8), int8-static (quantization-aware training, static INT8 QDQ with fixed scales), fp16 or none.', ['int8', 'int8-static', 'fp16', 'none']),
       durationSeconds: num('Training wall time.', { minimum: 0 }),
       compression: obj('What spec.compression did, measured.', {
         techniques: arr('The techniques applied, in order.', enumOf('A technique.', ['distillation', 'headPruning', 'quantizationAware', 'speakerRole']), 4),
@@ -299,6 +299,8 @@ export function fineTuneJobStatus(): Schema {
         headsAfter: int('Attention heads after pruning.', { minimum: 0 }),
         referenceWer: wer('WER of the uncompressed reference model per scenario (the teacher for distillation), on the same sets.'),
         roleAccuracy: num('Speaker-role accuracy on the held-out set.', { minimum: 0, maximum: 1 }),
+        werInt8Static: wer('quantizationAware: WER of the published static INT8 model per scenario (ONNX, greedy).'),
+        werInt8Dynamic: wer('quantizationAware: WER of post-training dynamic INT8 of the same fp32 model per scenario, for comparison (not published).'),
       }),
     }, { required: ['modelUri', 'version', 'sha256'] }),
   });

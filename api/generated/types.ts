@@ -661,9 +661,9 @@ export interface FineTuneJobStatus {
      */
     totalParams?: number;
     /**
-     * Compression of the exported model.
+     * Compression of the exported model: int8 (post-training dynamic INT8), int8-static (quantization-aware training, static INT8 QDQ with fixed scales), fp16 or none.
      */
-    quantization?: "int8" | "fp16" | "none";
+    quantization?: "int8" | "int8-static" | "fp16" | "none";
     /**
      * Training wall time.
      */
@@ -709,6 +709,24 @@ export interface FineTuneJobStatus {
        * Speaker-role accuracy on the held-out set.
        */
       roleAccuracy?: number;
+      /**
+       * quantizationAware: WER of the published static INT8 model per scenario (ONNX, greedy).
+       */
+      werInt8Static?: {
+        /**
+         * Word error rate, 0 = perfect.
+         */
+        [k: string]: number;
+      };
+      /**
+       * quantizationAware: WER of post-training dynamic INT8 of the same fp32 model per scenario, for comparison (not published).
+       */
+      werInt8Dynamic?: {
+        /**
+         * Word error rate, 0 = perfect.
+         */
+        [k: string]: number;
+      };
     };
   };
 }

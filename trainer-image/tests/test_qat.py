@@ -137,6 +137,21 @@ def test_qat_needs_its_own_weights_and_static_int8_export():
         check_compression({**base, "method": {"type": "full"}, "export": {"onnx": True, "quantization": "fp16"}})
 
 
+def test_the_crds_result_schema_takes_a_static_int8_result():
+    from jsonschema import Draft4Validator
+
+    from whisperops_trainer import jobspec, result
+
+    doc = json.loads(result.encode({"modelUri": "file:///o", "version": "v2", "sha256": "a" * 64, "wer": {"general": 0.2},
+                                    "quantization": "int8-static", "compression": {
+                                        "techniques": ["quantizationAware"], "paramsBefore": 2, "paramsAfter": 2,
+                                        "werInt8Static": {"general": 0.21}, "werInt8Dynamic": {"general": 0.23}}}))
+    sch = jobspec.load_schemas()["result"]
+    assert not list(Draft4Validator(sch).iter_errors(doc))
+    assert {"werInt8Static", "werInt8Dynamic"} <= set(sch["properties"]["compression"]["properties"])
+    assert "int8-static" in sch["properties"]["quantization"]["enum"]
+
+
 def _qat_job(tmp_path, shared_data, model_dir):
     spec = {
         "baseModel": {"uri": f"file://{model_dir}", "version": "tiny-whisper-synth-1.0.0"},

@@ -24,6 +24,12 @@ describe('parseTrainerResult', () => {
     expect(v).toEqual({ ok: true, result: { ...good, compression, werSummary: 'finance=0.123 medical=0.31' } });
   });
 
+  it('maps a quantization-aware static INT8 result with the dynamic INT8 WER beside it', () => {
+    const compression = { techniques: ['quantizationAware'], paramsBefore: 8_048_128, paramsAfter: 8_048_128, werInt8Static: { general: 0.14 }, werInt8Dynamic: { general: 0.16 } };
+    const v = parseTrainerResult(JSON.stringify({ ...good, quantization: 'int8-static', compression }));
+    expect(v).toEqual({ ok: true, result: { ...good, quantization: 'int8-static', compression, werSummary: 'finance=0.123 medical=0.31' } });
+  });
+
   it('accepts the minimum: modelUri, version, sha256', () => {
     expect(parseTrainerResult(`  {"modelUri":"file:///m","version":"v2","sha256":"${sha}"}\n`)).toEqual({
       ok: true, result: { modelUri: 'file:///m', version: 'v2', sha256: sha },

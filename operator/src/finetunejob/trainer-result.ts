@@ -7,7 +7,7 @@ export type TrainerResult = NonNullable<FineTuneJobStatus['result']>;
 
 export const MAX_RESULT_BYTES = 4096;
 const SHA256 = /^[a-f0-9]{64}$/;
-const QUANTIZATIONS = ['int8', 'fp16', 'none'] as const;
+const QUANTIZATIONS = ['int8', 'int8-static', 'fp16', 'none'] as const;
 const MAX_SCENARIOS = 32;
 const MAX_SUMMARY = 512;
 
@@ -159,6 +159,10 @@ function compressionOf(value: unknown, problems: string[]): Compression | undefi
   }
   const ref = werMap(value.referenceWer, 'compression.referenceWer', problems);
   if (ref !== undefined) out.referenceWer = ref;
+  const st = werMap(value.werInt8Static, 'compression.werInt8Static', problems);
+  if (st !== undefined) out.werInt8Static = st;
+  const dyn = werMap(value.werInt8Dynamic, 'compression.werInt8Dynamic', problems);
+  if (dyn !== undefined) out.werInt8Dynamic = dyn;
   if (value.roleAccuracy !== undefined) {
     const a = value.roleAccuracy;
     if (typeof a !== 'number' || !Number.isFinite(a) || a < 0 || a > 1) problems.push('compression.roleAccuracy must be a number in [0, 1]');
