@@ -27,7 +27,40 @@ export function timestamp(seconds: number, sep: ',' | '.'): string {
   return `${pad(h)}:${pad(m)}:${pad(s)}${sep}${pad(ms % 1000, 3)}`;
 }
 
-export function segmentsOf(result: Pick<JobResult, 'windows'>, temperature: number) {
+/** A speaker role and the probability of each role (a model with a role head, trainer-image roles.py). */
+export interface SpeakerRole {
+  role: string;
+  probabilities: Record<string, number>;
+}
+
+function roleOf(roles: string[], probs: number[]): SpeakerRole {
+  let best = 0;
+  probs.forEach((p, i) => {
+    if (p > (probs[best] ?? -Infinity)) best = i;
+  });
+  return { role: roles[best] ?? '', probabilities: Object.fromEntries(roles.map((r, i) => [r, Number((probs[i] ?? 0).toFixed(4))])) };
+}
+
+/**
+ * The speaker role of a whole transcription: every window's role probabilities averaged, weighted by the
+ * seconds of audio the window holds, and the most probable role. Undefined for a model without a role head.
+ */
+export function speakerRoleOf(result: Pick<JobResult, 'windows' | 'roles'>): SpeakerRole | undefined {
+  const roles = result.roles;
+  if (!roles?.length) return undefined;
+  const sum = new Array<number>(roles.length).fill(0);
+  let weight = 0;
+  for (const w of result.windows) {
+    if (!w.roleProbs) continue;
+    const sec = Math.max(w.end - w.start, 1e-3);
+    w.roleProbs.forEach((p, i) => (sum[i] = (sum[i] ?? 0) + sec * p));
+    weight += sec;
+  }
+  return weight > 0 ? roleOf(roles, sum.map((x) => x / weight)) : undefined;
+}
+
+export function segmentsOf(result: Pick<JobResult, 'windows'> & Partial<Pick<JobResult, 'roles'>>, temperature: number) {
+  const roles = result.roles;
   return result.windows.map((w, i) => ({
     id: i,
     seek: Math.round(w.start * 100),
@@ -39,17 +72,20 @@ export function segmentsOf(result: Pick<JobResult, 'windows'>, temperature: numb
     avg_logprob: Number(w.avgLogprob.toFixed(5)),
     compression_ratio: 1,
     no_speech_prob: 0,
+    ...(roles?.length && w.roleProbs ? { speaker_role: roleOf(roles, w.roleProbs) } : {}),
   }));
 }
 
 /** The body of a finished transcription in `format`. */
-export function formatTranscription(format: ResponseFormat, result: Pick<JobResult, 'windows' | 'text' | 'audioSeconds'>, ctx: FormatContext): Formatted {
+export function formatTranscription(format: ResponseFormat, result: Pick<JobResult, 'windows' | 'text' | 'audioSeconds'> & Partial<Pick<JobResult, 'roles'>>, ctx: FormatContext): Formatted {
   switch (format) {
     case 'json':
       return { contentType: 'application/json; charset=utf-8', body: JSON.stringify({ text: result.text }) };
     case 'text':
       return { contentType: 'text/plain; charset=utf-8', body: result.text + '\n' };
-    case 'verbose_json':
+    case 'verbose_json': {
+      // A model with a speaker-role head adds speaker_role (top level and per segment); other models answer as before.
+      const role = speakerRoleOf(result);
       return {
         contentType: 'application/json; charset=utf-8',
         body: JSON.stringify({
@@ -61,8 +97,10 @@ export function formatTranscription(format: ResponseFormat, result: Pick<JobResu
           request_id: ctx.requestId,
           model: ctx.deployment,
           model_version: ctx.modelVersion,
+          ...(role ? { speaker_role: role } : {}),
         }),
       };
+    }
     case 'srt':
       return {
         contentType: 'text/plain; charset=utf-8',

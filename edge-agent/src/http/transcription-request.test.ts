@@ -99,6 +99,30 @@ describe('response formats (pure)', () => {
     expect(formatTranscription('vtt', result, ctx).contentType).toMatch(/^text\/vtt/);
     expect(timestamp(59.9996, '.')).toBe('00:01:00.000');
   });
+  it('verbose_json of a model without a role head has exactly the keys it always had', () => {
+    const v = JSON.parse(formatTranscription('verbose_json', result, ctx).body) as Record<string, unknown> & { segments: Record<string, unknown>[] };
+    expect(Object.keys(v)).toEqual(['task', 'language', 'duration', 'text', 'segments', 'request_id', 'model', 'model_version']);
+    expect(Object.keys(v.segments[0] ?? {})).toEqual(['id', 'seek', 'start', 'end', 'text', 'tokens', 'temperature', 'avg_logprob', 'compression_ratio', 'no_speech_prob']);
+  });
+  it('verbose_json of a role-head model: each segment\'s role, and the whole answer\'s weighted by audio seconds', () => {
+    const withRoles = {
+      ...result,
+      roles: ['clinician', 'patient'],
+      windows: [
+        { start: 0, end: 10, text: ' a', tokens: [1], avgLogprob: -0.1, roleProbs: [0.3, 0.7] },
+        { start: 10, end: 12, text: ' b', tokens: [2], avgLogprob: -0.1, roleProbs: [0.9, 0.1] },
+      ],
+    };
+    const v = JSON.parse(formatTranscription('verbose_json', withRoles, ctx).body) as { speaker_role: unknown; segments: { speaker_role: unknown }[] };
+    // (10 × 0.3 + 2 × 0.9) / 12 = 0.4 clinician: the 10-s window outweighs the 2-s one
+    expect(v.speaker_role).toEqual({ role: 'patient', probabilities: { clinician: 0.4, patient: 0.6 } });
+    expect(v.segments.map((s) => s.speaker_role)).toEqual([
+      { role: 'patient', probabilities: { clinician: 0.3, patient: 0.7 } },
+      { role: 'clinician', probabilities: { clinician: 0.9, patient: 0.1 } },
+    ]);
+    // the other formats do not change
+    expect(formatTranscription('json', withRoles, ctx).body).toBe(JSON.stringify({ text: result.text }));
+  });
   it('writes server-sent events as OpenAI does', () => {
     expect(sseEvent(textDelta(' hi'))).toBe('data: {"type":"transcript.text.delta","delta":" hi"}\n\n');
     expect(textDone('hi', { seconds: 1.23456 })).toEqual({ type: 'transcript.text.done', text: 'hi', usage: { type: 'duration', seconds: 1.235 } });

@@ -32,6 +32,8 @@ export interface WindowResult {
   text: string;
   tokens: number[];
   avgLogprob: number;
+  /** Probability of each of JobResult.roles for this window (models with a speaker-role head only). */
+  roleProbs?: number[];
 }
 
 export interface JobResult {
@@ -45,6 +47,8 @@ export interface JobResult {
   decoderMs: number;
   /** Windows decoded together with this job's (batch size seen). */
   batchWindows: number;
+  /** Speaker roles of the model's role head, in the order of WindowResult.roleProbs (absent: no head). */
+  roles?: string[];
 }
 
 export interface ModelInfo {
@@ -54,6 +58,8 @@ export interface ModelInfo {
   sampleRate: number;
   loadMs: number;
   warmupMs: number;
+  /** Speaker roles of the model's role head (absent: no head). */
+  roles?: string[];
 }
 
 export type ToWorker =

@@ -3,6 +3,9 @@
 // past_key_values.* inputs and present.* outputs), the model's own preprocessor, generation config and
 // tokenizer. Greedy (or temperature) decoding with the KV cache, batched over windows of equal prompt
 // length. `InferenceSession.run` blocks the calling thread, so this class lives in a worker thread.
+// A model whose config.json names speaker roles (whisperops_speaker_roles, trainer-image roles.py) has a
+// role head, onnx/role_head.onnx: run on each batch's encoder output, it gives every window's role
+// probabilities. A model without one is decoded exactly as before.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -37,7 +40,12 @@ interface ModelConfig {
   max_source_positions: number;
   max_target_positions: number;
   vocab_size: number;
+  /** Speaker roles of the model's role head, in the order of its logits (absent: no head). */
+  whisperops_speaker_roles?: unknown;
 }
+
+/** The role head's graph (trainer-image roles.py): last_hidden_state [B, T, d_model], valid_frames [B] → role_logits [B, R]. */
+export const ROLE_HEAD_FILE = 'onnx/role_head.onnx';
 
 interface GenerationConfig {
   decoder_start_token_id?: number;
@@ -56,6 +64,8 @@ export interface DecodeRequest {
   previous: number[];
   language: string;
   temperature: number;
+  /** Encoder frames that hold audio (validFrames()); the role head pools over these only. Default: all. */
+  validFrames?: number;
 }
 
 export interface DecodeResult {
@@ -65,6 +75,25 @@ export interface DecodeResult {
   avgLogprob: number;
   encoderMs: number;
   decoderMs: number;
+  /** Probability of each role (model.roles order), when the model has a role head. */
+  roleProbs?: number[];
+}
+
+/** The roles a config.json names: undefined when none; ModelLoadError when the entry is malformed. */
+function parseRoles(value: unknown): string[] | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!Array.isArray(value) || value.length < 2 || !value.every((r) => typeof r === 'string' && r.length > 0) || new Set(value).size !== value.length) {
+    throw new ModelLoadError(`config.json whisperops_speaker_roles must list at least 2 distinct role names, got ${JSON.stringify(value).slice(0, 200)}`);
+  }
+  return value as string[];
+}
+
+function softmax(row: ArrayLike<number>): number[] {
+  let max = -Infinity;
+  for (let i = 0; i < row.length; i++) max = Math.max(max, row[i] ?? -Infinity);
+  const e = Array.from({ length: row.length }, (_, i) => Math.exp((row[i] ?? -Infinity) - max));
+  const z = e.reduce((a, b) => a + b, 0);
+  return e.map((x) => x / z);
 }
 
 function readJson(dir: string, name: string): unknown {
@@ -94,6 +123,9 @@ export class WhisperModel {
   private readonly headDim: number;
   private readonly vocab: number;
   private readonly decoderHasCacheBranch: boolean;
+  /** Speaker roles of the role head (empty: the model has none). */
+  readonly roles: string[];
+  private readonly encoderFrames: number;
   /**
    * Outputs fetched after the first decoder step: logits and the self-attention cache. The cross-attention
    * cache (present.*.encoder.*, 4 × 2 × 512 KiB for tiny-whisper-synth) is fixed after step 0, so it is
@@ -110,7 +142,11 @@ export class WhisperModel {
     gen: GenerationConfig,
     preprocessor: PreprocessorConfig,
     tokenizer: WhisperTokenizer,
+    private readonly roleHead: ort.InferenceSession | undefined,
+    roles: string[],
   ) {
+    this.roles = roles;
+    this.encoderFrames = config.max_source_positions;
     this.preprocessor = preprocessor;
     this.logMel = logMel;
     this.tokenizer = tokenizer;
@@ -147,6 +183,7 @@ export class WhisperModel {
     const pre = parsePreprocessorConfig(readJson(dir, 'preprocessor_config.json'));
     const tokenizer = new WhisperTokenizer(readJson(dir, 'tokenizer.json'));
     const files = onnxFileNames(opts.dtype);
+    const roles = parseRoles(config.whisperops_speaker_roles);
     const sessionOptions: ort.InferenceSession.SessionOptions = {
       executionProviders: opts.executionProviders,
       intraOpNumThreads: opts.intraOpThreads,
@@ -157,18 +194,62 @@ export class WhisperModel {
     };
     let encoder: ort.InferenceSession | undefined;
     let decoder: ort.InferenceSession | undefined;
+    let roleHead: ort.InferenceSession | undefined;
     try {
       encoder = await ort.InferenceSession.create(join(dir, files.encoder), sessionOptions);
       decoder = await ort.InferenceSession.create(join(dir, files.decoder), sessionOptions);
       // The front end is a few matrix products: the CPU provider, whatever the model runs on.
       const logMel = await OnnxLogMel.create(pre, { ...sessionOptions, executionProviders: ['cpu'] });
-      return new WhisperModel(dir, encoder, decoder, logMel, config, gen, pre, tokenizer);
+      // The role head is a few thousand weights: the CPU provider, one thread.
+      if (roles) roleHead = await WhisperModel.loadRoleHead(dir, roles, config, { ...sessionOptions, executionProviders: ['cpu'], intraOpNumThreads: 1 });
+      return new WhisperModel(dir, encoder, decoder, logMel, config, gen, pre, tokenizer, roleHead, roles ?? []);
     } catch (err) {
       await encoder?.release();
       await decoder?.release();
+      await roleHead?.release();
       if (err instanceof ModelLoadError) throw err;
       throw new ModelLoadError(`cannot load ONNX sessions from ${dir}: ${(err as Error).message}`, { cause: err });
     }
+  }
+
+  /**
+   * The role head of a model whose config.json names roles, checked before it can serve: its inputs and
+   * output by name, and a run on a zero encoder output that must give [1, roles.length] finite logits.
+   */
+  private static async loadRoleHead(dir: string, roles: string[], config: ModelConfig, options: ort.InferenceSession.SessionOptions): Promise<ort.InferenceSession> {
+    const what = `role head ${ROLE_HEAD_FILE} (config.json names ${roles.length} roles: ${roles.join(', ')})`;
+    let session: ort.InferenceSession;
+    try {
+      session = await ort.InferenceSession.create(join(dir, ROLE_HEAD_FILE), options);
+    } catch (err) {
+      throw new ModelLoadError(`cannot load ${what} from ${dir}: ${(err as Error).message}`, { cause: err });
+    }
+    try {
+      for (const name of ['last_hidden_state', 'valid_frames']) {
+        if (!session.inputNames.includes(name)) throw new Error(`it has no input ${name} (inputs: ${session.inputNames.join(', ')})`);
+      }
+      if (!session.outputNames.includes('role_logits')) throw new Error(`it has no output role_logits (outputs: ${session.outputNames.join(', ')})`);
+      const t = config.max_source_positions;
+      const out = await session.run({
+        last_hidden_state: new ort.Tensor('float32', new Float32Array(t * config.d_model), [1, t, config.d_model]),
+        valid_frames: new ort.Tensor('int64', BigInt64Array.from([BigInt(t)]), [1]),
+      });
+      const logits = out.role_logits;
+      if (!logits || logits.dims.length !== 2 || logits.dims[0] !== 1 || logits.dims[1] !== roles.length) {
+        throw new Error(`it gives role_logits of shape [${logits?.dims.join(', ') ?? ''}] for one window, not [1, ${roles.length}]`);
+      }
+      if (!Array.from(logits.data as Float32Array).every(Number.isFinite)) throw new Error('it gives non-finite logits');
+      return session;
+    } catch (err) {
+      await session.release();
+      throw new ModelLoadError(`${what} in ${dir} does not fit the model: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** Encoder frames that hold `samples` of audio: the front end's samples/hop + 1 frames, halved (rounded up) by the encoder's stride-2 convolution. */
+  validFrames(samples: number): number {
+    const mel = Math.floor(samples / this.preprocessor.hop_length) + 1;
+    return Math.max(1, Math.min(this.encoderFrames, Math.ceil(mel / 2)));
   }
 
   get languages(): string[] {
@@ -195,6 +276,7 @@ export class WhisperModel {
     await this.encoder.release();
     await this.decoder.release();
     await this.logMel.release();
+    await this.roleHead?.release();
   }
 
   /** Decodes windows; requests with different prompt lengths are run as separate batches. */
@@ -228,6 +310,7 @@ export class WhisperModel {
     const enc = await this.encoder.run({ input_features: new ort.Tensor('float32', feats, [B, nMels, frames]) });
     const hidden = enc.last_hidden_state;
     if (!hidden) throw new Error('encoder returned no last_hidden_state');
+    const roleProbs = this.roleHead ? await this.runRoleHead(this.roleHead, hidden, reqs) : undefined;
     const t1 = performance.now();
 
     const prompts = reqs.map((r) => this.promptIds(r.language, r.previous));
@@ -295,7 +378,19 @@ export class WhisperModel {
       avgLogprob: toks.length ? (logprobs[b] ?? 0) / toks.length : 0,
       encoderMs: (t1 - t0) / B,
       decoderMs: (t2 - t1) / B,
+      ...(roleProbs ? { roleProbs: roleProbs[b] } : {}),
     }));
+  }
+
+  /** Role probabilities of each window of a batch from the encoder's output (one small run). */
+  private async runRoleHead(head: ort.InferenceSession, hidden: ort.Tensor, reqs: DecodeRequest[]): Promise<number[][]> {
+    const valid = BigInt64Array.from(reqs.map((r) => BigInt(Math.max(1, Math.min(this.encoderFrames, r.validFrames ?? this.encoderFrames)))));
+    const out = await head.run({ last_hidden_state: hidden, valid_frames: new ort.Tensor('int64', valid, [reqs.length]) });
+    const logits = out.role_logits;
+    if (!logits) throw new Error('role head returned no role_logits');
+    const data = logits.data as Float32Array;
+    const R = this.roles.length;
+    return reqs.map((_, b) => softmax(data.subarray(b * R, (b + 1) * R)));
   }
 
   private pick(row: Float32Array, first: boolean, temperature: number): { id: number; logprob: number } {

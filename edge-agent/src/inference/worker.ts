@@ -61,6 +61,7 @@ async function runJobs(model: WhisperModel, jobs: Extract<ToWorker, { type: 'run
     encoderMs: 0,
     decoderMs: 0,
     batchWindows: 0,
+    ...(model.roles.length ? { roles: model.roles } : {}),
   }));
   for (let i = 0; i < wins.length; i += init.maxBatch) {
     checkCancelled();
@@ -73,14 +74,14 @@ async function runJobs(model: WhisperModel, jobs: Extract<ToWorker, { type: 'run
       const r = results[w.job];
       if (r) r.featuresMs += performance.now() - t0;
       const job = jobs[w.job];
-      reqs.push({ features, previous: w.previous, language: job?.language ?? 'en', temperature: job?.temperature ?? 0 });
+      reqs.push({ features, previous: w.previous, language: job?.language ?? 'en', temperature: job?.temperature ?? 0, validFrames: model.validFrames(w.end - w.start) });
     }
     const decoded = await model.decode(reqs);
     chunk.forEach((w, k) => {
       const d = decoded[k];
       const r = results[w.job];
       if (!d || !r) return;
-      r.windows.push({ start: w.start / sr, end: w.end / sr, text: d.text, tokens: d.tokens, avgLogprob: d.avgLogprob });
+      r.windows.push({ start: w.start / sr, end: w.end / sr, text: d.text, tokens: d.tokens, avgLogprob: d.avgLogprob, ...(d.roleProbs ? { roleProbs: d.roleProbs } : {}) });
       r.encoderMs += d.encoderMs;
       r.decoderMs += d.decoderMs;
       r.batchWindows = Math.max(r.batchWindows, chunk.length);
@@ -107,7 +108,7 @@ async function handle(msg: ToWorker): Promise<void> {
         send({
           type: 'loaded',
           reqId: msg.reqId,
-          info: { key: msg.spec.key, languages: model.languages, windowSeconds: model.windowSamples / sr, sampleRate: sr, loadMs: t1 - t0, warmupMs: performance.now() - t1 },
+          info: { key: msg.spec.key, languages: model.languages, windowSeconds: model.windowSamples / sr, sampleRate: sr, loadMs: t1 - t0, warmupMs: performance.now() - t1, ...(model.roles.length ? { roles: model.roles } : {}) },
         });
       } catch (err) {
         send({ type: 'failed', reqId: msg.reqId, message: (err as Error).message });
