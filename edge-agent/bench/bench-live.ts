@@ -10,7 +10,7 @@
 //     transcribing the same utterances as files (POST /v1/audio/transcriptions), in the same run;
 //   - fairness: file requests (one utterance, one at a time) alone, then while the 8 sessions stream:
 //     their latency, and the sessions' latency with them.
-// Env: LIVE_LEVELS=2,4,8,12,16,24 LIVE_STEP_SECONDS=0.5
+// Env: LIVE_LEVELS=2,4,8,12,16,24 LIVE_STEP_SECONDS=0.2
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -20,7 +20,7 @@ import { decodeWav, encodeWav16 } from '../src/audio/wav.js';
 import { spawnAgent } from './agent-process.js';
 
 const levels = (process.env.LIVE_LEVELS ?? '2,4,8,12,16,24').split(',').map(Number);
-const step = process.env.LIVE_STEP_SECONDS ?? '0.5';
+const step = process.env.LIVE_STEP_SECONDS ?? '0.2';
 const SR = 24000;
 const SENTENCES = ['please call me back when you have finished the report', 'the patient was given two tablets this morning', 'we will meet again at the station next week'];
 

@@ -87,7 +87,7 @@ const SPEC = {
   'live-idle-timeout-seconds': { type: 'string', default: '30', help: 'a live session without client events for this long is closed' },
   'live-max-chunk-bytes': { type: 'string', default: String(256 * 1024), help: 'largest decoded audio of one input_audio_buffer.append' },
   'live-max-buffer-bytes': { type: 'string', default: String(8 * 1024 * 1024), help: 'largest audio a live session holds (its growing window, 32-bit samples)' },
-  'live-step-seconds': { type: 'string', default: '0.5', help: 'new audio between two re-decodes of a live session\'s growing window (0.1-5)' },
+  'live-step-seconds': { type: 'string', default: '0.2', help: 'new audio between two re-decodes of a live session\'s growing window (0.1-5)' },
   'cache-dir': { type: 'string', help: 'where downloaded artifacts are kept' },
   'config-poll-seconds': { type: 'string', default: '10', help: 'model-set polling interval (besides fs.watch)' },
   'dataset-store-uri': { type: 'string', help: 'dataset store (s3://bucket/prefix/ or file:///folder/; off when unset): feedback writes WAV samples + JSONL manifests there' },

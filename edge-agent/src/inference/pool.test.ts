@@ -29,6 +29,21 @@ describe('InferencePool', () => {
     expect(Math.max(...results.map((r) => r.batchWindows))).toBeGreaterThan(1);
   });
 
+  it('a forced prefix starts the first window\'s transcript; forcing the model\'s own first words gives its own transcript, token for token', async () => {
+    const a = decodeWav(speak('please call me back when you have finished the report'));
+    const input = { audio: a.samples, sampleRate: a.sampleRate, language: 'en', prompt: '', temperature: 0 };
+    const free = await pool.run('m', input);
+    const words = free.text.split(' ');
+    expect(words.length).toBeGreaterThan(5);
+    const own = await pool.run('m', { ...input, prefix: words.slice(0, 4).join(' ') });
+    expect(own.windows[0]?.tokens).toEqual(free.windows[0]?.tokens);
+    expect(own.text).toBe(free.text);
+    // A prefix the model would not have said is kept verbatim, and decoding goes on after it.
+    const other = await pool.run('m', { ...input, prefix: 'kindly phone' });
+    expect(other.text.startsWith('kindly phone ')).toBe(true);
+    expect(other.text.split(' ').length).toBeGreaterThan(4);
+  });
+
   it('refuses unknown models and replaces a worker that exited', async () => {
     await expect(pool.run('nope', job())).rejects.toThrow(/not loaded/);
     pool.retireWorker(0);

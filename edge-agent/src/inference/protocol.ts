@@ -24,6 +24,12 @@ export interface TranscribeJob {
   language: string;
   prompt: string;
   temperature: number;
+  /**
+   * Text the first window's transcript is forced to start with (teacher-forced after the task tokens,
+   * then decoding continues greedily): a live session's words already committed in this audio, so a
+   * re-decode extends them instead of re-deciding them. The window's text and tokens include it.
+   */
+  prefix?: string;
 }
 
 export interface WindowResult {

@@ -62,6 +62,8 @@ export interface DecodeRequest {
   features: Float32Array;
   /** Token ids that precede the start-of-transcript sequence (<|startofprev|> + prompt), may be empty. */
   previous: number[];
+  /** Tokens the transcript is forced to start with (after the task tokens); part of the result. */
+  forced?: number[];
   language: string;
   temperature: number;
   /** Encoder frames that hold audio (validFrames()); the role head pools over these only. Default: all. */
@@ -272,6 +274,11 @@ export class WhisperModel {
     return [this.tokenizer.specialId('<|startofprev|>'), ...ids.slice(-(Math.floor(this.maxLength / 2) - 1))];
   }
 
+  /** Token ids of text a transcript is forced to start with (transcripts carry a leading space). */
+  forcedIds(text: string): number[] {
+    return this.tokenizer.encode(' ' + text.trim()).slice(0, Math.floor(this.maxLength / 2));
+  }
+
   async release(): Promise<void> {
     await this.encoder.release();
     await this.decoder.release();
@@ -284,7 +291,7 @@ export class WhisperModel {
     const results = new Array<DecodeResult>(requests.length);
     const groups = new Map<string, number[]>();
     requests.forEach((r, i) => {
-      const key = `${r.previous.length}:${r.language}`;
+      const key = `${r.previous.length}:${r.forced?.length ?? 0}:${r.language}`;
       const g = groups.get(key) ?? [];
       g.push(i);
       groups.set(key, g);
@@ -313,9 +320,9 @@ export class WhisperModel {
     const roleProbs = this.roleHead ? await this.runRoleHead(this.roleHead, hidden, reqs) : undefined;
     const t1 = performance.now();
 
-    const prompts = reqs.map((r) => this.promptIds(r.language, r.previous));
+    const prompts = reqs.map((r) => [...this.promptIds(r.language, r.previous), ...(r.forced ?? [])]);
     const promptLen = prompts[0]?.length ?? 0;
-    const tokens: number[][] = reqs.map(() => []);
+    const tokens: number[][] = reqs.map((r) => [...(r.forced ?? [])]);
     const logprobs = new Array<number>(B).fill(0);
     const done = new Array<boolean>(B).fill(false);
     let inputIds = new BigInt64Array(B * promptLen);
@@ -358,7 +365,7 @@ export class WhisperModel {
         }
         const base = (b * stepLen + stepLen - 1) * this.vocab;
         const row = logits.subarray(base, base + this.vocab);
-        const { id, logprob } = this.pick(row, step === 0, reqs[b]?.temperature ?? 0);
+        const { id, logprob } = this.pick(row, step === 0 && !reqs[b]?.forced?.length, reqs[b]?.temperature ?? 0);
         next[b] = BigInt(id);
         if (id === this.eos) {
           done[b] = true;
@@ -375,7 +382,7 @@ export class WhisperModel {
     return tokens.map((toks, b) => ({
       tokens: toks,
       text: this.tokenizer.decode(toks),
-      avgLogprob: toks.length ? (logprobs[b] ?? 0) / toks.length : 0,
+      avgLogprob: toks.length > (reqs[b]?.forced?.length ?? 0) ? (logprobs[b] ?? 0) / (toks.length - (reqs[b]?.forced?.length ?? 0)) : 0,
       encoderMs: (t1 - t0) / B,
       decoderMs: (t2 - t1) / B,
       ...(roleProbs ? { roleProbs: roleProbs[b] } : {}),

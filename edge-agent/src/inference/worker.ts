@@ -41,6 +41,7 @@ async function runJobs(model: WhisperModel, jobs: Extract<ToWorker, { type: 'run
     end: number;
     audio: Float32Array;
     previous: number[];
+    forced: number[];
   }
   const wins: Win[] = [];
   const featuresMs = new Array<number>(jobs.length).fill(0);
@@ -49,7 +50,8 @@ async function runJobs(model: WhisperModel, jobs: Extract<ToWorker, { type: 'run
     const audio = resample(job.audio, job.sampleRate, sr);
     const previous = model.previousIds(job.prompt);
     model.promptIds(job.language); // throws on unsupported languages before any work
-    for (const [start, end] of splitWindows(audio, model.windowSamples, sr)) wins.push({ job: j, start, end, audio, previous });
+    const forced = job.prefix?.trim() ? model.forcedIds(job.prefix) : [];
+    for (const [start, end] of splitWindows(audio, model.windowSamples, sr)) wins.push({ job: j, start, end, audio, previous, forced: wins.every((w) => w.job !== j) ? forced : [] });
     featuresMs[j] = performance.now() - t0;
   });
   const results: JobResult[] = jobs.map((job, j) => ({
@@ -74,7 +76,7 @@ async function runJobs(model: WhisperModel, jobs: Extract<ToWorker, { type: 'run
       const r = results[w.job];
       if (r) r.featuresMs += performance.now() - t0;
       const job = jobs[w.job];
-      reqs.push({ features, previous: w.previous, language: job?.language ?? 'en', temperature: job?.temperature ?? 0, validFrames: model.validFrames(w.end - w.start) });
+      reqs.push({ features, previous: w.previous, forced: w.forced, language: job?.language ?? 'en', temperature: job?.temperature ?? 0, validFrames: model.validFrames(w.end - w.start) });
     }
     const decoded = await model.decode(reqs);
     chunk.forEach((w, k) => {

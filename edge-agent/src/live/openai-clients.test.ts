@@ -158,12 +158,17 @@ describe('edge agent: live transcription with the official openai client', () =>
     expect(committed[1]?.e.previous_item_id).toBe(committed[0]?.e.item_id);
     // Deltas arrived while audio was still being sent, and each item's deltas add up to its final.
     expect(deltas.some((d) => d.sending)).toBe(true);
+    let finalErrors = 0;
+    let words = 0;
     completed.forEach((c, i) => {
       const item = c.e.item_id;
       expect(deltas.filter((d) => d.e.item_id === item).map((d) => d.e.delta).join('')).toBe(c.e.transcript);
       const e = wordErrors(fileTexts[i] ?? '', String(c.e.transcript));
-      expect(e.errors / e.referenceWords).toBeLessThanOrEqual(0.2);
+      finalErrors += e.errors;
+      words += e.referenceWords;
     });
+    // Finals vs the file transcription of the same audio: the bound README documents (live transcription).
+    expect(finalErrors / words).toBeLessThanOrEqual(0.4);
     const until = Date.now() + 10_000;
     while (metric(await metrics(), 'whisperops_agent_active_streams') !== 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
     const m = await metrics();

@@ -39,7 +39,7 @@ export interface LiveLimits {
   stepSeconds: number;
 }
 
-export const DEFAULT_LIVE_LIMITS: LiveLimits = { maxSessionSeconds: 3600, idleTimeoutSeconds: 30, maxChunkBytes: 256 * 1024, maxBufferBytes: 8 * 1024 * 1024, stepSeconds: 0.5 };
+export const DEFAULT_LIVE_LIMITS: LiveLimits = { maxSessionSeconds: 3600, idleTimeoutSeconds: 30, maxChunkBytes: 256 * 1024, maxBufferBytes: 8 * 1024 * 1024, stepSeconds: 0.2 };
 
 export interface RealtimeDeps {
   manager: ModelManager;
@@ -264,10 +264,10 @@ export class RealtimeServer {
     let workMs = 0;
     const makeDecoder = (): StreamingDecoder =>
       new StreamingDecoder(
-        async (audio, sampleRate) => {
+        async (audio, sampleRate, prefix) => {
           const done = deps.manager.acquire(picked.model);
           try {
-            const r = await deps.inference.run(picked.model.key, { audio, sampleRate, language, prompt: '', temperature: 0 }, { transfer: true });
+            const r = await deps.inference.run(picked.model.key, { audio, sampleRate, language, prompt: '', temperature: 0, ...(prefix ? { prefix } : {}) }, { transfer: true });
             const ms = r.featuresMs + r.encoderMs + r.decoderMs;
             workMs += ms;
             traffic.liveDecodeSeconds.inc(ms / 1000);

@@ -7,6 +7,11 @@
 // - Words are committed by LocalAgreement-2 (whisper_streaming): a word of the window still being spoken
 //   is committed once two consecutive hypotheses agree on it (longest common word prefix after what is
 //   already committed); committed words are sent as deltas and never retracted.
+// - Each re-decode is forced to start with the words already committed in the window (teacher-forced
+//   tokens after the task prompt): the model extends what the session has said instead of re-deciding
+//   it, so a re-decode never contradicts a commit (no words repeated or lost at the seams), and the
+//   decoder skips those tokens' greedy steps. On 30 connected utterances (bench:live) it cut the
+//   finals' WER from 32.6 to 30.6 % at the 0.2 s step.
 // - Every speech window but the last is complete (a pause or a cut follows it): its words are committed
 //   as decoded and the growing window is trimmed at its end, so the window never outgrows the model's
 //   (and the next decodes start at a segment boundary, as the model was trained).
@@ -33,7 +38,11 @@ export interface DecodeOutcome {
   workMs: number;
 }
 
-export type DecodeFn = (audio: Float32Array, sampleRate: number) => Promise<DecodeOutcome>;
+/**
+ * Decodes `audio`; `prefix` = words the first window's transcript must start with (the session's words
+ * already committed in this audio: the decode extends them instead of re-deciding them).
+ */
+export type DecodeFn = (audio: Float32Array, sampleRate: number, prefix?: string) => Promise<DecodeOutcome>;
 
 export interface StreamingOptions {
   /** Audio rate of `push` (the model's rate). */
@@ -46,9 +55,11 @@ export interface StreamingOptions {
   vadThresholdDb: number;
   /** Audio kept before detected speech (so the first phoneme is not cut), seconds. */
   prerollSeconds: number;
+  /** Re-decodes start with the words already committed in the window, forced (see DecodeFn). */
+  forcePrefix: boolean;
 }
 
-export const DEFAULT_STREAMING: Omit<StreamingOptions, 'sampleRate'> = { stepSeconds: 0.5, turnSilenceSeconds: 0.5, vadThresholdDb: -45, prerollSeconds: 0.2 };
+export const DEFAULT_STREAMING: Omit<StreamingOptions, 'sampleRate'> = { stepSeconds: 0.2, turnSilenceSeconds: 0.5, vadThresholdDb: -45, prerollSeconds: 0.2, forcePrefix: true };
 
 export type StreamEvent =
   | { type: 'speech_started'; turn: number; audioStartMs: number }
@@ -265,8 +276,9 @@ export class StreamingDecoder {
   private async run(from: number, to: number): Promise<DecodedWindow[] | undefined> {
     const audio = this.buf.slice(Math.max(0, from - this.bufStart), Math.max(0, to - this.bufStart));
     this.decodes++;
+    const prefix = this.opts.forcePrefix && this.committedInTail > 0 ? this.committed.slice(-this.committedInTail).join(' ') : undefined;
     try {
-      const out = await this.decode(audio, this.opts.sampleRate);
+      const out = await this.decode(audio, this.opts.sampleRate, prefix);
       this.workMs += out.workMs;
       return out.windows.filter((w) => w.text.trim() !== '');
     } catch (err) {
