@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import { parseModelSet, ModelSetError } from '../../api/model-set.js';
 import type { ModelSet } from '../../api/model-set.js';
 import { Admission } from './admission.js';
+import { autoMaxBatch } from './inference/model-files.js';
 import { createApp } from './app.js';
 import { startTlsListener } from './http/tls-listener.js';
 import { RealtimeServer } from './live/realtime.js';
@@ -84,7 +85,8 @@ export async function startAgent(opts: AgentOptions, log: Logger = agentLogger(o
     workers: opts.workers,
     intraOpThreads: opts.threads,
     executionProviders: opts.executionProviders,
-    maxBatch: opts.maxBatch,
+    // the default for a model loaded without its own (every model here gets one: see the manager's maxBatch)
+    maxBatch: opts.maxBatch === 'auto' ? autoMaxBatch(opts.dtype, undefined) : opts.maxBatch,
     jobTimeoutMs: opts.inferenceTimeoutSeconds * 1000,
     onTimeout: (index, jobs) => {
       metrics.inferenceTimeouts.inc();
@@ -108,6 +110,7 @@ export async function startAgent(opts: AgentOptions, log: Logger = agentLogger(o
     metrics,
     log,
     dtype: opts.dtype,
+    maxBatch: opts.maxBatch,
     onApplied: (set, report, attempt) => {
       metrics.configReloads.inc({ result: report.ok ? 'success' : 'partial' });
       if (report.ok) metrics.configGeneration.set(Date.now() / 1000);

@@ -1,4 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
+import { autoMaxBatch } from './inference/model-files.js';
 import { OptionsError, parseOptions } from './options.js';
 
 describe('parseOptions', () => {
@@ -7,14 +8,16 @@ describe('parseOptions', () => {
     if (o === 'help') throw new Error('unexpected');
     expect(o).toMatchObject({ host: '127.0.0.1', port: 8000, maxConcurrentStreams: 16, dtype: 'int8', modelDir: '/repo/models/tiny-whisper-synth', datasetStoreUri: undefined, config: undefined, threads: 1 });
     expect(o.workers).toBeGreaterThanOrEqual(1);
-    expect(o.maxBatch).toBe(1);
+    expect(o.maxBatch).toBe('auto');
   });
 
-  it('batches fp32 windows by default but never INT8 ones (per-batch activation scales)', () => {
+  it('batches per model by default (fp32 and static INT8, never dynamic INT8) unless a number is given', () => {
     const fp32 = parseOptions(['--dtype', 'fp32'], {}, '/repo');
     const forced = parseOptions(['--max-batch', '8'], {}, '/repo');
     if (fp32 === 'help' || forced === 'help') throw new Error('unexpected');
-    expect([fp32.maxBatch, forced.maxBatch]).toEqual([4, 8]);
+    expect([fp32.maxBatch, forced.maxBatch]).toEqual(['auto', 8]);
+    expect(() => parseOptions(['--max-batch', '0'], {}, '/repo')).toThrow(OptionsError);
+    expect([autoMaxBatch('fp32', undefined), autoMaxBatch('int8', 'int8'), autoMaxBatch('int8', undefined), autoMaxBatch('int8', 'int8-static'), autoMaxBatch('fp32', 'int8-static')]).toEqual([4, 1, 1, 4, 4]);
   });
 
   it('takes flags before environment variables', () => {

@@ -15,7 +15,8 @@ export interface AgentOptions {
   workers: number;
   threads: number;
   executionProviders: string[];
-  maxBatch: number;
+  /** Windows decoded together by one worker: a number for every model, or 'auto' per model (inference/model-files.ts autoMaxBatch). */
+  maxBatch: number | 'auto';
   maxConcurrentStreams: number;
   maxQueue: number;
   maxUploadBytes: number;
@@ -72,7 +73,7 @@ const SPEC = {
   workers: { type: 'string', help: 'inference worker threads (default: cores / threads, at most 4)' },
   threads: { type: 'string', default: '1', help: 'ONNX Runtime intra-op threads per session' },
   'execution-providers': { type: 'string', default: 'cpu', help: 'comma-separated ONNX Runtime execution providers, e.g. cuda,cpu' },
-  'max-batch': { type: 'string', default: 'auto', help: 'windows decoded together by one worker; auto = 4 for fp32, 1 for int8 (dynamic INT8 quantization scales activations per batch, so batch members would change each other\'s transcripts)' },
+  'max-batch': { type: 'string', default: 'auto', help: 'windows decoded together by one worker; auto = per model: 4 for fp32 and static INT8 (manifest quantization int8-static), 1 for dynamic INT8 (its activation scales are computed per batch, so batch members would change each other\'s transcripts)' },
   'max-concurrent-streams': { type: 'string', default: '16', help: 'transcriptions in progress at once' },
   'max-queue': { type: 'string', default: '32', help: 'transcriptions waiting beyond that; more get 429' },
   'max-upload-bytes': { type: 'string', default: String(25 * 1024 * 1024), help: 'largest accepted upload' },
@@ -172,7 +173,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv, repoRoot: s
     workers,
     threads,
     executionProviders: (get('execution-providers') ?? 'cpu').split(',').map((s) => s.trim()).filter(Boolean),
-    maxBatch: get('max-batch') === 'auto' ? (dtype === 'int8' ? 1 : 4) : int('max-batch', 1, 64),
+    maxBatch: get('max-batch') === 'auto' ? 'auto' : int('max-batch', 1, 64),
     maxConcurrentStreams: int('max-concurrent-streams', 1, 10_000),
     maxQueue: int('max-queue', 0, 100_000),
     maxUploadBytes: int('max-upload-bytes', 1024),

@@ -3,6 +3,16 @@
 
 export type ModelDtype = 'int8' | 'fp32';
 
+/**
+ * Windows one worker decodes together for a model under `--max-batch auto`: 4, except 1 for a model
+ * quantized with *dynamic* INT8 — its activation scales are computed per run, so batch mates would change
+ * each other's transcripts. A static INT8 model (manifest quantization "int8-static": fixed QDQ scales)
+ * computes every row alone, so it is batched like fp32.
+ */
+export function autoMaxBatch(dtype: ModelDtype, quantization: string | undefined): number {
+  return dtype === 'int8' && quantization !== 'int8-static' ? 1 : 4;
+}
+
 export function onnxFileNames(dtype: ModelDtype): { encoder: string; decoder: string } {
   const suffix = dtype === 'int8' ? '_quantized' : '';
   return { encoder: `onnx/encoder_model${suffix}.onnx`, decoder: `onnx/decoder_model_merged${suffix}.onnx` };

@@ -1,7 +1,7 @@
 // A pool of inference worker threads. Every worker holds every loaded model (sessions with explicit
 // intra-op thread counts); jobs wait in one FIFO and an idle worker takes the oldest job plus any
-// following jobs for the same model, up to `maxBatch` windows, so concurrent streams share encoder and
-// decoder runs. A crashed worker fails only its in-flight jobs and is replaced, with its models reloaded.
+// following jobs for the same model, up to that model's maxBatch windows (LoadSpec.maxBatch, else the
+// pool's), so concurrent streams share encoder and decoder runs. A crashed worker fails only its in-flight jobs and is replaced, with its models reloaded.
 import { Worker } from 'node:worker_threads';
 import type { FromWorker, JobResult, LoadSpec, ModelInfo, ToWorker, TranscribeJob, WorkerInit } from './protocol.js';
 
@@ -211,6 +211,11 @@ export class InferencePool {
     });
   }
 
+  /** Windows the model `key` decodes together: its LoadSpec.maxBatch, else the pool's. */
+  maxBatchOf(key: string): number {
+    return this.specs.get(key)?.maxBatch ?? this.opts.maxBatch;
+  }
+
   private dispatch(): void {
     for (const slot of this.slots) {
       if (this.queue.length === 0) return;
@@ -219,9 +224,10 @@ export class InferencePool {
       if (!first) return;
       const batch = [first];
       let windows = first.windows;
-      for (let i = 0; i < this.queue.length && windows < this.opts.maxBatch; ) {
+      const maxBatch = this.maxBatchOf(first.key);
+      for (let i = 0; i < this.queue.length && windows < maxBatch; ) {
         const p = this.queue[i];
-        if (p && p.key === first.key && windows + p.windows <= this.opts.maxBatch) {
+        if (p && p.key === first.key && windows + p.windows <= maxBatch) {
           batch.push(p);
           windows += p.windows;
           this.queue.splice(i, 1);

@@ -6,6 +6,8 @@ export interface LoadSpec {
   key: string;
   dir: string;
   dtype: ModelDtype;
+  /** Windows this model's runs decode together (default: the pool's maxBatch). */
+  maxBatch?: number;
 }
 
 export interface WorkerInit {

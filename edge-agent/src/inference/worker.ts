@@ -14,6 +14,8 @@ function checkCancelled(): void {
   if (cancel && Atomics.load(cancel, 0) !== 0) throw new Error('cancelled by the inference watchdog');
 }
 const models = new Map<string, WhisperModel>();
+/** Windows decoded together, per model (LoadSpec.maxBatch, else the pool's). */
+const maxBatches = new WeakMap<WhisperModel, number>();
 const port = parentPort;
 if (!port) throw new Error('worker.ts must run in a worker thread');
 
@@ -65,9 +67,10 @@ async function runJobs(model: WhisperModel, jobs: Extract<ToWorker, { type: 'run
     batchWindows: 0,
     ...(model.roles.length ? { roles: model.roles } : {}),
   }));
-  for (let i = 0; i < wins.length; i += init.maxBatch) {
+  const maxBatch = maxBatches.get(model) ?? init.maxBatch;
+  for (let i = 0; i < wins.length; i += maxBatch) {
     checkCancelled();
-    const chunk = wins.slice(i, i + init.maxBatch);
+    const chunk = wins.slice(i, i + maxBatch);
     // Features are computed per batch, into the reused buffers.
     const reqs: DecodeRequest[] = [];
     for (const [slot, w] of chunk.entries()) {
@@ -99,6 +102,7 @@ async function handle(msg: ToWorker): Promise<void> {
       try {
         const t0 = performance.now();
         const model = await WhisperModel.load(msg.spec.dir, { dtype: msg.spec.dtype, intraOpThreads: init.intraOpThreads, executionProviders: init.executionProviders });
+        maxBatches.set(model, msg.spec.maxBatch ?? init.maxBatch);
         const sr = model.preprocessor.sampling_rate;
         // Warm-up: one window of a quiet tone, so the first real request pays no lazy initialisation.
         const tone = Float32Array.from({ length: sr }, (_, i) => 0.1 * Math.sin((2 * Math.PI * 440 * i) / sr));

@@ -111,3 +111,33 @@ describe('ModelManager', () => {
     manager.stop();
   });
 });
+
+describe('ModelManager maxBatch', () => {
+  async function loadedWith(maxBatch: number | 'auto' | undefined, dtype: 'int8' | 'fp32', quantization: string | undefined): Promise<LoadSpec | undefined> {
+    let got: LoadSpec | undefined;
+    const fetcher = {
+      fetch: (r: ModelRef): Promise<FetchedArtifact> => Promise.resolve({ dir: `/cache/${r.version}`, manifest: { version: r.version, files: {}, ...(quantization ? { quantization } : {}) }, dtype }),
+    } as unknown as ArtifactFetcher;
+    const pool = {
+      load: (spec: LoadSpec): Promise<ModelInfo> => {
+        got = spec;
+        return Promise.resolve({ key: spec.key, languages: ['en'], windowSeconds: 10, sampleRate: 16000, loadMs: 1, warmupMs: 1 });
+      },
+      unload: () => Promise.resolve(),
+    } as unknown as InferencePool;
+    const manager = new ModelManager({ pool, fetcher, metrics: createMetrics('t'), log: pino({ level: 'silent' }), dtype: 'int8', ...(maxBatch === undefined ? {} : { maxBatch }) });
+    const report = await manager.apply({ pool: 't', models: [{ name: 'asr', stable: ref('v1') }] });
+    expect(report.ok).toBe(true);
+    manager.stop();
+    return got;
+  }
+
+  it('auto: per model from its manifest — 4 for fp32 and static INT8, 1 for dynamic INT8; a number for every model', async () => {
+    expect((await loadedWith('auto', 'int8', 'int8-static'))?.maxBatch).toBe(4);
+    expect((await loadedWith('auto', 'int8', 'int8'))?.maxBatch).toBe(1);
+    expect((await loadedWith('auto', 'int8', undefined))?.maxBatch).toBe(1);
+    expect((await loadedWith('auto', 'fp32', 'int8'))?.maxBatch).toBe(4);
+    expect((await loadedWith(8, 'int8', 'int8'))?.maxBatch).toBe(8);
+    expect((await loadedWith(undefined, 'int8', 'int8-static'))?.maxBatch).toBeUndefined();
+  });
+});

@@ -6,6 +6,7 @@
 // anywhere in an apply never stops later applies.
 import type { Logger } from 'pino';
 import type { ModelRef, ModelSet } from '../../../api/model-set.js';
+import { autoMaxBatch } from '../inference/model-files.js';
 import type { InferencePool } from '../inference/pool.js';
 import type { ModelInfo } from '../inference/protocol.js';
 import type { ModelDtype } from '../inference/whisper-model.js';
@@ -68,6 +69,11 @@ export class ModelManager {
       metrics: Metrics;
       log: Logger;
       dtype: ModelDtype;
+      /**
+       * Windows a model's runs decode together: a number for every model, or 'auto' per model (4 for
+       * fp32 and static INT8, 1 for dynamic INT8: autoMaxBatch). Unset: the pool's maxBatch.
+       */
+      maxBatch?: number | 'auto';
       random?: () => number;
       /** Back-off of re-applies after a partial apply (default DEFAULT_APPLY_RETRY). */
       retry?: { initialMs: number; maxMs: number };
@@ -196,13 +202,15 @@ export class ModelManager {
     const p = (async () => {
       const t0 = performance.now();
       const art = await this.deps.fetcher.fetch(ref, this.deps.dtype);
-      const info = await this.deps.pool.load({ key, dir: art.dir, dtype: art.dtype });
+      const mb = this.deps.maxBatch;
+      const maxBatch = mb === 'auto' ? autoMaxBatch(art.dtype, art.manifest.quantization) : mb;
+      const info = await this.deps.pool.load({ key, dir: art.dir, dtype: art.dtype, ...(maxBatch === undefined ? {} : { maxBatch }) });
       const model: LoadedModel = { key, version: ref.version, sha256: ref.sha256, uri: ref.uri, dtype: art.dtype, info, inflight: 0 };
       this.loaded.set(key, model);
       const seconds = (performance.now() - t0) / 1000;
       this.deps.metrics.modelLoadDuration.observe(seconds);
       this.deps.metrics.modelLoads.inc({ deployment, model_version: ref.version, result: 'success' });
-      this.deps.log.info({ deployment, version: ref.version, dtype: art.dtype, dir: art.dir, seconds: Number(seconds.toFixed(2)), warmupMs: Math.round(info.warmupMs) }, 'Loaded and warmed up model');
+      this.deps.log.info({ deployment, version: ref.version, dtype: art.dtype, quantization: art.manifest.quantization, maxBatch, dir: art.dir, seconds: Number(seconds.toFixed(2)), warmupMs: Math.round(info.warmupMs) }, 'Loaded and warmed up model');
       return model;
     })();
     this.loading.set(key, p);
