@@ -10,13 +10,22 @@
 //     transcribing the same utterances as files (POST /v1/audio/transcriptions), in the same run;
 //   - fairness: file requests (one utterance, one at a time) alone, then while the 8 sessions stream:
 //     their latency, and the sessions' latency with them.
-// Env: LIVE_LEVELS=2,4,8,12,16,24 LIVE_STEP_SECONDS=0.2
+//   - accuracy of the finals on connected speech: 15 sentences × 2 voices streamed through a StreamingDecoder
+//     in this process (its own InferencePool, INT8, 2 workers) with every step decoded before the next
+//     40 ms chunk (no load effects): finals vs the file transcription of the same audio and vs the text,
+//     with and without the forced prefix (the committed words handed to each re-decode).
+// Env: LIVE_LEVELS=2,4,8,12,16,24 LIVE_STEP_SECONDS=0.2 LIVE_ONLY=latency|accuracy
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import WebSocket from 'ws';
 import { resample } from '../src/audio/resample.js';
 import { decodeWav, encodeWav16 } from '../src/audio/wav.js';
+import { InferencePool } from '../src/inference/pool.js';
+import { DEFAULT_STREAMING, StreamingDecoder } from '../src/live/streaming-decoder.js';
+import type { StreamEvent } from '../src/live/streaming-decoder.js';
+import { EMBEDDED_MODEL } from '../src/testing/speech.js';
+import { wordErrors } from '../src/text/wer.js';
 import { spawnAgent } from './agent-process.js';
 
 const levels = (process.env.LIVE_LEVELS ?? '2,4,8,12,16,24').split(',').map(Number);
@@ -209,4 +218,55 @@ async function main(): Promise<void> {
   console.log(`total ${((Date.now() - started) / 1000).toFixed(0)} s; load average at end ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
 }
 
-void main();
+/** Finals on connected speech: WER against the file transcription and against the text, per forced-prefix setting. */
+async function accuracy(): Promise<void> {
+  const MR = 16000;
+  const pool = new InferencePool({ workers: 2, intraOpThreads: 1, executionProviders: ['cpu'], maxBatch: 1 });
+  await pool.load({ key: 'm', dir: EMBEDDED_MODEL, dtype: 'int8' });
+  const sentences = [...SENTENCES, ...readFileSync(new URL('../src/testdata/general-sentences.txt', import.meta.url), 'utf8').split('\n').filter(Boolean)];
+  const items: { text: string; audio: Float32Array; file: string }[] = [];
+  for (const voice of ['en-us', 'en-gb'])
+    for (const text of sentences) {
+      const d = decodeWav(execFileSync('espeak-ng', ['-v', voice, '-s', '160', '--stdout', text]));
+      const audio = resample(d.samples, d.sampleRate, MR);
+      items.push({ text, audio, file: (await pool.run('m', { audio, sampleRate: MR, language: 'en', prompt: '', temperature: 0 })).text });
+    }
+  const sum = (xs: { errors: number; referenceWords: number }[]): number => xs.reduce((a, e) => a + e.errors, 0) / Math.max(1, xs.reduce((a, e) => a + e.referenceWords, 0));
+  const fileWer = sum(items.map((it) => wordErrors(it.text, it.file)));
+  console.log(`accuracy: ${items.length} connected utterances (${sentences.length} sentences × en-us, en-gb), step ${step} s, every step decoded; file path WER ${(100 * fileWer).toFixed(1)} %`);
+  console.log('| forced prefix | finals vs file transcription | finals WER | decodes |');
+  console.log('| --- | --- | --- | --- |');
+  for (const forcePrefix of [true, false]) {
+    const vsFile: { errors: number; referenceWords: number }[] = [];
+    const vsText: { errors: number; referenceWords: number }[] = [];
+    let decodes = 0;
+    for (const it of items) {
+      let final = '';
+      const d = new StreamingDecoder(
+        async (audio, sampleRate, prefix) => {
+          const r = await pool.run('m', { audio, sampleRate, language: 'en', prompt: '', temperature: 0, ...(prefix ? { prefix } : {}) });
+          return { windows: r.windows, workMs: 0 };
+        },
+        { ...DEFAULT_STREAMING, sampleRate: MR, stepSeconds: Number(step), forcePrefix },
+        (e: StreamEvent) => {
+          if (e.type === 'completed') final = e.transcript;
+        },
+      );
+      const stream = new Float32Array(it.audio.length + Math.round(1.5 * MR));
+      stream.set(it.audio, Math.round(0.3 * MR));
+      for (let i = 0; i < stream.length; i += 0.04 * MR) {
+        d.push(stream.subarray(i, i + 0.04 * MR));
+        await d.idle();
+      }
+      await d.close();
+      decodes += d.decodes;
+      vsFile.push(wordErrors(it.file, final));
+      vsText.push(wordErrors(it.text, final));
+    }
+    console.log(`| ${forcePrefix ? 'yes' : 'no'} | ${(100 * sum(vsFile)).toFixed(1)} % | ${(100 * sum(vsText)).toFixed(1)} % | ${decodes} |`);
+  }
+  await pool.close();
+}
+
+const only = process.env.LIVE_ONLY; // latency | accuracy
+void (only === 'accuracy' ? Promise.resolve() : main()).then(() => (only === 'latency' ? undefined : accuracy()));

@@ -169,6 +169,11 @@ export class StreamingDecoder {
     this.lastTurnEnd = this.total;
   }
 
+  /** Resolves when no decode is running or due (benchmarks pace audio by it). */
+  async idle(): Promise<void> {
+    while (this.busy) await this.busy;
+  }
+
   /** Stops taking audio; a turn that already ended still gets its final decode. Resolves when idle. */
   async close(): Promise<void> {
     this.closing = true;
