@@ -243,6 +243,8 @@ export async function startAgent(opts: AgentOptions, log: Logger = agentLogger(o
     metrics,
     log,
     isAccepting: () => accepting,
+    // Realtime turns take feedback like file requests (their item_id is the request id).
+    recent,
     limits: {
       maxSessionSeconds: opts.liveMaxSessionSeconds,
       idleTimeoutSeconds: opts.liveIdleTimeoutSeconds,

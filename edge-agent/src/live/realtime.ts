@@ -17,6 +17,7 @@ import type { Logger } from 'pino';
 import { WebSocketServer } from 'ws';
 import type { WebSocket } from 'ws';
 import type { Admission } from '../admission.js';
+import type { RecentRequests } from '../feedback-store.js';
 import { takeStream } from '../http/transcription-route.js';
 import { ApiError } from '../http/api-error.js';
 import { trafficMetrics } from '../http/traffic-metrics.js';
@@ -25,6 +26,7 @@ import type { Metrics } from '../metrics.js';
 import type { ModelManager, Picked } from '../models/model-manager.js';
 import { DEFAULT_STREAMING, StreamingDecoder } from './streaming-decoder.js';
 import type { StreamEvent } from './streaming-decoder.js';
+import { TurnAudio, turnRequest } from './turn-audio.js';
 
 export interface LiveLimits {
   /** Longest session, seconds of wall time. */
@@ -51,6 +53,11 @@ export interface RealtimeDeps {
   isAccepting: () => boolean;
   /** Checks the upgrade request's credentials (the transcription route's bearer tokens); true when allowed. */
   authorize?: (req: IncomingMessage) => Promise<boolean>;
+  /**
+   * Recent requests for feedback: each completed turn is remembered under its item_id (its text and
+   * model, and with a dataset store its audio), so POST /v1/feedback takes a turn like a file request.
+   */
+  recent?: RecentRequests;
 }
 
 type Format = { type: 'audio/pcm'; rate: 24000 } | { type: 'audio/pcmu' } | { type: 'audio/pcma' };
@@ -195,6 +202,11 @@ export class RealtimeServer {
     /** Wall time at which the audio up to a sample count was received (for the partial latency). */
     const arrivals: { samples: number; at: number }[] = [];
     let received = 0;
+    // The turns' audio for dataset samples (only with a store): the decoder trims its own window.
+    const makeTurnAudio = (): TurnAudio | undefined => (deps.recent?.keepsAudio
+      ? new TurnAudio(FORMAT_RATE(format), Math.floor(limits.maxBufferBytes / 4), Math.round((prefixMs / 1000 + 0.1) * FORMAT_RATE(format)))
+      : undefined);
+    let turnAudio = makeTurnAudio();
     const send = (event: Record<string, unknown>): void => {
       if (ws.readyState === ws.OPEN) ws.send(JSON.stringify({ event_id: newId('event'), ...event }));
     };
@@ -244,6 +256,19 @@ export class RealtimeServer {
           return;
         }
         case 'completed':
+          if (deps.recent) {
+            // Feedback for this turn: its item_id is a request id; timed from its last audio's arrival.
+            const endSample = Math.round((e.audioEndMs / 1000) * FORMAT_RATE(format));
+            const arrived = arrivals.find((a) => a.samples >= endSample);
+            const { request, wav } = turnRequest(
+              {
+                itemId: item, deployment: picked.deployment, modelVersion: picked.model.version, role: picked.role, transcript: e.transcript,
+                audioStartMs: e.audioStartMs, audioEndMs: e.audioEndMs, ...(arrived ? { durationSeconds: (performance.now() - arrived.at) / 1000 } : {}),
+              },
+              turnAudio?.take(e.audioStartMs, e.audioEndMs), FORMAT_RATE(format), Date.now(),
+            );
+            deps.recent.remember(request, wav);
+          }
           send({
             type: 'conversation.item.input_audio_transcription.completed',
             item_id: item,
@@ -375,6 +400,7 @@ export class RealtimeServer {
         decoder = makeDecoder();
         arrivals.length = 0;
         received = 0;
+        turnAudio = makeTurnAudio();
       }
       send({ type: isBeta ? 'transcription_session.updated' : 'session.updated', session: sessionObject() });
     };
@@ -427,6 +453,9 @@ export class RealtimeServer {
           if (arrivals.length > 4096) arrivals.splice(0, arrivals.length - 2048);
           traffic.liveAudioSeconds.inc(samples.length / FORMAT_RATE(format));
           decoder.push(samples);
+          // After the decoder: a turn its VAD opened on these samples is open here too. Without VAD a
+          // turn is whatever arrives until the commit.
+          turnAudio?.push(samples, !vad || items.size > 0);
           return;
         }
         case 'input_audio_buffer.commit': {
@@ -440,6 +469,7 @@ export class RealtimeServer {
         }
         case 'input_audio_buffer.clear':
           decoder.clear();
+          turnAudio?.clear();
           send({ type: 'input_audio_buffer.cleared' });
           return;
         default:
