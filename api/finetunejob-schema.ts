@@ -206,6 +206,10 @@ const COMPRESSION_RULES: Rule[] = [
     rule: "!has(self.compression) || !has(self.compression.quantizationAware) || !has(self.export) || (self.export.onnx && (!has(self.export.quantization) || self.export.quantization == 'int8'))",
     message: 'compression.quantizationAware exports static INT8: it requires export.onnx: true and export.quantization int8',
   },
+  {
+    rule: "!has(self.compression) || !has(self.compression.quantizationAware) || !has(self.method) || self.method.type != 'lora'",
+    message: 'compression.quantizationAware fake-quantizes the model\'s own weights: method.type must be full or freezeEncoder, not lora',
+  },
 ];
 
 /** Properties shared by a FineTuneJob's spec and an InferenceDeployment's retraining template. */

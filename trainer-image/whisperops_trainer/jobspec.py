@@ -122,6 +122,8 @@ def cross_field_errors(spec: dict[str, Any]) -> list[str]:
         errs.append("spec.compression.headPruning: changes the architecture: training.baseInterpolation (WiSE-FT with the base) must be 1")
     if "quantizationAware" in comp and (not ex.get("onnx", True) or ex.get("quantization", "int8") != "int8"):
         errs.append("spec.compression.quantizationAware: exports static INT8: it requires export.onnx: true and export.quantization int8")
+    if "quantizationAware" in comp and m.get("type", "lora") == "lora":
+        errs.append("spec.compression.quantizationAware: fake-quantizes the model's own weights: method.type must be full or freezeEncoder, not lora")
     role = comp.get("speakerRole")
     if role is not None:
         bad = [v.get("role") for v in role.get("voices", []) if v.get("role") not in role.get("roles", [])]
