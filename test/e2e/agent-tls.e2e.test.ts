@@ -6,8 +6,12 @@
 // and its file transcription goes over https; the kubelet's probes (HTTPS) make the agent ready,
 // Prometheus scrapes it over TLS (a live session seen as a stream); plain HTTP on the pod's address is
 // refused; the Secret replaced by a certificate of another CA is served without a restart, timed.
+// The live turn then takes feedback by its item_id (over https): a labelled sample in the pool's S3
+// dataset store, its audio the turn as streamed.
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
-import type { KubernetesObject, V1Pod } from '@kubernetes/client-node';
+import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import type { KubernetesObject, V1Pod, V1Secret } from '@kubernetes/client-node';
+import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -25,7 +29,7 @@ import { EDGEPOOLS } from '../../operator/src/edgepool/reconciler.js';
 import { EVENTS, PODS } from '../../operator/src/kube/client.js';
 import type { OperatorProcess } from '../../operator/testing/operator-process.js';
 import { adminClient, OPERATOR_SA, operatorServiceAccount, REPO_ROOT, startOperator } from '../../operator/testing/operator-process.js';
-import { applyCrds, createTestNamespace, deleteTestNamespace, edgeTaint, eventually, helm, kubectl, prometheusUrl, promQuery } from '../cluster/index.js';
+import { applyCrds, createTestNamespace, deleteTestNamespace, edgeTaint, eventually, helm, kubectl, objectStore, prometheusUrl, promQuery, s3Client } from '../cluster/index.js';
 
 jest.setTimeout(420_000);
 
@@ -36,6 +40,9 @@ const TLS_PORT = 8443;
 // a port of its own, so it cannot clash with anything else on 127.0.0.1.
 const PLAIN_PORT = 20_000 + (process.pid % 20_000);
 const SECRET = 'agent-tls';
+const S3_SECRET = 'datasets-s3';
+const BUCKET = 'whisperops-datasets';
+const PREFIX = `e2e-tls-${randomBytes(4).toString('hex')}/`;
 const tolerations = [{ key: edgeTaint.key, operator: 'Equal', value: edgeTaint.value, effect: edgeTaint.effect }];
 const defaultCAs = getCACertificates('default');
 const dir = tempDir('agent-tls-e2e');
@@ -89,6 +96,10 @@ async function agentPod(): Promise<V1Pod | undefined> {
 beforeAll(async () => {
   await applyCrds();
   ns = await createTestNamespace('tls');
+  // The store's credentials for the pool's dataset store (live-turn samples).
+  const store = await objectStore();
+  const source = JSON.parse(await kubectl(['get', 'secret', '-n', store.secret.namespace, store.secret.name, '-o', 'json'])) as V1Secret;
+  await kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: S3_SECRET, namespace: ns }, data: source.data }) });
   let kubeconfig: string;
   ({ kubeconfig, cleanup: cleanupRbac } = await operatorServiceAccount(ns, LEASE));
   operator = startOperator({
@@ -108,7 +119,7 @@ afterAll(async () => {
 });
 
 describe('agent TLS through EdgePool spec.tls (real agent on a process node)', () => {
-  it('reports a missing Secret, then serves Realtime over wss and files over https with the test CA, refuses plain HTTP, and takes a rotated certificate without a restart', async () => {
+  it('reports a missing Secret, then serves Realtime over wss and files over https with the test CA, refuses plain HTTP, turns feedback on the live turn into an S3 sample, and takes a rotated certificate without a restart', async () => {
     // The operator's ServiceAccount may not read Secrets: the kubelet mounts them.
     expect((await kubectl(['auth', 'can-i', 'get', 'secrets', '-n', ns, `--as=system:serviceaccount:${ns}:${OPERATOR_SA}`]).catch((e: unknown) => String((e as { stdout?: string }).stdout ?? e))).trim()).toMatch(/^no/);
     const pool = {
@@ -117,6 +128,8 @@ describe('agent TLS through EdgePool spec.tls (real agent on a process node)', (
         nodeSelector: { 'whisperops.dev/device': 'jetson-agx-xavier', type: 'process' }, tolerations,
         agent: { threads: 2, port: PLAIN_PORT }, autoscaling: { mode: 'off' }, replicas: 1,
         tls: { secretRef: { name: SECRET }, port: TLS_PORT },
+        artifactCredentials: { secretRef: { name: S3_SECRET } },
+        datasetStore: { uri: `s3://${BUCKET}/${PREFIX}` },
       },
     };
     await kubectl(['apply', '-f', '-'], { input: JSON.stringify(pool) });
@@ -230,6 +243,24 @@ describe('agent TLS through EdgePool spec.tls (real agent on a process node)', (
     const wer = wordErrors(fileText, String(completed.e.transcript));
     expect(wer.errors / wer.referenceWords).toBeLessThanOrEqual(0.2);
     process.stdout.write(`agent-tls e2e: file "${fileText}"; live "${String(completed.e.transcript)}"; ${deltas.length} deltas, ${deltas.filter((d) => d.sending).length} while sending\n`);
+
+    // The live turn in the dataset loop: feedback by its item_id over https → a sample in the pool's store.
+    const itemId = String(completed.e.item_id);
+    const fb = await fetch(`${base}/v1/feedback`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ request_id: itemId, reference: 'please call me back when you have finished the report', scenario: 'clinic' }) });
+    expect(fb.status).toBe(200);
+    expect(await fb.json()).toMatchObject({ request_id: itemId, transcript: completed.e.transcript, dataset_sample: 'queued' });
+    const s3 = await s3Client();
+    const read = async (key: string): Promise<Buffer> => Buffer.from(await ((await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }))).Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray());
+    const manifestKey = await eventually('the live sample\'s manifest in the store', async () => (await s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: PREFIX }))).Contents
+      ?.map((o) => o.Key ?? '').find((k) => k.endsWith('.jsonl')), 60_000, 1000);
+    const line = JSON.parse((await read(manifestKey)).toString('utf8').trim()) as Record<string, unknown>;
+    expect(line).toMatchObject({ requestId: itemId, text: 'please call me back when you have finished the report', scenario: 'clinic', hypothesis: completed.e.transcript, agent: pod?.metadata?.name });
+    const sample = decodeWav(await read(manifestKey.slice(0, manifestKey.lastIndexOf('/') + 1) + String(line.audio)));
+    expect(sample.sampleRate).toBe(SR);
+    // The turn's audio: about the speech sent (plus pre-roll and the silence that ended the turn).
+    expect(sample.samples.length / SR).toBeGreaterThan(voiced.length / SR - 0.2);
+    expect(sample.samples.length / SR).toBeLessThan(voiced.length / SR + 1.0);
+    s3.destroy();
 
     // 4. Rotation to a certificate of another CA: served without a restart, timed from the Secret update.
     expect(await servedSerial(ip, TLS_PORT, first.ca)).toBe(first.serial);
