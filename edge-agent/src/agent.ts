@@ -22,7 +22,7 @@ import { openSampleStore } from './dataset/store.js';
 import { DatasetWriter, DEFAULT_WRITER_TUNING } from './dataset/writer.js';
 import { RecentRequests } from './feedback-store.js';
 import { InferencePool } from './inference/pool.js';
-import { createMetrics, ScenarioLabels } from './metrics.js';
+import { createMetrics, ScenarioLabels, seedFeedbackSeries } from './metrics.js';
 import type { Metrics } from './metrics.js';
 import { ArtifactFetcher, FileArtifactStore, HttpArtifactStore, MANIFEST, parseManifest, sha256 } from './models/artifact.js';
 import { ModelManager } from './models/model-manager.js';
@@ -167,6 +167,7 @@ export async function startAgent(opts: AgentOptions, log: Logger = agentLogger(o
   const applySet = async (set: ModelSet, source: string): Promise<void> => {
     if (set.pool !== poolName) log.warn({ pool: set.pool, serving: poolName }, 'Model set names another pool; the pool label stays as at start');
     scenarios.setAllowList(set.scenarios);
+    seedFeedbackSeries(metrics, set);
     log.info({ source, deployments: set.models.length }, 'Applying model set');
     await manager.apply(set);
   };

@@ -119,6 +119,30 @@ export function createMetrics(pool: string) {
 
 export type Metrics = ReturnType<typeof createMetrics>;
 
+/**
+ * Creates the feedback counters' series at 0 for every (deployment, model version) of a model set ×
+ * its allow-listed scenarios (and `other`), when the set arrives. A counter series that first appears
+ * with its first feedback already counted loses that feedback to PromQL's increase()/rate(), which
+ * need two samples of a series: the WER rules and the operator's scenario monitoring would miss the
+ * first feedback of every new model version. Sets without an allow-list create nothing (the scenario
+ * values are not known in advance).
+ */
+export function seedFeedbackSeries(metrics: Pick<Metrics, 'wordErrors' | 'referenceWords'>, set: { scenarios?: string[]; models: { name: string; stable: { version: string }; candidate?: { version: string } }[] }): number {
+  if (!set.scenarios) return 0;
+  let created = 0;
+  for (const d of set.models) {
+    for (const version of [d.stable.version, ...(d.candidate ? [d.candidate.version] : [])]) {
+      for (const scenario of [...set.scenarios, 'other']) {
+        const labels = { deployment: d.name, model_version: version, scenario };
+        metrics.wordErrors.inc(labels, 0);
+        metrics.referenceWords.inc(labels, 0);
+        created++;
+      }
+    }
+  }
+  return created;
+}
+
 /** Bounds scenario label values: an allow-list when given, else the first `cap` well-formed values seen. */
 export class ScenarioLabels {
   private readonly seen = new Set<string>();

@@ -102,7 +102,9 @@ beforeAll(async () => {
   await kubectl(['apply', '-f', '-'], {
     input: JSON.stringify({
       apiVersion: 'whisperops.dev/v1alpha1', kind: 'InferenceDeployment', metadata: { name: 'asr', namespace: ns },
-      spec: { edgePoolRef: { name: 'jetsons' }, model: { ...embeddedModelRef(), uri: (await objectStore()).embeddedModelUri } },
+      // A watched scenario puts `finance` on the model set's allow-list, so the agents create its feedback
+      // series at 0 when the set arrives (maxWer 1: never degraded, nothing retrains).
+      spec: { edgePoolRef: { name: 'jetsons' }, model: { ...embeddedModelRef(), uri: (await objectStore()).embeddedModelUri }, monitoring: { scenarios: [{ name: 'finance', maxWer: 1 }] } },
     }),
   });
   await kubectl(['apply', '-f', '-'], { input: JSON.stringify(failingFtj('retrain-1')) });
@@ -166,15 +168,20 @@ describe('Prometheus rules and Grafana dashboard of the chart', () => {
     const agentsMs = Date.now() - t0; // from the pool's creation
     // Two rounds of finance speech with feedback, a few scrapes apart, so every rate has two samples.
     const sentences = financeSentences(26);
-    // One feedback first, and Prometheus must have scraped its counters before the rest: increase()
-    // never counts a series' first sample, and the WER rule needs > 100 reference words in its window.
-    const warmup = await sendFeedbackTraffic({ agentUrls: urls, model: 'asr', sentences: sentences.slice(24), scenario: 'finance', concurrency: 1, deadlineMs: 60_000 });
-    await eventually('the first feedback counters scraped', async () => (series(await promQuery(`whisperops_agent_reference_words_total{namespace="${ns}",scenario="finance"}`)).length > 0 ? true : undefined), 60_000, 1000);
-    const first = await sendFeedbackTraffic({ agentUrls: urls, model: 'asr', sentences: sentences.slice(0, 12), scenario: 'finance', concurrency: 2, deadlineMs: 60_000 });
+    // The finance feedback series exist at 0 before any feedback (the agent creates them from the model
+    // set's allow-list) and are scraped so: increase() never counts a series' first sample, so a series
+    // born with its first feedback would lose it (and the WER rule needs > 100 reference words).
+    const zero = await eventually('the finance feedback series scraped at 0 before any feedback', async () => {
+      const d = await promQuery(`whisperops_agent_reference_words_total{namespace="${ns}",scenario="finance"}`);
+      return d.resultType === 'vector' && d.result.length > 0 ? d.result : undefined;
+    }, 60_000, 1000);
+    expect(zero.map((x) => x.value[1])).toEqual(zero.map(() => '0'));
+    const warmup = { requests: 0, failures: 0, feedbackPosted: 0 };
+    const first = await sendFeedbackTraffic({ agentUrls: urls, model: 'asr', sentences: sentences.slice(0, 14), scenario: 'finance', concurrency: 2, deadlineMs: 60_000 });
     // The second failure after Prometheus saw the first: the counter goes 1 → 2 between scrapes.
     await eventually('the first failed run scraped', async () => (series(await promQuery(`whisperops_operator_runs_finished_total{namespace="${ns}",phase="Failed"}`)).length > 0 ? true : undefined), 60_000, 1000);
     await kubectl(['apply', '-f', '-'], { input: JSON.stringify(failingFtj('retrain-2')) });
-    const second = await sendFeedbackTraffic({ agentUrls: urls, model: 'asr', sentences: sentences.slice(12, 24), scenario: 'finance', concurrency: 2, deadlineMs: 60_000 });
+    const second = await sendFeedbackTraffic({ agentUrls: urls, model: 'asr', sentences: sentences.slice(14, 26), scenario: 'finance', concurrency: 2, deadlineMs: 60_000 });
     expect(warmup.failures + first.failures + second.failures).toBe(0);
     expect(warmup.feedbackPosted + first.feedbackPosted + second.feedbackPosted).toBe(26);
 
