@@ -142,6 +142,38 @@ describe('a speaker-role model from the trainer, served by the agent', () => {
     expect(Object.keys(v.segments[0] ?? {})).toEqual(['id', 'seek', 'start', 'end', 'text', 'tokens', 'temperature', 'avg_logprob', 'compression_ratio', 'no_speech_prob']);
   });
 
+  it('gives each window of a batch its own role probabilities (pooled over its own audio frames)', async () => {
+    const single = new InferencePool({ workers: 1, intraOpThreads: 1, executionProviders: ['cpu'], maxBatch: 1 });
+    const batched = new InferencePool({ workers: 1, intraOpThreads: 1, executionProviders: ['cpu'], maxBatch: 2 });
+    try {
+      await single.load({ key: 'm', dir: out, dtype: 'fp32' });
+      await batched.load({ key: 'm', dir: out, dtype: 'fp32' });
+      const jobs = clips.map((c) => {
+        const a = decodeWav(c.wav);
+        return { audio: a.samples, sampleRate: a.sampleRate, language: 'en', prompt: '', temperature: 0 };
+      });
+      const alone = await Promise.all(jobs.map((j) => single.run('m', { ...j, audio: j.audio.slice() })));
+      // a first job holds the worker, so the two behind it are taken together
+      const first = jobs[0];
+      if (!first) throw new Error('no job');
+      const holder = batched.run('m', { ...first, audio: first.audio.slice() });
+      const together = await Promise.all(jobs.map((j) => batched.run('m', { ...j, audio: j.audio.slice() })));
+      await holder;
+      expect(together.map((r) => r.batchWindows)).toEqual([2, 2]);
+      // the clips differ in length: each row of the batch pools over its own frames
+      expect(clips[0]?.wav.length).not.toBe(clips[1]?.wav.length);
+      together.forEach((r, i) => {
+        const want = alone[i]?.windows[0]?.roleProbs ?? [];
+        const got = r.windows[0]?.roleProbs ?? [];
+        expect(got).toHaveLength(2);
+        got.forEach((p, k) => expect(Math.abs(p - (want[k] ?? NaN))).toBeLessThan(1e-4));
+      });
+    } finally {
+      await single.close();
+      await batched.close();
+    }
+  });
+
   // The agent loads a new artifact under a new key (manifest sha256 + version) and drops the old one only
   // once the new one has loaded, so a refused load leaves the working model serving.
   it('refuses a role head that does not fit its model, and keeps serving the model it had', async () => {
