@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DeleteObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { CoreV1Api } from '@kubernetes/client-node';
-import { ArtifactError, ArtifactFetcher, MANIFEST, sha256, type ArtifactStore, type ModelManifest } from '../../edge-agent/src/models/artifact.js';
+import { ArtifactError, ArtifactFetcher, filesToFetch, MANIFEST, sha256, type ArtifactStore, type ModelManifest } from '../../edge-agent/src/models/artifact.js';
 import { S3ArtifactStore } from '../../edge-agent/src/models/s3-store.js';
 import { loadAdminKubeConfig, objectStore, s3Client } from '../cluster/index.js';
 import { embeddedModelDir } from '../cluster/object-store.js';
@@ -64,7 +64,7 @@ afterAll(async () => {
 describe('S3ArtifactStore against the cluster\'s S3 store', () => {
   const ref = () => ({ uri: store.embeddedModelUri, version: manifest.version, sha256: sha256(manifestBytes) });
 
-  it('fetches the embedded model from s3://, every file byte for byte, into the content-addressed cache; once', async () => {
+  it('fetches the files an INT8 agent reads of the embedded model from s3://, byte for byte, into the content-addressed cache; once', async () => {
     expect(new URL(env.AWS_ENDPOINT_URL ?? '').hostname).toBe('127.0.0.1');
     const cache = cacheDir();
     const s3s = s3Store();
@@ -74,17 +74,21 @@ describe('S3ArtifactStore against the cluster\'s S3 store', () => {
     const t0 = Date.now();
     const got = await fetcher.fetch(ref(), 'int8');
     const seconds = (Date.now() - t0) / 1000;
-    const total = Object.values(manifest.files).reduce((n, f) => n + (f.bytes ?? 0), 0);
-    process.stderr.write(`[agent-s3] fetched ${Object.keys(manifest.files).length} files, ${(total / 1e6).toFixed(1)} MB from S3 in ${seconds.toFixed(2)} s\n`);
+    const wanted = filesToFetch(manifest, 'int8');
+    const bytes = (files: string[]): number => files.reduce((n, f) => n + (manifest.files[f]?.bytes ?? 0), 0);
+    process.stderr.write(`[agent-s3] fetched ${wanted.length} of ${Object.keys(manifest.files).length} files, ${(bytes(wanted) / 1e6).toFixed(1)} of ${(bytes(Object.keys(manifest.files)) / 1e6).toFixed(1)} MB, from S3 in ${seconds.toFixed(2)} s\n`);
     expect(got.dir).toBe(join(cache, ref().sha256));
     expect(got.dtype).toBe('int8');
     expect(got.manifest.version).toBe(manifest.version);
-    for (const rel of Object.keys(manifest.files)) {
+    for (const rel of wanted) {
       expect([rel, readFileSync(join(got.dir, rel)).equals(readFileSync(join(embeddedModelDir, rel)))]).toEqual([rel, true]);
     }
+    expect(wanted).toContain('onnx/encoder_model_quantized.onnx');
+    expect(wanted).not.toContain('onnx/encoder_model.onnx');
+    expect(wanted).not.toContain('model.safetensors');
     expect(readFileSync(join(got.dir, MANIFEST)).equals(manifestBytes)).toBe(true);
     expect(readdirSync(cache)).toEqual([ref().sha256]);
-    expect(opened.sort()).toEqual([MANIFEST, ...Object.keys(manifest.files)].sort());
+    expect(opened.sort()).toEqual([MANIFEST, ...wanted].sort());
     // A second fetch re-verifies the cache and downloads nothing but the manifest.
     opened.length = 0;
     const again = await fetcher.fetch({ ...ref(), uri: store.embeddedModelUri.replace(/\/$/, '') }, 'int8');
@@ -114,7 +118,7 @@ describe('S3ArtifactStore against the cluster\'s S3 store', () => {
     try {
       const uri = `s3://${store.buckets.models}/${prefix}`;
       const partial = await failure(fetcher.fetch({ ...ref(), uri }, 'int8'));
-      const first = Object.keys(manifest.files)[0] ?? '';
+      const first = filesToFetch(manifest, 'int8')[0] ?? '';
       expect(partial.reason).toBe('missing_file');
       expect(partial.message).toMatch(new RegExp(`^GET s3://${store.buckets.models}/${prefix}${first.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: NoSuchKey`));
       expect(readdirSync(cache)).toEqual([]);

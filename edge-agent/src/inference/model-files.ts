@@ -17,3 +17,9 @@ export function onnxFileNames(dtype: ModelDtype): { encoder: string; decoder: st
   const suffix = dtype === 'int8' ? '_quantized' : '';
   return { encoder: `onnx/encoder_model${suffix}.onnx`, decoder: `onnx/decoder_model_merged${suffix}.onnx` };
 }
+
+/** The role head's graph (trainer-image roles.py): last_hidden_state [B, T, d_model], valid_frames [B] → role_logits [B, R]. */
+export const ROLE_HEAD_FILE = 'onnx/role_head.onnx';
+
+/** Files the agent reads when an artifact lists them (beside requiredFiles): the speaker-role head. */
+export const OPTIONAL_MODEL_FILES: readonly string[] = [ROLE_HEAD_FILE];

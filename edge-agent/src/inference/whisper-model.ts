@@ -13,7 +13,7 @@ import { parsePreprocessorConfig } from '../audio/log-mel.js';
 import { OnnxLogMel } from '../audio/log-mel-onnx.js';
 import type { PreprocessorConfig } from '../audio/log-mel.js';
 import { WhisperTokenizer } from '../text/tokenizer.js';
-import { onnxFileNames } from './model-files.js';
+import { onnxFileNames, ROLE_HEAD_FILE } from './model-files.js';
 import type { ModelDtype } from './model-files.js';
 
 export type { ModelDtype } from './model-files.js';
@@ -44,8 +44,6 @@ interface ModelConfig {
   whisperops_speaker_roles?: unknown;
 }
 
-/** The role head's graph (trainer-image roles.py): last_hidden_state [B, T, d_model], valid_frames [B] → role_logits [B, R]. */
-export const ROLE_HEAD_FILE = 'onnx/role_head.onnx';
 
 interface GenerationConfig {
   decoder_start_token_id?: number;

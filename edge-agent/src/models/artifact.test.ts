@@ -99,7 +99,7 @@ describe('ArtifactFetcher', () => {
     expect((await fetcher().fetch({ uri: `file://${a.dir}`, version: 'v1', sha256: a.sha }, 'int8')).dtype).toBe('fp32');
   });
 
-  it('downloads every file of an http:// artifact into a content-addressed cache, once', async () => {
+  it('downloads the files the agent reads for its dtype (not the other dtype\'s, nor anything else listed) into a content-addressed cache, once', async () => {
     const a = makeArtifact('v2');
     const { execFileSync } = await import('node:child_process');
     execFileSync('cp', ['-r', a.dir, join(root, 'v2')]);
@@ -108,16 +108,42 @@ describe('ArtifactFetcher', () => {
     const got = await f.fetch({ uri: `${base}/v2/`, version: 'v2', sha256: a.sha }, 'int8');
     expect(got.dir.endsWith(a.sha)).toBe(true);
     expect(readFileSync(join(got.dir, 'onnx/decoder_model_merged_quantized.onnx'), 'utf8')).toBe('dec-int8');
-    expect(requests.length).toBe(1 + Object.keys(FILES).length);
+    const int8 = ['config.json', 'generation_config.json', 'preprocessor_config.json', 'tokenizer.json', 'onnx/encoder_model_quantized.onnx', 'onnx/decoder_model_merged_quantized.onnx'];
+    expect(requests.sort()).toEqual(['/v2/model-manifest.json', ...int8.map((r) => `/v2/${r}`)].sort());
+    expect(readdirSync(join(got.dir, 'onnx')).sort()).toEqual(['decoder_model_merged_quantized.onnx', 'encoder_model_quantized.onnx']);
     requests = [];
     await f.fetch({ uri: `${base}/v2`, version: 'v2', sha256: a.sha }, 'int8');
     expect(requests).toEqual(['/v2/model-manifest.json']);
+    // The same artifact for an fp32 agent: its pair is fetched (the cache did not hold it).
+    requests = [];
+    const fp32 = await f.fetch({ uri: `${base}/v2`, version: 'v2', sha256: a.sha }, 'fp32');
+    expect(fp32.dtype).toBe('fp32');
+    expect(requests).toEqual(expect.arrayContaining(['/v2/onnx/encoder_model.onnx', '/v2/onnx/decoder_model_merged.onnx']));
+    expect(readFileSync(join(fp32.dir, 'onnx/encoder_model.onnx'), 'utf8')).toBe('enc-fp32');
+  });
+
+  it('fetches a role head when the manifest lists one, and ignores a corrupt file the agent does not read', async () => {
+    const a = makeArtifact('v7', { tamper: 'onnx/encoder_model.onnx' });
+    writeFileSync(join(a.dir, 'onnx/role_head.onnx'), 'role');
+    const manifest = JSON.parse(readFileSync(join(a.dir, MANIFEST), 'utf8')) as { files: Record<string, { sha256: string; bytes: number }> };
+    manifest.files['onnx/role_head.onnx'] = { sha256: sha256(Buffer.from('role')), bytes: 4 };
+    manifest.files['model.safetensors'] = { sha256: 'f'.repeat(64), bytes: 10 }; // listed, absent: never read
+    const bytes = Buffer.from(JSON.stringify(manifest));
+    writeFileSync(join(a.dir, MANIFEST), bytes);
+    const { execFileSync } = await import('node:child_process');
+    execFileSync('cp', ['-r', a.dir, join(root, 'v7')]);
+    const got = await fetcher().fetch({ uri: `${base}/v7`, version: 'v7', sha256: sha256(bytes) }, 'int8');
+    expect(readFileSync(join(got.dir, 'onnx/role_head.onnx'), 'utf8')).toBe('role');
+    // file:// in place too: the tampered fp32 encoder and the absent safetensors do not matter to INT8.
+    expect((await fetcher().fetch({ uri: `file://${a.dir}`, version: 'v7', sha256: sha256(bytes) }, 'int8')).dtype).toBe('int8');
+    // ...but they do to an fp32 agent.
+    expect(await reason(fetcher().fetch({ uri: `file://${a.dir}`, version: 'v7', sha256: sha256(bytes) }, 'fp32'))).toBe('file_checksum_mismatch');
   });
 
   it.each([
     ['a manifest whose sha256 differs from the model set', (a: { dir: string; sha: string }) => ({ uri: `file://${a.dir}`, version: 'v1', sha256: 'e'.repeat(64) }), 'manifest_checksum_mismatch', {}],
     ['a manifest of another version', (a: { dir: string; sha: string }) => ({ uri: `file://${a.dir}`, version: 'v9', sha256: a.sha }), 'version_mismatch', {}],
-    ['a file that does not match its manifest', (a: { dir: string; sha: string }) => ({ uri: `file://${a.dir}`, version: 'v1', sha256: a.sha }), 'file_checksum_mismatch', { tamper: 'onnx/encoder_model.onnx' }],
+    ['a file that does not match its manifest', (a: { dir: string; sha: string }) => ({ uri: `file://${a.dir}`, version: 'v1', sha256: a.sha }), 'file_checksum_mismatch', { tamper: 'onnx/encoder_model_quantized.onnx' }],
     ['a folder without a manifest', () => ({ uri: 'file:///nonexistent/model', version: 'v1', sha256: 'a'.repeat(64) }), 'missing_file', {}],
     ['an unsupported scheme', () => ({ uri: 'gs://bucket/model', version: 'v1', sha256: 'a'.repeat(64) }), 'unsupported_uri', {}],
     ['an s3:// artifact when the agent has no S3 store', () => ({ uri: 's3://bucket/model', version: 'v1', sha256: 'a'.repeat(64) }), 'unsupported_uri', {}],

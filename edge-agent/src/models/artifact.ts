@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import type { ModelRef } from '../../../api/model-set.js';
 import { backoffDelayMs } from '../dataset/writer.js';
 import { redactText } from '../redact.js';
-import { onnxFileNames } from '../inference/model-files.js';
+import { OPTIONAL_MODEL_FILES, onnxFileNames } from '../inference/model-files.js';
 import type { ModelDtype } from '../inference/model-files.js';
 
 export const MANIFEST = 'model-manifest.json';
@@ -247,6 +247,15 @@ export function requiredFiles(dtype: ModelDtype): string[] {
   return ['config.json', 'generation_config.json', 'preprocessor_config.json', 'tokenizer.json', onnx.encoder, onnx.decoder];
 }
 
+/**
+ * The files of `manifest` the agent downloads and verifies for `dtype`: the required ones and the optional
+ * ones it lists. Never the rest (the other dtype's ONNX pair, safetensors, training files): an INT8 agent
+ * fetches ~11 MB of the embedded model's ~57 MB.
+ */
+export function filesToFetch(manifest: ModelManifest, dtype: ModelDtype): string[] {
+  return [...requiredFiles(dtype), ...OPTIONAL_MODEL_FILES.filter((f) => f in manifest.files)];
+}
+
 /** Tries per file read (manifest and each listed file) on download_error, and the back-off between them. */
 export const DEFAULT_DOWNLOAD_RETRY = { attempts: 4, initialMs: 500, maxMs: 10_000 };
 
@@ -306,8 +315,9 @@ export class ArtifactFetcher {
 
   /**
    * Fetches and verifies the artifact `ref`: manifest sha256 = ref.sha256, manifest version = ref.version,
-   * every listed file present with its size and sha256. Uses `dtype`'s ONNX files, or the other dtype's
-   * when the artifact lacks them. Throws ArtifactError with a precise reason.
+   * every file the agent reads (filesToFetch) present with its listed size and sha256; the other listed
+   * files are neither downloaded nor verified. Uses `dtype`'s ONNX files, or the other dtype's when the
+   * artifact lacks them. Throws ArtifactError with a precise reason.
    */
   async fetch(ref: ModelRef, dtype: ModelDtype): Promise<FetchedArtifact> {
     let base: URL;
@@ -332,22 +342,24 @@ export class ArtifactFetcher {
       const missing = requiredFiles(dtype).filter((f) => !(f in manifest.files));
       throw new ArtifactError('missing_file', `${MANIFEST} of ${ref.uri} lists no ${missing.join(', ')}`);
     }
+    // Only the files this agent reads are fetched and verified (see filesToFetch).
+    const wanted = filesToFetch(manifest, chosen);
     const local = store.localDir?.(base);
     if (local) {
-      await this.verifyDir(local, manifest, ref.uri);
+      await this.verifyDir(local, manifest, wanted, ref.uri);
       return { dir: local, manifest, dtype: chosen };
     }
     const dir = join(this.cacheDir, ref.sha256);
     try {
       await stat(join(dir, MANIFEST));
-      await this.verifyDir(dir, manifest, ref.uri);
+      await this.verifyDir(dir, manifest, wanted, ref.uri);
       return { dir, manifest, dtype: chosen };
     } catch {
-      // not cached, or the cache is damaged: download again
+      // not cached, cached for another dtype, or the cache is damaged: download again
     }
-    // Every cap is known before the first byte is read: a manifest that lists a file over the
+    // Every cap is known before the first byte is read: a manifest that lists a wanted file over the
     // agent's cap is refused without downloading anything.
-    const caps = Object.entries(manifest.files).map(([rel, meta]) => ({ rel, meta, cap: this.capFor(rel, meta.bytes, ref.uri) }));
+    const caps = wanted.map((rel) => ({ rel, meta: manifest.files[rel] ?? { sha256: '' }, cap: this.capFor(rel, manifest.files[rel]?.bytes, ref.uri) }));
     await this.removeStalePartials(dir);
     const partial = `${dir}.partial-${process.pid}-${randomBytes(4).toString('hex')}`;
     this.partials.add(partial);
@@ -503,8 +515,10 @@ export class ArtifactFetcher {
     if (got !== meta.sha256) throw new ArtifactError('file_checksum_mismatch', `${rel} of ${uri} has sha256 ${got}, its manifest says ${meta.sha256}`);
   }
 
-  private async verifyDir(dir: string, manifest: ModelManifest, uri: string): Promise<void> {
-    for (const [rel, meta] of Object.entries(manifest.files)) {
+  private async verifyDir(dir: string, manifest: ModelManifest, wanted: readonly string[], uri: string): Promise<void> {
+    for (const rel of wanted) {
+      const meta = manifest.files[rel];
+      if (!meta) throw new ArtifactError('missing_file', `${MANIFEST} of ${uri} lists no ${rel}`);
       const path = safeJoin(dir, rel);
       const missing = (err: unknown): ArtifactError => new ArtifactError('missing_file', `${rel} listed in the manifest of ${uri} is missing`, { cause: err });
       const size = await stat(path).then((st) => st.size, (err: unknown) => { throw missing(err); });
