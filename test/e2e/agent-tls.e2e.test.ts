@@ -7,7 +7,8 @@
 // Prometheus scrapes it over TLS (a live session seen as a stream); plain HTTP on the pod's address is
 // refused; the Secret replaced by a certificate of another CA is served without a restart, timed.
 // The live turn then takes feedback by its item_id (over https): a labelled sample in the pool's S3
-// dataset store, its audio the turn as streamed.
+// dataset store, its audio the turn as streamed. A pair that does not load: kept out of the running
+// agent, and a new agent's crash loop is named in the pool's status.
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import type { KubernetesObject, V1Pod, V1Secret } from '@kubernetes/client-node';
@@ -278,5 +279,21 @@ describe('agent TLS through EdgePool spec.tls (real agent on a process node)', (
     expect(after.status?.containerStatuses?.[0]?.state?.running?.startedAt).toEqual(started);
     expect(after.status?.containerStatuses?.[0]?.restartCount ?? 0).toBe(0);
     process.stdout.write(`agent-tls e2e: rotated certificate served ${rotatedMs} ms after the Secret update\n`);
+
+    // 5. A pair that does not load (the second certificate with the first key): the running agent keeps
+    // the pair it has; an agent started now cannot start, and the pool says why (not a silent crash loop).
+    // (kubectl create secret tls refuses such a pair; the API server does not check it.)
+    const b64 = (f: string) => readFileSync(f).toString('base64');
+    await kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/tls', metadata: { name: SECRET, namespace: ns }, data: { 'tls.crt': b64(second.cert), 'tls.key': b64(first.key) } }) });
+    await new Promise((r) => setTimeout(r, 5000)); // > the volume sync (2 s) + the agent's poll (1 s)
+    expect(await servedSerial(ip, TLS_PORT, second.ca)).toBe(second.serial);
+    await kubectl(['delete', 'pod', pod?.metadata?.name ?? '', '-n', ns, '--wait=false']);
+    const crashing = await eventually('the pool naming the crash loop', async () => {
+      const p = await api.get<StoredEdgePool>(EDGEPOOLS, ns, 'secure');
+      const message = p.status?.conditions?.find((c) => c.type === 'Ready')?.message ?? '';
+      return message.includes('crash-looping') ? message : undefined;
+    }, 180_000, 1000);
+    expect(crashing).toMatch(/failed to start: .*key values mismatch/);
+    process.stdout.write(`agent-tls e2e: ${crashing}\n`);
   });
 });

@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import type { V1Deployment, V1Node, V1Pod } from '@kubernetes/client-node';
 import fc from 'fast-check';
 import type { StatusInput } from './compute-status.js';
-import { computeStatus, eligibleNodeNames } from './compute-status.js';
+import { computeStatus, eligibleNodeNames, exitReason } from './compute-status.js';
 import { desiredDeployment } from './desired.js';
 import { agentSettings, edgePool } from './fixtures.js';
 import { decideScale } from './scale-decision.js';
@@ -91,6 +91,35 @@ describe('computeStatus', () => {
     expect(cond(computeStatus(input({ pool, deployment: dep(2, { ready: 1 }), pods: [pod('j1'), waiting('ContainerCreating')] })), 'Ready')?.reason).toBe('WaitingForAgents');
     // Every agent ready: nothing to report, whatever a leftover pod says.
     expect(cond(computeStatus(input({ pool, pods: [pod('j1'), pod('j3'), waiting('CreateContainerConfigError', 'x')] })), 'Ready')?.status).toBe('True');
+  });
+
+  it('a crash-looping agent (e.g. a TLS pair that does not load) is named in WaitingForAgents with its restarts and its last log lines', () => {
+    const p = pod('j2', false);
+    const crashing: V1Pod = {
+      ...p,
+      status: {
+        ...p.status,
+        containerStatuses: [{
+          name: 'agent', image: 'x', imageID: '', ready: false, restartCount: 3,
+          state: { waiting: { reason: 'CrashLoopBackOff', message: 'back-off 40s restarting failed container' } },
+          lastState: { terminated: { exitCode: 1, reason: 'Error', message: 'edge-agent failed to start: Error: error:05800074:x509 certificate routines::key values mismatch\n    at node:internal/tls/secure-context:92:16\n    at startTlsListener (tls-listener.js:29:18)\n{"level":30,"failures":0,"msg":"Applied model set"}\n' } },
+        }],
+      },
+    };
+    const s = computeStatus(input({ deployment: dep(2, { ready: 1 }), pods: [pod('j1'), crashing] }));
+    expect(cond(s, 'Ready')).toMatchObject({ status: 'False', reason: 'WaitingForAgents' });
+    expect(cond(s, 'Ready')?.message).toBe('1/2 agents ready (loading and warming up models); agent pod agent-j2 is crash-looping (3 restarts, last exit code 1: edge-agent failed to start: Error: error:05800074:x509 certificate routines::key values mismatch)');
+    expect(cond(s, 'Reconciling')).toMatchObject({ status: 'True', reason: 'WaitingForAgents' });
+    expect(cond(s, 'Stalled')).toBeUndefined();
+  });
+
+  it.each<[string, string, string]>([
+    ['the last plain error line, stack frames and later buffered JSON logs left out', 'a\nedge-agent failed to start: Error: boom\n    at x (y.js:1:1)\n{"level":30,"msg":"ok","failures":0}\n', 'edge-agent failed to start: Error: boom'],
+    ['a JSON log line of level error', '{"level":30,"msg":"start"}\n{"level":50,"msg":"cannot read the model set"}\n{"level":30,"msg":"bye"}', '{"level":50,"msg":"cannot read the model set"}'],
+    ['no error line: the last two lines', 'one\ntwo\nthree\n', 'two | three'],
+    ['nothing', '', ''],
+  ])('exitReason: %s', (_what, log, reason) => {
+    expect(exitReason(log)).toBe(reason);
   });
 
   it('status.endpoints: the ready agents\' base URLs, https:// with spec.tls, sorted; absent when none is ready', () => {

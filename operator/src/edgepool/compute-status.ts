@@ -112,6 +112,46 @@ export function agentStartProblem(pool: StoredEdgePool, pods: readonly V1Pod[]):
   return undefined;
 }
 
+/**
+ * An agent that keeps exiting (e.g. a TLS pair that does not load, a bad option): the first pod (by
+ * name) whose container is in CrashLoopBackOff, with its restarts and its last exit — the last lines of
+ * the termination message, which is the log's tail (terminationMessagePolicy FallbackToLogsOnError). Progress, not a
+ * stall: a crash loop can end by itself (a store that comes back), so the pool stays Reconciling.
+ */
+/**
+ * What a log tail says about an exit: its last error line (a plain line saying error/failed/fatal/panic,
+ * or a JSON log line of level error or fatal), stack frames left out; else its last two lines. Lines
+ * arrive in the order the process flushed them, so buffered JSON logs may follow the error.
+ */
+export function exitReason(log: string): string {
+  const lines = log.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('at '));
+  const isError = (l: string): boolean => {
+    if (!l.startsWith('{')) return /\b(error|failed|fatal|panic)\b/i.test(l);
+    try {
+      const j = JSON.parse(l) as { level?: unknown };
+      return typeof j.level === 'number' && j.level >= 50;
+    } catch {
+      return false;
+    }
+  };
+  const errors = lines.filter(isError);
+  return (errors.length > 0 ? errors[errors.length - 1] ?? '' : lines.slice(-2).join(' | ')).slice(0, 400);
+}
+
+export function crashLoopMessage(pods: readonly V1Pod[]): string | undefined {
+  const sorted = [...pods].filter((p) => !p.metadata?.deletionTimestamp).sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''));
+  for (const p of sorted) {
+    for (const c of p.status?.containerStatuses ?? []) {
+      if (c.state?.waiting?.reason !== 'CrashLoopBackOff') continue;
+      const last = c.lastState?.terminated;
+      const why = exitReason(last?.message ?? '');
+      const tail = why ? `: ${why}` : '';
+      return `agent pod ${p.metadata?.name ?? ''} is crash-looping (${c.restartCount} restarts${last ? `, last exit code ${last.exitCode}` : ''}${tail})`;
+    }
+  }
+  return undefined;
+}
+
 const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 interface State { ready: ConditionInput; reconciling?: ConditionInput; stalled?: ConditionInput }
@@ -153,7 +193,10 @@ function decideState(input: StatusInput, eligible: number, noModels: boolean): S
       ready: notReady('NoModelsAssigned', `${plural(desired, 'agent')} running, not ready because no model is assigned to the pool yet (no InferenceDeployment serves on it); they become ready once one is`),
     };
   }
-  if (ready < desired) return progressing('WaitingForAgents', `${ready}/${desired} agents ready (loading and warming up models)${pending ? `; waiting for a device: ${pending}` : ''}`);
+  if (ready < desired) {
+    const crashing = crashLoopMessage(pods);
+    return progressing('WaitingForAgents', `${ready}/${desired} agents ready (loading and warming up models)${pending ? `; waiting for a device: ${pending}` : ''}${crashing ? `; ${crashing}` : ''}`);
+  }
   const message = desired === 0 ? 'scaled to zero agents' : `${ready}/${desired} agents ready on ${plural(eligible, 'eligible device')}`;
   return { ready: { type: 'Ready', status: 'True', reason: 'Ready', message } };
 }
