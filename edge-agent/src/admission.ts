@@ -5,57 +5,32 @@ export class Rejected {
   constructor(readonly retryAfterSeconds: number) {}
 }
 
-interface Waiter {
-  grant: (release: () => void) => void;
-  cancelled: boolean;
-}
+import { WeightedSemaphore } from './semaphore.js';
 
 export class Admission {
-  private active = 0;
-  private readonly waiters: Waiter[] = [];
+  private readonly slots: WeightedSemaphore;
   /** EWMA of a request's service time, seconds. */
   private serviceSeconds = 1;
 
   constructor(
     readonly maxActive: number,
     readonly maxQueue: number,
-    private readonly onChange: (active: number, queued: number) => void = () => undefined,
-  ) {}
+    onChange: (active: number, queued: number) => void = () => undefined,
+  ) {
+    this.slots = new WeightedSemaphore(maxActive, maxQueue, onChange);
+  }
 
   get activeCount(): number {
-    return this.active;
+    return this.slots.used;
   }
 
   get queuedCount(): number {
-    return this.waiters.length;
+    return this.slots.waiting;
   }
 
   /** A release function now, a promise of one after queueing, or Rejected when full. */
   acquire(signal?: AbortSignal): (() => void) | Promise<() => void> | Rejected {
-    if (this.active < this.maxActive && this.waiters.length === 0) {
-      this.active++;
-      this.changed();
-      return this.releaser();
-    }
-    if (this.waiters.length >= this.maxQueue) return new Rejected(this.retryAfter());
-    return new Promise<() => void>((resolve, reject) => {
-      const w: Waiter = { grant: resolve, cancelled: false };
-      this.waiters.push(w);
-      this.changed();
-      signal?.addEventListener(
-        'abort',
-        () => {
-          const i = this.waiters.indexOf(w);
-          if (i >= 0) {
-            this.waiters.splice(i, 1);
-            w.cancelled = true;
-            this.changed();
-            reject(new Error('request aborted while queued'));
-          }
-        },
-        { once: true },
-      );
-    });
+    return this.slots.acquire(1, signal, 'request aborted while queued') ?? new Rejected(this.retryAfter());
   }
 
   /** Feeds the Retry-After estimate. */
@@ -65,22 +40,6 @@ export class Admission {
 
   retryAfter(): number {
     // Time for the queue ahead to drain through maxActive slots, at least one second.
-    return Math.max(1, Math.ceil((this.serviceSeconds * (this.waiters.length + 1)) / this.maxActive));
-  }
-
-  private releaser(): () => void {
-    let done = false;
-    return () => {
-      if (done) return;
-      done = true;
-      const next = this.waiters.shift();
-      if (next) next.grant(this.releaser());
-      else this.active--;
-      this.changed();
-    };
-  }
-
-  private changed(): void {
-    this.onChange(this.active, this.waiters.length);
+    return Math.max(1, Math.ceil((this.serviceSeconds * (this.slots.waiting + 1)) / this.maxActive));
   }
 }
