@@ -20,6 +20,9 @@ ROLES_KEY = "whisperops_speaker_roles"
 HEAD_FILE = "role_head.safetensors"
 ONNX_FILE = "onnx/role_head.onnx"
 HIDDEN = 64
+# the head's learning rate = HEAD_LR_SCALE × the model's (a new classifier on a pretrained encoder; with the
+# model's LoRA rate alone it barely moved in a few dozen steps: held-out role accuracy 0.725 after 30)
+HEAD_LR_SCALE = 10.0
 NO_ROLE = -100
 
 

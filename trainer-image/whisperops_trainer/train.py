@@ -232,9 +232,12 @@ def train(model_dir: str, stages: Sequence[tuple[str, Sequence[Sample]]], cfg: T
         role_head.train()
         log.info("Speaker-role head", roles=list(cfg.role_names), params=roles_mod.head_params(role_head),
                  loss_weight=cfg.role_loss_weight, start=started)
-    head_params = list(role_head.parameters()) if role_head is not None else []
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad] + head_params, lr=cfg.lr(),
-                            weight_decay=cfg.weight_decay)
+    groups: list[dict[str, Any]] = [{"params": [p for p in model.parameters() if p.requires_grad]}]
+    if role_head is not None:  # a new head starts from nothing: it learns at HEAD_LR_SCALE × the model's rate
+        from .roles import HEAD_LR_SCALE
+
+        groups.append({"params": list(role_head.parameters()), "lr": cfg.lr() * HEAD_LR_SCALE})
+    opt = torch.optim.AdamW(groups, lr=cfg.lr(), weight_decay=cfg.weight_decay)
     sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup_fraction * total_steps), max(1, total_steps))
     model, opt, sched = acc.prepare(model, opt, sched)
     if role_head is not None:
@@ -259,6 +262,7 @@ def train(model_dir: str, stages: Sequence[tuple[str, Sequence[Sample]]], cfg: T
     step = 0
     seen = 0
     losses: list[float] = []
+    role_losses: list[float] = []
     t0 = time.time()
     pad = int(tok.eos_token_id)
     for si, (name, samples) in enumerate(stages):
@@ -295,7 +299,8 @@ def train(model_dir: str, stages: Sequence[tuple[str, Sequence[Sample]]], cfg: T
                     h = out.encoder_last_hidden_state
                     valid = torch.tensor([encoder_valid_frames(int(f) * 160 - 160, 160, h.shape[1]) for f in batch["frames"].tolist()],
                                          dtype=torch.int64, device=h.device)
-                    loss, _ = joint_loss(loss, role_head(h, valid), batch["role"], cfg.role_loss_weight)
+                    loss, role_ce = joint_loss(loss, role_head(h, valid), batch["role"], cfg.role_loss_weight)
+                    role_losses.append(float(role_ce.detach().float().item()))
                 acc.backward(loss)
                 if acc.sync_gradients:
                     acc.clip_grad_norm_(model.parameters(), 1.0)
@@ -311,7 +316,8 @@ def train(model_dir: str, stages: Sequence[tuple[str, Sequence[Sample]]], cfg: T
                 if step % cfg.log_every == 0 or step == total_steps:
                     el = time.time() - t0
                     log.info("Training", step=step, steps=total_steps, loss=float(np.mean(losses[-cfg.log_every:])),
-                             lr=float(sched.get_last_lr()[0]), utt_per_sec=seen / el if el else 0.0)
+                             lr=float(sched.get_last_lr()[0]), utt_per_sec=seen / el if el else 0.0,
+                             **({"role_loss": float(np.mean(role_losses[-cfg.log_every * cfg.grad_accum:]))} if role_losses else {}))
                 if step >= total_steps:
                     break
     acc.wait_for_everyone()
