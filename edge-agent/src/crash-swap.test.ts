@@ -9,7 +9,7 @@ import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync,
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { sha256File } from './models/artifact.js';
+import { filesToFetch, sha256File } from './models/artifact.js';
 import { derivedArtifact, EMBEDDED_MODEL, embeddedRef, REPO_ROOT, speak, tempDir, writeConfigMap } from './testing/speech.js';
 
 jest.setTimeout(300_000);
@@ -147,10 +147,12 @@ describe('agent SIGKILLed during a model swap', () => {
     const readyMs = Date.now() - t0;
     const served = await transcribe(urlB);
     expect(served).toEqual({ version: 'swap-2', text: 'your program is sick' });
-    // What B serves is verified: every file in the cache matches v2's manifest.
-    const manifest = JSON.parse(readFileSync(join(cache, v2.sha256, 'model-manifest.json'), 'utf8')) as { files: Record<string, { sha256: string; bytes: number }> };
-    for (const [rel, meta] of Object.entries(manifest.files)) {
-      expect([rel, await sha256File(join(cache, v2.sha256, rel))]).toEqual([rel, meta.sha256]);
+    // What B serves is verified: every file an INT8 agent reads is in the cache and matches v2's manifest.
+    const manifest = JSON.parse(readFileSync(join(cache, v2.sha256, 'model-manifest.json'), 'utf8')) as { version: string; files: Record<string, { sha256: string; bytes: number }> };
+    const wanted = filesToFetch(manifest, 'int8');
+    expect(wanted).toContain('onnx/encoder_model_quantized.onnx');
+    for (const rel of wanted) {
+      expect([rel, await sha256File(join(cache, v2.sha256, rel))]).toEqual([rel, manifest.files[rel]?.sha256]);
     }
     expect(readdirSync(cache).filter((n) => n.includes('.partial-'))).toEqual([]);
     expect(b.log.join('')).toMatch(/Loaded and warmed up model/);
