@@ -9,11 +9,12 @@ import type { StoredEdgePool } from '../../operator/src/edgepool/desired.js';
 import { EDGEPOOL_LABEL } from '../../operator/src/edgepool/names.js';
 import { EDGEPOOLS } from '../../operator/src/edgepool/reconciler.js';
 import { PODS } from '../../operator/src/kube/client.js';
-import type { OperatorProcess } from '../../operator/testing/operator-process.js';
-import { adminClient, operatorServiceAccount, startOperator } from '../../operator/testing/operator-process.js';
-import { applyCrds, createTestNamespace, deleteTestNamespace, edgeTaint, eventually, kubectl, prometheusUrl } from '../cluster/index.js';
+import { adminClient } from '../../operator/testing/operator-process.js';
+import { applyCrds, createTestNamespace, deleteTestNamespace, edgeTaint, eventually, kubectl } from '../cluster/index.js';
 import { embeddedRef, testSentences } from '../../edge-agent/src/testing/speech.js';
 import { sendFeedbackTraffic } from '../fixtures/traffic.js';
+import { startPoolOperator } from './pool-operator.js';
+import type { PoolOperator } from './pool-operator.js';
 
 jest.setTimeout(300_000);
 
@@ -23,8 +24,7 @@ const PORT = 8080;
 const tolerations = [{ key: edgeTaint.key, operator: 'Equal', value: edgeTaint.value, effect: edgeTaint.effect }];
 
 let ns = '';
-let operator: OperatorProcess | undefined;
-let cleanupRbac: () => Promise<void> = () => Promise.resolve();
+let operator: PoolOperator | undefined;
 
 async function secret(data: Record<string, string>): Promise<void> {
   const body = { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'agent-tokens', namespace: ns }, stringData: data };
@@ -41,19 +41,11 @@ async function readyPod(): Promise<V1Pod> {
 beforeAll(async () => {
   await applyCrds();
   ns = await createTestNamespace('auth');
-  let kubeconfig: string;
-  ({ kubeconfig, cleanup: cleanupRbac } = await operatorServiceAccount(ns, LEASE));
-  operator = startOperator({
-    kubeconfig, namespace: ns, identity: 'auth-e2e', leaseName: LEASE,
-    extra: [`--prometheus-url=${await prometheusUrl()}`, '--prometheus-loopback-only', '--edgepool-sync-period=2', '--agent-image=ghcr.io/whisperops/edge-agent:0.1.0'],
-  });
-  await operator.waitFor('Caches synced, controllers running', 60_000);
+  operator = await startPoolOperator(ns, 'auth-e2e', LEASE);
 });
 
 afterAll(async () => {
-  if (ns) await kubectl(['delete', 'edgepools', '--all', '-n', ns, '--wait=false']).catch(() => undefined);
-  await operator?.kill('SIGTERM');
-  await cleanupRbac();
+  await operator?.stop();
   if (ns) await deleteTestNamespace(ns);
   await api.close();
 });

@@ -28,9 +28,10 @@ import type { StoredEdgePool } from '../../operator/src/edgepool/desired.js';
 import { EDGEPOOL_LABEL } from '../../operator/src/edgepool/names.js';
 import { EDGEPOOLS } from '../../operator/src/edgepool/reconciler.js';
 import { EVENTS, PODS } from '../../operator/src/kube/client.js';
-import type { OperatorProcess } from '../../operator/testing/operator-process.js';
-import { adminClient, OPERATOR_SA, operatorServiceAccount, REPO_ROOT, startOperator } from '../../operator/testing/operator-process.js';
-import { applyCrds, createTestNamespace, deleteTestNamespace, edgeTaint, eventually, helm, kubectl, objectStore, prometheusUrl, promQuery, s3Client } from '../cluster/index.js';
+import { adminClient, OPERATOR_SA, REPO_ROOT } from '../../operator/testing/operator-process.js';
+import { applyCrds, createTestNamespace, deleteTestNamespace, edgeTaint, eventually, helm, kubectl, objectStore, promQuery, s3Client } from '../cluster/index.js';
+import { startPoolOperator } from './pool-operator.js';
+import type { PoolOperator } from './pool-operator.js';
 
 jest.setTimeout(420_000);
 
@@ -49,8 +50,7 @@ const defaultCAs = getCACertificates('default');
 const dir = tempDir('agent-tls-e2e');
 
 let ns = '';
-let operator: OperatorProcess | undefined;
-let cleanupRbac: () => Promise<void> = () => Promise.resolve();
+let operator: PoolOperator | undefined;
 
 /** A CA of its own (name) and a server certificate for `ip` signed by it (openssl, P-256). */
 function makeCert(name: string, ip: string): { ca: string; cert: string; key: string; serial: string } {
@@ -101,20 +101,12 @@ beforeAll(async () => {
   const store = await objectStore();
   const source = JSON.parse(await kubectl(['get', 'secret', '-n', store.secret.namespace, store.secret.name, '-o', 'json'])) as V1Secret;
   await kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: S3_SECRET, namespace: ns }, data: source.data }) });
-  let kubeconfig: string;
-  ({ kubeconfig, cleanup: cleanupRbac } = await operatorServiceAccount(ns, LEASE));
-  operator = startOperator({
-    kubeconfig, namespace: ns, identity: 'tls-e2e', leaseName: LEASE,
-    extra: [`--prometheus-url=${await prometheusUrl()}`, '--prometheus-loopback-only', '--edgepool-sync-period=2', '--agent-image=ghcr.io/whisperops/edge-agent:0.1.0'],
-  });
-  await operator.waitFor('Caches synced, controllers running', 60_000);
+  operator = await startPoolOperator(ns, 'tls-e2e', LEASE);
 });
 
 afterAll(async () => {
   setDefaultCACertificates(defaultCAs);
-  if (ns) await kubectl(['delete', 'edgepools', '--all', '-n', ns, '--wait=false']).catch(() => undefined);
-  await operator?.kill('SIGTERM');
-  await cleanupRbac();
+  await operator?.stop();
   if (ns) await deleteTestNamespace(ns);
   await api.close();
 });

@@ -25,9 +25,10 @@ import type { StoredEdgePool } from '../../operator/src/edgepool/desired.js';
 import { EDGEPOOL_LABEL } from '../../operator/src/edgepool/names.js';
 import { DEPLOYMENTS, EDGEPOOLS } from '../../operator/src/edgepool/reconciler.js';
 import { PODS } from '../../operator/src/kube/client.js';
-import type { OperatorProcess } from '../../operator/testing/operator-process.js';
-import { adminClient, operatorServiceAccount, REPO_ROOT, startOperator } from '../../operator/testing/operator-process.js';
-import { applyCrds, createTestNamespace, deleteTestNamespace, edgeTaint, eventually, kubectl, objectStore, prometheusUrl, s3Client } from '../cluster/index.js';
+import { adminClient, REPO_ROOT } from '../../operator/testing/operator-process.js';
+import { applyCrds, createTestNamespace, deleteTestNamespace, edgeTaint, eventually, kubectl, objectStore, s3Client } from '../cluster/index.js';
+import { startPoolOperator } from './pool-operator.js';
+import type { PoolOperator } from './pool-operator.js';
 
 jest.setTimeout(240_000);
 
@@ -204,8 +205,7 @@ describe('the agent\'s dataset writer against the cluster\'s S3 store', () => {
 describe('an EdgePool with spec.datasetStore: a real agent on a process-backed Jetson writes feedback samples to S3', () => {
   const api = adminClient();
   let ns = '';
-  let operator: OperatorProcess | undefined;
-  let cleanupRbac: () => Promise<void> = () => Promise.resolve();
+  let operator: PoolOperator | undefined;
   const pool = (name: string) => api.get<StoredEdgePool>(EDGEPOOLS, ns, name);
   const cond = (p: StoredEdgePool, type: string) => p.status?.conditions?.find((c) => c.type === type);
   const until = (name: string, what: string, ok: (p: StoredEdgePool) => boolean, ms = 120_000) =>
@@ -221,19 +221,11 @@ describe('an EdgePool with spec.datasetStore: a real agent on a process-backed J
     const store = await objectStore();
     const source = JSON.parse(await kubectl(['get', 'secret', '-n', store.secret.namespace, store.secret.name, '-o', 'json'])) as V1Secret;
     await kubectl(['apply', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: SECRET, namespace: ns }, data: source.data }) });
-    let kubeconfig: string;
-    ({ kubeconfig, cleanup: cleanupRbac } = await operatorServiceAccount(ns, 'whisperops-operator'));
-    operator = startOperator({
-      kubeconfig, namespace: ns, identity: 'dstore-e2e', leaseName: 'whisperops-operator',
-      extra: [`--prometheus-url=${await prometheusUrl()}`, '--prometheus-loopback-only', '--edgepool-sync-period=2', '--agent-image=ghcr.io/whisperops/edge-agent:0.1.0'],
-    });
-    await operator.waitFor('Caches synced, controllers running', 60_000);
+    operator = await startPoolOperator(ns, 'dstore-e2e', 'whisperops-operator');
   });
 
   afterAll(async () => {
-    if (ns) await kubectl(['delete', 'edgepools', '--all', '-n', ns, '--wait=false']).catch(() => undefined);
-    await operator?.kill('SIGTERM');
-    await cleanupRbac();
+    await operator?.stop();
     if (ns) await deleteTestNamespace(ns);
     await api.close();
   });
