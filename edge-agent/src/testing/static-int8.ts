@@ -1,6 +1,6 @@
 // Test support: a static INT8 (QDQ, manifest quantization "int8-static") artifact of the embedded
 // model, built by test/fixtures/static_int8_model.py with the trainer's QAT code (activation ranges
-// calibrated on held-out speech, no training) in the trainer's venv, cached under
+// calibrated on general training speech, no training) in the trainer's venv, cached under
 // ${WHISPEROPS_CACHE:-~/.cache/whisperops}/fixtures/ by the hash of the code that builds it.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
