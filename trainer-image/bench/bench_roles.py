@@ -1,0 +1,112 @@
+"""Speaker-role head, measured in one run: the embedded model fine-tuned by the real `run` command twice on
+the same role-labelled speech — with spec.compression.speakerRole and without — then the held-out set the
+agent bench (scripts/bench-role-agent.ts) sends through the real agent.
+
+Task: clinician and patient. Every training sentence is spoken once per role (same rate and pitch for
+both; only the voice differs) by 3 voices per role; roles differ by voice only. Held out: voices of
+other accents *and* other espeak-ng variants (en-029, en-gb-x-rp × m2/m6 | f2/f4), speaking medical
+sentences never trained on. Writes OUT/heldout-roles.jsonl (audio, text, role) and OUT/summary.json.
+
+  python bench/bench_roles.py [--sentences 120] [--epochs 2] [--n 40] [--out /tmp/bench-roles]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(HERE))
+
+from whisperops_trainer import roles, suites  # noqa: E402
+from whisperops_trainer.compress import count_params  # noqa: E402
+from whisperops_trainer.data import write_manifest  # noqa: E402
+
+BASE = HERE.parent / "models" / "tiny-whisper-synth"
+ROLES = ["clinician", "patient"]
+TRAIN = {"clinician": ["en-us+m1", "en-gb+m3", "en-gb-scotland+m5"], "patient": ["en-us+f1", "en-gb+f3", "en-gb-scotland+f5"]}
+HELD = {"clinician": ["en-029+m2", "en-gb-x-rp+m6"], "patient": ["en-029+f2", "en-gb-x-rp+f4"]}
+
+
+def run_job(name: str, spec_extra: dict, a, work: Path, data: dict) -> tuple[dict, float]:
+    spec = {
+        "baseModel": {"uri": f"file://{BASE}", "version": "tiny-whisper-synth-1.0.0"},
+        "dataset": {"scenario": "medical", "uri": f"file://{data['train']}",
+                    "evaluation": [{"scenario": "medical", "uri": f"file://{data['medical']}"},
+                                   {"scenario": "general", "uri": f"file://{data['general']}"}]},
+        "method": {"type": "lora"},
+        "training": {"batchSize": 16, "epochs": a.epochs, "seed": 42},
+        "export": {"onnx": True, "quantization": "int8", "maxWerIncrease": 1.0},  # the bench measures the loss itself
+        "output": {"uri": f"file://{work}/out/{name}"},
+        **spec_extra,
+    }
+    job = {"apiVersion": "whisperops.dev/v1alpha1", "kind": "FineTuneJob",
+           "metadata": {"name": name, "namespace": "bench", "uid": "be0c4000-0000"}, "spec": spec}
+    jf = work / f"{name}.json"
+    jf.write_text(json.dumps(job))
+    env = dict(os.environ, WHISPEROPS_JOB_FILE=str(jf), WHISPEROPS_RESULT_FILE=str(work / f"{name}.result"),
+               WHISPEROPS_WORK_DIR=str(work / f"work-{name}"), WHISPEROPS_EVAL_MAX=str(a.n), PYTHONPATH=str(HERE))
+    t0 = time.time()
+    p = subprocess.run([sys.executable, "-m", "whisperops_trainer", "run"], env=env, capture_output=True, text=True)
+    secs = time.time() - t0
+    (work / f"{name}.log").write_text(p.stdout + p.stderr)
+    if p.returncode != 0:
+        raise SystemExit(f"{name}: exit {p.returncode}\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
+    return json.loads((work / f"{name}.result").read_text()), secs
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sentences", type=int, default=120, help="training sentences (each spoken once per role)")
+    ap.add_argument("--epochs", type=float, default=2)
+    ap.add_argument("--n", type=int, default=40, help="held-out sentences per evaluation set")
+    ap.add_argument("--loss-weight", type=float, default=0.5)
+    ap.add_argument("--out", default="/tmp/bench-roles")
+    a = ap.parse_args()
+    work = Path(a.out)
+    work.mkdir(parents=True, exist_ok=True)
+    shared = suites.shared_data()
+    med = sorted({ln.strip() for ln in (shared / "domain" / "medical_corpus.txt").read_text().splitlines() if ln.strip()})
+    random.Random(5).shuffle(med)
+    held_sents, train_sents = med[: a.n], med[a.n: a.n + a.sentences]
+    gen = [ln.strip() for ln in (shared / "general" / "general_corpus.txt").read_text().splitlines() if ln.strip()]
+    random.Random(6).shuffle(gen)
+    (work / "medical-heldout.txt").write_text("\n".join(held_sents) + "\n")
+    (work / "general-heldout.txt").write_text("\n".join(gen[: a.n]) + "\n")
+    t0 = time.time()
+    train = roles.synthesize_by_role(train_sents, "medical", work / "audio" / "train", TRAIN, 42, (130, 200), (25, 75), workers=2)
+    write_manifest(work / "train.jsonl", train)  # samples carry their "role": the manifest path of the trainer
+    held = roles.synthesize_by_role(held_sents, "medical", work / "audio" / "heldout", HELD, 43, (130, 200), (25, 75), workers=2)
+    write_manifest(work / "heldout-roles.jsonl", held)
+    print(f"synthesized {len(train)} training and {len(held)} held-out utterances in {time.time() - t0:.0f} s", flush=True)
+    data = {"train": work / "train.jsonl", "medical": work / "medical-heldout.txt", "general": work / "general-heldout.txt"}
+    voices = [{"voice": v, "role": r} for r, vs in HELD.items() for v in vs]
+    res_role, s_role = run_job("with-head", {"compression": {"speakerRole": {"roles": ROLES, "voices": voices, "lossWeight": a.loss_weight}}},
+                               a, work, data)
+    print(f"with head: {s_role:.0f} s, roleAccuracy {res_role['compression'].get('roleAccuracy')}, wer {res_role['wer']}", flush=True)
+    res_plain, s_plain = run_job("without-head", {}, a, work, data)
+    print(f"without head: {s_plain:.0f} s, wer {res_plain['wer']}", flush=True)
+    out_role = work / "out" / "with-head"
+    man = json.loads((out_role / "model-manifest.json").read_text())
+    summary = {
+        "trainVoices": TRAIN, "heldoutVoices": HELD, "trainUtterances": len(train), "heldoutUtterances": len(held),
+        "sentences": a.sentences, "epochs": a.epochs, "lossWeight": a.loss_weight,
+        "withHead": {"dir": str(out_role), "seconds": round(s_role), "result": res_role,
+                     "speakerRole": man["training"]["compression"]["speakerRole"],
+                     "params": count_params(out_role), "roleHeadOnnxBytes": (out_role / roles.ONNX_FILE).stat().st_size},
+        "withoutHead": {"dir": str(work / "out" / "without-head"), "seconds": round(s_plain), "result": res_plain},
+        "base": {"dir": str(BASE), "wer": res_plain["baseWer"]},
+    }
+    (work / "summary.json").write_text(json.dumps(summary, indent=1))
+    print(json.dumps({k: summary[k] for k in ("trainUtterances", "heldoutUtterances")}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
