@@ -154,6 +154,8 @@ def test_a_speaker_role_job_publishes_a_model_whose_manifest_names_its_head(tmp_
     c = res["compression"]
     assert c["techniques"] == ["speakerRole"]
     assert 0.0 <= c["roleAccuracy"] <= 1.0
+    # the published model: the base's weights (LoRA merged) and the head's
+    assert c["paramsAfter"] == c["paramsBefore"] + 256 * 64 + 64 + 64 * 2 + 2
     out = tmp_path / "out" / "roles"
     cfg = json.loads((out / "config.json").read_text())
     assert cfg[roles.ROLES_KEY] == ["clinician", "patient"]

@@ -494,6 +494,8 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
                        **({"headsBefore": prune_info["headsBefore"], "headsAfter": prune_info["headsAfter"]} if prune_info else {}),
                        "referenceWer": {k: round(v.wer, 4) for k, v in ref_scores.items()}}
         if sr:
+            # the published model: its (LoRA-merged) weights plus the head, not the adapters trained
+            compression["paramsAfter"] = count_params(model_dir) + roles.head_params(roles.load_head(model_dir))
             role_details = role_info(spec, model_dir, role_eval)
             if role_details.get("accuracy") is not None:
                 compression["roleAccuracy"] = role_details["accuracy"]
