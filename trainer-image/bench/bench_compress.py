@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -20,17 +18,17 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE / "bench"))
 
+from jobrun import BASE, BASE_REF, run_job  # noqa: E402
 from whisperops_trainer import evaluate, suites  # noqa: E402
 from whisperops_trainer.compress import count_params  # noqa: E402
 from whisperops_trainer.onnx_infer import OnnxWhisper  # noqa: E402
 
-BASE = HERE.parent / "models" / "tiny-whisper-synth"
-
 
 def train(name: str, compression: dict, method: str, lr: float, a, work: Path) -> tuple[Path, dict, float]:
     spec = {
-        "baseModel": {"uri": f"file://{BASE}", "version": "tiny-whisper-synth-1.0.0"},
+        "baseModel": BASE_REF,
         "dataset": {"scenario": "general",
                     "synthesize": {"corpusUri": f"file://{suites.shared_data()}/general/general_corpus.txt",
                                    "scenario": "general", "maxUtterances": a.utterances}},
@@ -40,18 +38,8 @@ def train(name: str, compression: dict, method: str, lr: float, a, work: Path) -
         "export": {"onnx": True, "quantization": "int8", "maxWerIncrease": 1.0},  # the bench measures the loss itself
         "output": {"uri": f"file://{work}/out/{name}"},
     }
-    job = {"apiVersion": "whisperops.dev/v1alpha1", "kind": "FineTuneJob",
-           "metadata": {"name": name, "namespace": "bench", "uid": "bench0000-0000"}, "spec": spec}
-    jf = work / f"{name}.json"
-    jf.write_text(json.dumps(job))
-    env = dict(os.environ, WHISPEROPS_JOB_FILE=str(jf), WHISPEROPS_RESULT_FILE=str(work / f"{name}.result"),
-               WHISPEROPS_WORK_DIR=str(work / f"work-{name}"), WHISPEROPS_EVAL_MAX="16", PYTHONPATH=str(HERE))
-    t0 = time.time()
-    p = subprocess.run([sys.executable, "-m", "whisperops_trainer", "run"], env=env, capture_output=True, text=True)
-    secs = time.time() - t0
-    if p.returncode != 0:
-        raise SystemExit(f"{name}: exit {p.returncode}\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
-    return work / "out" / name, json.loads((work / f"{name}.result").read_text()), secs
+    result, secs = run_job(name, spec, work, eval_max=16)
+    return work / "out" / name, result, secs
 
 
 def main() -> int:

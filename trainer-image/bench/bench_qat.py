@@ -28,7 +28,7 @@ HERE = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE / "bench"))
 
-from bench_compress import BASE  # noqa: E402
+from jobrun import BASE, BASE_REF, run_job  # noqa: E402
 from whisperops_trainer import evaluate, qat, suites, synth  # noqa: E402
 from whisperops_trainer.export import quantize_int8  # noqa: E402
 from whisperops_trainer.onnx_infer import OnnxWhisper  # noqa: E402
@@ -37,11 +37,8 @@ from whisperops_trainer.onnx_infer import OnnxWhisper  # noqa: E402
 def train(name: str, compression: dict, lr: float, a, work: Path, corpus: Path) -> tuple[Path, dict, float]:
     """One `run` job: full fine-tune of the embedded model on `corpus` (general sentences that are not in
     the evaluation sets), the gate opened (the bench measures the losses itself)."""
-    import os
-    import subprocess
-
     spec = {
-        "baseModel": {"uri": f"file://{BASE}", "version": "tiny-whisper-synth-1.0.0"},
+        "baseModel": BASE_REF,
         "dataset": {"scenario": "general",
                     "synthesize": {"corpusUri": f"file://{corpus}", "scenario": "general", "maxUtterances": a.utterances}},
         "method": {"type": "full"},
@@ -50,18 +47,8 @@ def train(name: str, compression: dict, lr: float, a, work: Path, corpus: Path) 
         "export": {"onnx": True, "quantization": "int8", "maxWerIncrease": 1.0},
         "output": {"uri": f"file://{work}/out/{name}"},
     }
-    job = {"apiVersion": "whisperops.dev/v1alpha1", "kind": "FineTuneJob",
-           "metadata": {"name": name, "namespace": "bench", "uid": "bench0000-0000"}, "spec": spec}
-    jf = work / f"{name}.json"
-    jf.write_text(json.dumps(job))
-    env = dict(os.environ, WHISPEROPS_JOB_FILE=str(jf), WHISPEROPS_RESULT_FILE=str(work / f"{name}.result"),
-               WHISPEROPS_WORK_DIR=str(work / f"work-{name}"), WHISPEROPS_EVAL_MAX="16", PYTHONPATH=str(HERE))
-    t0 = time.time()
-    p = subprocess.run([sys.executable, "-m", "whisperops_trainer", "run"], env=env, capture_output=True, text=True)
-    secs = time.time() - t0
-    if p.returncode != 0:
-        raise SystemExit(f"{name}: exit {p.returncode}\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
-    return work / "out" / name, json.loads((work / f"{name}.result").read_text()), secs
+    result, secs = run_job(name, spec, work, eval_max=16)
+    return work / "out" / name, result, secs
 
 
 def ptq_static(model_dir: Path, out: Path, cal_samples) -> Path:
