@@ -14,29 +14,29 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE / "bench"))
+
+from jobrun import BASE, BASE_REF, run_job  # noqa: E402
 
 from whisperops_trainer import roles, suites  # noqa: E402
 from whisperops_trainer.compress import count_params  # noqa: E402
 from whisperops_trainer.data import write_manifest  # noqa: E402
 
-BASE = HERE.parent / "models" / "tiny-whisper-synth"
 ROLES = ["clinician", "patient"]
 TRAIN = {"clinician": ["en-us+m1", "en-gb+m3", "en-gb-scotland+m5"], "patient": ["en-us+f1", "en-gb+f3", "en-gb-scotland+f5"]}
 HELD = {"clinician": ["en-029+m2", "en-gb-x-rp+m6"], "patient": ["en-029+f2", "en-gb-x-rp+f4"]}
 
 
-def run_job(name: str, spec_extra: dict, a, work: Path, data: dict) -> tuple[dict, float]:
+def train(name: str, spec_extra: dict, a, work: Path, data: dict) -> tuple[dict, float]:
     spec = {
-        "baseModel": {"uri": f"file://{BASE}", "version": "tiny-whisper-synth-1.0.0"},
+        "baseModel": BASE_REF,
         "dataset": {"scenario": "medical", "uri": f"file://{data['train']}",
                     "evaluation": [{"scenario": "medical", "uri": f"file://{data['medical']}"},
                                    {"scenario": "general", "uri": f"file://{data['general']}"}]},
@@ -46,19 +46,7 @@ def run_job(name: str, spec_extra: dict, a, work: Path, data: dict) -> tuple[dic
         "output": {"uri": f"file://{work}/out/{name}"},
         **spec_extra,
     }
-    job = {"apiVersion": "whisperops.dev/v1alpha1", "kind": "FineTuneJob",
-           "metadata": {"name": name, "namespace": "bench", "uid": "be0c4000-0000"}, "spec": spec}
-    jf = work / f"{name}.json"
-    jf.write_text(json.dumps(job))
-    env = dict(os.environ, WHISPEROPS_JOB_FILE=str(jf), WHISPEROPS_RESULT_FILE=str(work / f"{name}.result"),
-               WHISPEROPS_WORK_DIR=str(work / f"work-{name}"), WHISPEROPS_EVAL_MAX=str(a.n), PYTHONPATH=str(HERE))
-    t0 = time.time()
-    p = subprocess.run([sys.executable, "-m", "whisperops_trainer", "run"], env=env, capture_output=True, text=True)
-    secs = time.time() - t0
-    (work / f"{name}.log").write_text(p.stdout + p.stderr)
-    if p.returncode != 0:
-        raise SystemExit(f"{name}: exit {p.returncode}\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
-    return json.loads((work / f"{name}.result").read_text()), secs
+    return run_job(name, spec, work, eval_max=a.n, uid="be0c4000-0000")
 
 
 def main() -> int:
@@ -87,10 +75,10 @@ def main() -> int:
     print(f"synthesized {len(train)} training and {len(held)} held-out utterances in {time.time() - t0:.0f} s", flush=True)
     data = {"train": work / "train.jsonl", "medical": work / "medical-heldout.txt", "general": work / "general-heldout.txt"}
     voices = [{"voice": v, "role": r} for r, vs in HELD.items() for v in vs]
-    res_role, s_role = run_job("with-head", {"compression": {"speakerRole": {"roles": ROLES, "voices": voices, "lossWeight": a.loss_weight}}},
+    res_role, s_role = train("with-head", {"compression": {"speakerRole": {"roles": ROLES, "voices": voices, "lossWeight": a.loss_weight}}},
                                a, work, data)
     print(f"with head: {s_role:.0f} s, roleAccuracy {res_role['compression'].get('roleAccuracy')}, wer {res_role['wer']}", flush=True)
-    res_plain, s_plain = run_job("without-head", {}, a, work, data)
+    res_plain, s_plain = train("without-head", {}, a, work, data)
     print(f"without head: {s_plain:.0f} s, wer {res_plain['wer']}", flush=True)
     out_role = work / "out" / "with-head"
     man = json.loads((out_role / "model-manifest.json").read_text())
