@@ -14,6 +14,7 @@ import { pino } from 'pino';
 import { startAgent } from '../../edge-agent/src/agent.js';
 import type { Agent } from '../../edge-agent/src/agent.js';
 import { resample } from '../../edge-agent/src/audio/resample.js';
+import { splitWindows } from '../../edge-agent/src/audio/speech-windows.js';
 import { decodeWav, encodeWav16 } from '../../edge-agent/src/audio/wav.js';
 import { InferencePool } from '../../edge-agent/src/inference/pool.js';
 import { parseOptions } from '../../edge-agent/src/options.js';
@@ -56,6 +57,7 @@ describe('a speaker-role model from the trainer, served by the agent', () => {
   let result: { compression?: { techniques: string[]; roleAccuracy?: number } };
   let roleAgent: Agent;
   let plainAgent: Agent;
+  /** wav: the clip the agent gets; file: its speech window, for the PyTorch reference. */
   const clips: { voice: string; wav: Uint8Array; file: string }[] = [];
 
   beforeAll(async () => {
@@ -83,9 +85,14 @@ describe('a speaker-role model from the trainer, served by the agent', () => {
     // 16-kHz WAVs, so that the agent and the PyTorch reference read the same samples
     for (const [text, voice] of [['please describe the pain in your chest', 'en-029+m2'], ['the tablets help a little at night', 'en-029+f2']] as const) {
       const a = decodeWav(speak(text, voice, 160));
-      const wav = encodeWav16(resample(a.samples, a.sampleRate, 16000), 16000);
+      const s16 = resample(a.samples, a.sampleRate, 16000);
+      const wav = encodeWav16(s16, 16000);
+      // The reference hears what the agent's head pools over: the speech window the agent cuts from the
+      // clip (its leading and trailing silence dropped, 100 ms kept), not the whole file.
+      const [window] = splitWindows(s16, 160_000, 16000);
+      expect(window).toBeDefined();
       const file = join(work, `${voice}.wav`);
-      writeFileSync(file, wav);
+      writeFileSync(file, encodeWav16(s16.subarray(window?.[0] ?? 0, window?.[1] ?? s16.length), 16000));
       clips.push({ voice, wav, file });
     }
     const start = async (modelDir: string): Promise<Agent> => {
