@@ -24,6 +24,7 @@ import { decodeWav, encodeWav16 } from '../src/audio/wav.js';
 import { InferencePool } from '../src/inference/pool.js';
 import { DEFAULT_STREAMING, StreamingDecoder } from '../src/live/streaming-decoder.js';
 import type { StreamEvent } from '../src/live/streaming-decoder.js';
+import { pcm16Base64 } from '../src/testing/realtime.js';
 import { EMBEDDED_MODEL } from '../src/testing/speech.js';
 import { wordErrors } from '../src/text/wer.js';
 import { spawnAgent } from './agent-process.js';
@@ -90,12 +91,6 @@ function makeAudio(): { audio: Float32Array; turns: { end: number; word: string 
   return { audio, turns, files };
 }
 
-function pcm16(samples: Float32Array): string {
-  const b = Buffer.alloc(samples.length * 2);
-  samples.forEach((x, i) => b.writeInt16LE(Math.max(-32768, Math.min(32767, Math.round(x * 32767))), i * 2));
-  return b.toString('base64');
-}
-
 /** One real-time session; returns the word latencies (ms) and how many turns completed. */
 async function session(url: string, audio: Float32Array, turns: { end: number; word: string }[][], delayMs: number): Promise<{ latencies: number[]; completed: number; words: number }> {
   await new Promise((r) => setTimeout(r, delayMs));
@@ -137,7 +132,7 @@ async function session(url: string, audio: Float32Array, turns: { end: number; w
   const t0 = performance.now();
   for (let i = 0, c = 0; i < audio.length; i += chunk, c++) {
     sentAt[c] = performance.now();
-    ws.send(JSON.stringify({ type: 'input_audio_buffer.append', audio: pcm16(audio.subarray(i, i + chunk)) }));
+    ws.send(JSON.stringify({ type: 'input_audio_buffer.append', audio: pcm16Base64(audio.subarray(i, i + chunk)) }));
     const due = t0 + ((i + chunk) / SR) * 1000;
     await new Promise((r) => setTimeout(r, Math.max(0, due - performance.now())));
   }

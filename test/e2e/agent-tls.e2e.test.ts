@@ -22,6 +22,7 @@ import { OpenAIRealtimeWS } from 'openai/realtime/ws';
 import { parseDocument } from 'yaml';
 import { resample } from '../../edge-agent/src/audio/resample.js';
 import { decodeWav, encodeWav16 } from '../../edge-agent/src/audio/wav.js';
+import { recordTranscriptionSession, SESSION_RATE } from '../../edge-agent/src/testing/realtime.js';
 import { embeddedRef, speak, tempDir } from '../../edge-agent/src/testing/speech.js';
 import { wordErrors } from '../../edge-agent/src/text/wer.js';
 import type { StoredEdgePool } from '../../operator/src/edgepool/desired.js';
@@ -81,12 +82,6 @@ function servedSerial(ip: string, port: number, ca: string): Promise<string> {
     s.setTimeout(5000, () => s.destroy(new Error('TLS handshake timed out')));
     s.once('error', reject);
   });
-}
-
-function pcm16Base64(samples: Float32Array): string {
-  const b = Buffer.alloc(samples.length * 2);
-  samples.forEach((x, i) => b.writeInt16LE(Math.max(-32768, Math.min(32767, Math.round(x * 32767))), i * 2));
-  return b.toString('base64');
 }
 
 async function agentPod(): Promise<V1Pod | undefined> {
@@ -194,31 +189,12 @@ describe('agent TLS through EdgePool spec.tls (real agent on a process node)', (
 
     const rt = new OpenAIRealtimeWS({ intent: 'transcription', options: { ca: first.ca } }, client);
     expect(rt.url.toString()).toMatch(new RegExp(`^wss://${ip.replace(/\./g, '\\.')}:${TLS_PORT}/v1/realtime`));
-    const events: { type: string; sending: boolean; e: Record<string, unknown> }[] = [];
-    let sending = true;
-    rt.on('event', (e) => events.push({ type: e.type, sending, e: e as unknown as Record<string, unknown> }));
-    const errors: unknown[] = [];
-    rt.on('error', (err) => errors.push(err));
-    await new Promise<void>((res, rej) => {
-      rt.socket.once('open', () => res());
-      rt.socket.once('error', rej);
-    });
-    rt.send({
-      type: 'session.update',
-      session: { type: 'transcription', audio: { input: { format: { type: 'audio/pcm', rate: 24000 }, transcription: { model: 'tiny', language: 'en' }, turn_detection: { type: 'server_vad', silence_duration_ms: 500 } } } },
-    });
-    const SR = 24000;
+    const { events, errors, streamRealTime } = await recordTranscriptionSession(rt, 'tiny');
+    const SR = SESSION_RATE;
     const voiced = resample(speech.samples, speech.sampleRate, SR);
     const audio = new Float32Array(voiced.length + Math.round(1.2 * SR));
     audio.set(voiced);
-    const chunk = Math.round(0.04 * SR); // 40 ms chunks in real time
-    const t0 = performance.now();
-    for (let i = 0; i < audio.length; i += chunk) {
-      rt.send({ type: 'input_audio_buffer.append', audio: pcm16Base64(audio.subarray(i, i + chunk)) });
-      const due = t0 + ((i + chunk) / SR) * 1000;
-      await new Promise((r) => setTimeout(r, Math.max(0, due - performance.now())));
-    }
-    sending = false;
+    await streamRealTime(audio); // 40 ms chunks in real time
     const completed = await eventually('the turn completed', () => Promise.resolve(events.find((x) => x.type === 'conversation.item.input_audio_transcription.completed')), 60_000, 50);
     // Prometheus scrapes the agent over TLS and sees the open session as a stream (what the autoscaler reads).
     const scraped = await eventually('the live session scraped as a stream', async () => {

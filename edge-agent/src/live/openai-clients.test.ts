@@ -16,6 +16,7 @@ import type { Agent } from '../agent.js';
 import { resample } from '../audio/resample.js';
 import { decodeWav, encodeWav16 } from '../audio/wav.js';
 import { parseOptions } from '../options.js';
+import { pcm16Base64, recordTranscriptionSession, SESSION_RATE } from '../testing/realtime.js';
 import { REPO_ROOT, speak, tempDir } from '../testing/speech.js';
 import { wordErrors } from '../text/wer.js';
 
@@ -43,12 +44,6 @@ function makeCerts(dir: string, serial: string): { ca: Buffer; cert: string; key
 const sentences = ['please call me back when you have finished the report', 'we will meet again at the station next week'];
 const speech = sentences.map((s) => decodeWav(speak(s, 'en-us', 160)));
 const [first, second] = speech as [ReturnType<typeof decodeWav>, ReturnType<typeof decodeWav>];
-
-function pcm16Base64(samples: Float32Array): string {
-  const b = Buffer.alloc(samples.length * 2);
-  samples.forEach((x, i) => b.writeInt16LE(Math.max(-32768, Math.min(32767, Math.round(x * 32767))), i * 2));
-  return b.toString('base64');
-}
 
 describe('edge agent: live transcription with the official openai client', () => {
   let agent: Agent;
@@ -108,20 +103,8 @@ describe('edge agent: live transcription with the official openai client', () =>
   it('transcribes speech streamed in real time over wss (Realtime client, server VAD): deltas while sending, finals ≈ file transcription, slot released', async () => {
     const client = new OpenAI({ baseURL: `${agent.tlsUrl}/v1`, apiKey: 'unused' });
     const rt = new OpenAIRealtimeWS({ intent: 'transcription', options: { ca } }, client);
-    const events: { type: string; at: number; sending: boolean; e: Record<string, unknown> }[] = [];
-    let sending = true;
-    rt.on('event', (e) => events.push({ type: e.type, at: performance.now(), sending, e: e as unknown as Record<string, unknown> }));
-    const errors: unknown[] = [];
-    rt.on('error', (err) => errors.push(err));
-    await new Promise<void>((res, rej) => {
-      rt.socket.once('open', () => res());
-      rt.socket.once('error', rej);
-    });
-    rt.send({
-      type: 'session.update',
-      session: { type: 'transcription', audio: { input: { format: { type: 'audio/pcm', rate: 24000 }, transcription: { model: 'tiny-whisper-synth', language: 'en' }, turn_detection: { type: 'server_vad', silence_duration_ms: 500 } } } },
-    });
-    const SR = 24000;
+    const { events, errors, streamRealTime } = await recordTranscriptionSession(rt, 'tiny-whisper-synth');
+    const SR = SESSION_RATE;
     const pieces = speech.map((a) => resample(a.samples, a.sampleRate, SR));
     const gap = new Float32Array(Math.round(1.2 * SR));
     const audio = new Float32Array(pieces.reduce((n, p) => n + p.length + gap.length, 0));
@@ -130,14 +113,7 @@ describe('edge agent: live transcription with the official openai client', () =>
       audio.set(p, at);
       at += p.length + gap.length;
     }
-    const chunk = Math.round(0.04 * SR);
-    const t0 = performance.now();
-    for (let i = 0; i < audio.length; i += chunk) {
-      rt.send({ type: 'input_audio_buffer.append', audio: pcm16Base64(audio.subarray(i, i + chunk)) });
-      const due = t0 + ((i + chunk) / SR) * 1000;
-      await new Promise((r) => setTimeout(r, Math.max(0, due - performance.now())));
-    }
-    sending = false;
+    await streamRealTime(audio);
     const end = Date.now() + 30_000;
     while (events.filter((x) => x.type === 'conversation.item.input_audio_transcription.completed').length < 2 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
     expect((await metrics()).includes('whisperops_agent_live_sessions{pool="default"} 1')).toBe(true);
