@@ -141,8 +141,6 @@ def test_distillation_loss_is_ce_when_the_student_matches_the_teacher_and_grows_
 
 
 def _distill_job(tmp_path, shared_data, model_dir, max_wer_increase):
-    import json
-
     spec = {
         "baseModel": {"uri": f"file://{model_dir}", "version": "tiny-whisper-synth-1.0.0"},
         "dataset": {"scenario": "general",
@@ -154,9 +152,15 @@ def _distill_job(tmp_path, shared_data, model_dir, max_wer_increase):
         "export": {"onnx": True, "quantization": "int8", "maxWerIncrease": max_wer_increase},
         "output": {"uri": f"file://{tmp_path}/out/student"},
     }
+    return _write_job(tmp_path, "student", "5a1e2d3c-aaaa-bbbb-cccc-000000000000", spec)
+
+
+def _write_job(tmp_path, name, uid, spec):
+    """The FineTuneJob file a job test runs: `spec` under metadata speech/`name`."""
+    import json
+
     job = {"apiVersion": "whisperops.dev/v1alpha1", "kind": "FineTuneJob",
-           "metadata": {"name": "student", "namespace": "speech", "uid": "5a1e2d3c-aaaa-bbbb-cccc-000000000000"},
-           "spec": spec}
+           "metadata": {"name": name, "namespace": "speech", "uid": uid}, "spec": spec}
     f = tmp_path / "finetunejob.json"
     f.write_text(json.dumps(job))
     return f

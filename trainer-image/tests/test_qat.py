@@ -164,12 +164,9 @@ def _qat_job(tmp_path, shared_data, model_dir):
         "export": {"onnx": True, "quantization": "int8", "maxWerIncrease": 1.0},
         "output": {"uri": f"file://{tmp_path}/out/qat"},
     }
-    job = {"apiVersion": "whisperops.dev/v1alpha1", "kind": "FineTuneJob",
-           "metadata": {"name": "qat", "namespace": "speech", "uid": "9a7e2d3c-aaaa-bbbb-cccc-000000000000"},
-           "spec": spec}
-    f = tmp_path / "finetunejob.json"
-    f.write_text(json.dumps(job))
-    return f
+    from test_compression import _write_job
+
+    return _write_job(tmp_path, "qat", "9a7e2d3c-aaaa-bbbb-cccc-000000000000", spec)
 
 
 def test_a_qat_job_publishes_a_static_int8_artifact_the_agents_greedy_loop_decodes(tmp_path, shared_data, model_dir):

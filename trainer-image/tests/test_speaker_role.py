@@ -134,12 +134,9 @@ def _role_job(tmp_path, shared_data, model_dir, max_wer_increase=1.0):
         "export": {"onnx": True, "quantization": "int8", "maxWerIncrease": max_wer_increase},
         "output": {"uri": f"file://{tmp_path}/out/roles"},
     }
-    job = {"apiVersion": "whisperops.dev/v1alpha1", "kind": "FineTuneJob",
-           "metadata": {"name": "roles", "namespace": "speech", "uid": "70e5a1e2-aaaa-bbbb-cccc-000000000000"},
-           "spec": spec}
-    f = tmp_path / "finetunejob.json"
-    f.write_text(json.dumps(job))
-    return f
+    from test_compression import _write_job
+
+    return _write_job(tmp_path, "roles", "70e5a1e2-aaaa-bbbb-cccc-000000000000", spec)
 
 
 def test_a_speaker_role_job_publishes_a_model_whose_manifest_names_its_head(tmp_path, shared_data, model_dir):
