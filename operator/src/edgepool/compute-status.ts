@@ -85,6 +85,11 @@ function unschedulableMessage(pods: readonly V1Pod[]): string | undefined {
   return undefined;
 }
 
+/** The pods not being deleted, by name: the order in which a status names the first one with a problem. */
+function livePodsByName(pods: readonly V1Pod[]): V1Pod[] {
+  return pods.filter((p) => !p.metadata?.deletionTimestamp).sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''));
+}
+
 /** Waiting reasons of a container the kubelet cannot create (as opposed to pulling or starting it). */
 const CANNOT_START = new Set(['CreateContainerConfigError', 'CreateContainerError']);
 
@@ -94,8 +99,7 @@ const CANNOT_START = new Set(['CreateContainerConfigError', 'CreateContainerErro
  * (a volume that cannot be mounted), and what the pool names that may be the cause.
  */
 export function agentStartProblem(pool: StoredEdgePool, pods: readonly V1Pod[]): string | undefined {
-  const sorted = [...pods].filter((p) => !p.metadata?.deletionTimestamp).sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''));
-  for (const p of sorted) {
+  for (const p of livePodsByName(pods)) {
     for (const c of [...(p.status?.initContainerStatuses ?? []), ...(p.status?.containerStatuses ?? [])]) {
       const w = c.state?.waiting;
       if (!w?.reason) continue;
@@ -112,12 +116,6 @@ export function agentStartProblem(pool: StoredEdgePool, pods: readonly V1Pod[]):
   return undefined;
 }
 
-/**
- * An agent that keeps exiting (e.g. a TLS pair that does not load, a bad option): the first pod (by
- * name) whose container is in CrashLoopBackOff, with its restarts and its last exit — the last lines of
- * the termination message, which is the log's tail (terminationMessagePolicy FallbackToLogsOnError). Progress, not a
- * stall: a crash loop can end by itself (a store that comes back), so the pool stays Reconciling.
- */
 /**
  * What a log tail says about an exit: its last error line (a plain line saying error/failed/fatal/panic,
  * or a JSON log line of level error or fatal), stack frames left out; else its last two lines. Lines
@@ -138,9 +136,14 @@ export function exitReason(log: string): string {
   return (errors.length > 0 ? errors[errors.length - 1] ?? '' : lines.slice(-2).join(' | ')).slice(0, 400);
 }
 
+/**
+ * An agent that keeps exiting (e.g. a TLS pair that does not load, a bad option): the first pod (by
+ * name) whose container is in CrashLoopBackOff, with its restarts and its last exit — the last lines of
+ * the termination message, which is the log's tail (terminationMessagePolicy FallbackToLogsOnError). Progress, not a
+ * stall: a crash loop can end by itself (a store that comes back), so the pool stays Reconciling.
+ */
 export function crashLoopMessage(pods: readonly V1Pod[]): string | undefined {
-  const sorted = [...pods].filter((p) => !p.metadata?.deletionTimestamp).sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''));
-  for (const p of sorted) {
+  for (const p of livePodsByName(pods)) {
     for (const c of p.status?.containerStatuses ?? []) {
       if (c.state?.waiting?.reason !== 'CrashLoopBackOff') continue;
       const last = c.lastState?.terminated;
