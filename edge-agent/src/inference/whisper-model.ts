@@ -44,7 +44,6 @@ interface ModelConfig {
   whisperops_speaker_roles?: unknown;
 }
 
-
 interface GenerationConfig {
   decoder_start_token_id?: number;
   eos_token_id?: number;
@@ -377,14 +376,18 @@ export class WhisperModel {
       stepLen = 1;
     }
     const t2 = performance.now();
-    return tokens.map((toks, b) => ({
-      tokens: toks,
-      text: this.tokenizer.decode(toks),
-      avgLogprob: toks.length > (reqs[b]?.forced?.length ?? 0) ? (logprobs[b] ?? 0) / (toks.length - (reqs[b]?.forced?.length ?? 0)) : 0,
-      encoderMs: (t1 - t0) / B,
-      decoderMs: (t2 - t1) / B,
-      ...(roleProbs ? { roleProbs: roleProbs[b] } : {}),
-    }));
+    return tokens.map((toks, b) => {
+      // avg_logprob of the tokens the model chose (forced ones are not its choice)
+      const generated = toks.length - (reqs[b]?.forced?.length ?? 0);
+      return {
+        tokens: toks,
+        text: this.tokenizer.decode(toks),
+        avgLogprob: generated > 0 ? (logprobs[b] ?? 0) / generated : 0,
+        encoderMs: (t1 - t0) / B,
+        decoderMs: (t2 - t1) / B,
+        ...(roleProbs ? { roleProbs: roleProbs[b] } : {}),
+      };
+    });
   }
 
   /** Role probabilities of each window of a batch from the encoder's output (one small run). */
