@@ -439,6 +439,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     sr = (spec.get("compression") or {}).get("speakerRole")
     role_eval: list[Sample] = []
     role_details: dict[str, Any] = {}
+    role_head_params = 0
     if sr:
         cfg.role_names, cfg.role_loss_weight = list(sr["roles"]), float(sr.get("lossWeight", 0.3))
         role_eval = roles_data(spec, d, work, seed)
@@ -495,7 +496,8 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
                        "referenceWer": {k: round(v.wer, 4) for k, v in ref_scores.items()}}
         if sr:
             # the published model: its (LoRA-merged) weights plus the head, not the adapters trained
-            compression["paramsAfter"] = count_params(model_dir) + roles.head_params(roles.load_head(model_dir))
+            role_head_params = roles.head_params(roles.load_head(model_dir))
+            compression["paramsAfter"] = count_params(model_dir) + role_head_params
             role_details = role_info(spec, model_dir, role_eval)
             if role_details.get("accuracy") is not None:
                 compression["roleAccuracy"] = role_details["accuracy"]
@@ -579,7 +581,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         if sr:
             training["compression"]["speakerRole"] = {"roles": roles.roles_of(model_dir), "head": roles.ONNX_FILE,
                                                       "weights": roles.HEAD_FILE, "configKey": roles.ROLES_KEY,
-                                                      "headParams": roles.head_params(roles.load_head(model_dir)),
+                                                      "headParams": role_head_params,
                                                       **role_details}
     (model_dir / "training_report.json").unlink(missing_ok=True)
     sha = manifest.write_manifest(model_dir, name=name, version=version, parent_version=parent_version,
