@@ -103,6 +103,30 @@ function readJson(dir: string, name: string): unknown {
   }
 }
 
+/**
+ * How a batch of n rows keeps the positions `live` (ascending) in its first live.length rows: each live
+ * row from the tail moves into the first free position before it ([from, to] pairs), so only as many
+ * rows are copied as windows ended among the first live.length positions — not every row behind them.
+ */
+export function compactRows(live: number[]): [number, number][] {
+  const k = live.length;
+  const keep = new Set(live);
+  const holes = Array.from({ length: k }, (_, p) => p).filter((p) => !keep.has(p));
+  const tail = live.filter((p) => p >= k);
+  return tail.map((from, i) => [from, holes[i] ?? 0] as [number, number]);
+}
+
+/**
+ * A batch-major tensor [n, …] cut to its first k rows after `moves` (compactRows): rows copied in place
+ * (the tensor is this decode's own: a session output), the result a view of the same buffer.
+ */
+function dropRows(t: ort.Tensor, n: number, moves: [number, number][], k: number): ort.Tensor {
+  const data = t.data as Float32Array;
+  const size = data.length / n;
+  for (const [from, to] of moves) data.copyWithin(to * size, from * size, (from + 1) * size);
+  return new ort.Tensor('float32', data.subarray(0, k * size), [k, ...t.dims.slice(1)]);
+}
+
 export class WhisperModel {
   /** The log-mel front end (an ORT session of its own; see audio/log-mel-onnx.ts). */
   readonly logMel: OnnxLogMel;
@@ -334,10 +358,14 @@ export class WhisperModel {
       }
     }
     const maxNew = this.maxLength - promptLen;
+    // rows[p]: the request at batch position p. A window that has ended leaves the batch (compactRows).
+    let rows = reqs.map((_, b) => b);
+    let hiddenRows: ort.Tensor = hidden;
     for (let step = 0; step < maxNew; step++) {
+      const n = rows.length;
       const feeds: Record<string, ort.Tensor> = {
-        input_ids: new ort.Tensor('int64', inputIds, [B, stepLen]),
-        encoder_hidden_states: hidden,
+        input_ids: new ort.Tensor('int64', inputIds, [n, stepLen]),
+        encoder_hidden_states: hiddenRows,
         ...past,
       };
       if (this.decoderHasCacheBranch) feeds.use_cache_branch = new ort.Tensor('bool', new Uint8Array([step > 0 ? 1 : 0]), [1]);
@@ -354,16 +382,13 @@ export class WhisperModel {
       const logitsT = out.logits;
       if (!logitsT) throw new Error('decoder returned no logits');
       const logits = logitsT.data as Float32Array;
-      const next = new BigInt64Array(B);
-      for (let b = 0; b < B; b++) {
-        if (done[b]) {
-          next[b] = BigInt(this.eos);
-          continue;
-        }
-        const base = (b * stepLen + stepLen - 1) * this.vocab;
+      const next: bigint[] = [];
+      for (let p = 0; p < n; p++) {
+        const b = rows[p] ?? 0;
+        const base = (p * stepLen + stepLen - 1) * this.vocab;
         const row = logits.subarray(base, base + this.vocab);
         const { id, logprob } = this.pick(row, step === 0 && !reqs[b]?.forced?.length, reqs[b]?.temperature ?? 0);
-        next[b] = BigInt(id);
+        next.push(BigInt(id));
         if (id === this.eos) {
           done[b] = true;
         } else {
@@ -372,7 +397,23 @@ export class WhisperModel {
         }
       }
       if (done.every(Boolean)) break;
-      inputIds = next;
+      const live = rows.flatMap((b, p) => (done[b] ? [] : [p]));
+      if (live.length < n) {
+        const moves = compactRows(live);
+        hiddenRows = dropRows(hiddenRows, n, moves, live.length);
+        for (const name of Object.keys(past)) {
+          const t = past[name];
+          if (t) past[name] = dropRows(t, n, moves, live.length);
+        }
+        const ids = [...next];
+        for (const [from, to] of moves) ids[to] = ids[from] ?? 0n;
+        const pos = [...rows];
+        for (const [from, to] of moves) pos[to] = pos[from] ?? 0;
+        rows = pos.slice(0, live.length);
+        inputIds = BigInt64Array.from(ids.slice(0, live.length));
+      } else {
+        inputIds = BigInt64Array.from(next);
+      }
       stepLen = 1;
     }
     const t2 = performance.now();
