@@ -12,6 +12,10 @@ plus ONNX sizes, CPU ms per utterance at batch 1 (greedy ONNX loop, interleaved)
 depend on the batch (each set decoded at batch 1 and at batch 8, transcripts compared).
 
   python bench/bench_qat.py [--utterances 240] [--epochs 2] [--n 40] [--out results/qat-cpu.json]
+  python bench/bench_qat.py --reuse /tmp/bench-qat-XXXX --n 200   # the same six models, more held-out speech
+
+--reuse takes an earlier run's work directory (printed at its start) and measures its models again, without
+training: a larger --n gives the comparison more words than one run's training budget allowed.
 """
 
 from __future__ import annotations
@@ -84,28 +88,40 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--scenarios", default="general,finance,medical")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--reuse", default=None, help="an earlier run's work directory: measure its models again")
     a = ap.parse_args()
     from transformers import AutoTokenizer
 
-    work = Path(tempfile.mkdtemp(prefix="bench-qat-"))
+    work = Path(a.reuse) if a.reuse else Path(tempfile.mkdtemp(prefix="bench-qat-"))
+    print(f"work directory {work}", flush=True)
     res: dict = {"machine": "shared 2-core CPU, loaded by other engineers' tests", "utterances": a.utterances,
                  "epochs": a.epochs, "lr": a.lr, "n": a.n, "threads": a.threads, "runs": {}}
     dirs: dict[str, Path] = {}
-    train_sents, _ = suites.general_split()  # the general evaluation sentences are never trained on
-    corpus = work / "general-train.txt"
-    corpus.write_text("\n".join(train_sents[32:]) + "\n")
-    for name, comp in (("plain", {}), ("qat", {"quantizationAware": {"calibrationSamples": 32}})):
-        d, r, secs = train(name, comp, a.lr, a, work, corpus)
-        dirs[name] = d
-        res["runs"][name] = {"result": r, "trainSeconds": round(secs, 1)}
-        print(f"{name}: trained in {secs:.0f} s: quantization {r.get('quantization')} {r.get('compression')}", flush=True)
-    # post-training static INT8 of the plain fine-tune, calibrated on 32 general *training* sentences
-    cal = synth.synthesize(train_sents[:32], "general", work / "audio" / "calibration", synth.SynthConfig(seed=7), workers=2)
-    ptq = ptq_static(dirs["plain"], work / "plain-ptq-static", cal)
-    # post-training dynamic INT8 of the QAT run's own fp32 weights (the published *_quantized is static)
-    qat_dyn = work / "qat-dynamic"
-    shutil.copytree(dirs["qat"], qat_dyn)
-    quantize_int8(qat_dyn / "onnx")
+    if a.reuse:
+        for name in ("plain", "qat"):
+            r = json.loads((work / f"{name}.result").read_text())
+            dirs[name] = work / "out" / name
+            res["runs"][name] = {"result": r, "trainSeconds": r.get("durationSeconds"), "reused": str(work)}
+            job = json.loads((work / f"{name}.json").read_text())["spec"]
+            res["utterances"] = job["dataset"]["synthesize"]["maxUtterances"]
+            res["epochs"], res["lr"] = job["training"]["epochs"], job["training"]["learningRate"]
+        ptq, qat_dyn = work / "plain-ptq-static", work / "qat-dynamic"
+    else:
+        train_sents, _ = suites.general_split()  # the general evaluation sentences are never trained on
+        corpus = work / "general-train.txt"
+        corpus.write_text("\n".join(train_sents[32:]) + "\n")
+        for name, comp in (("plain", {}), ("qat", {"quantizationAware": {"calibrationSamples": 32}})):
+            d, r, secs = train(name, comp, a.lr, a, work, corpus)
+            dirs[name] = d
+            res["runs"][name] = {"result": r, "trainSeconds": round(secs, 1)}
+            print(f"{name}: trained in {secs:.0f} s: quantization {r.get('quantization')} {r.get('compression')}", flush=True)
+        # post-training static INT8 of the plain fine-tune, calibrated on 32 general *training* sentences
+        cal = synth.synthesize(train_sents[:32], "general", work / "audio" / "calibration", synth.SynthConfig(seed=7), workers=2)
+        ptq = ptq_static(dirs["plain"], work / "plain-ptq-static", cal)
+        # post-training dynamic INT8 of the QAT run's own fp32 weights (the published *_quantized is static)
+        qat_dyn = work / "qat-dynamic"
+        shutil.copytree(dirs["qat"], qat_dyn)
+        quantize_int8(qat_dyn / "onnx")
     variants = {
         ("plain", "fp32"): (dirs["plain"], ""), ("plain", "dynamic-int8"): (dirs["plain"], "_quantized"),
         ("plain", "ptq-static-int8"): (ptq, "_quantized"),
