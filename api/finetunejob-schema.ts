@@ -167,8 +167,8 @@ function compression(): Schema {
         { rule: 'has(self.encoderLayers) || has(self.decoderLayers) || has(self.ffnDim)', message: 'compression.distillation needs a smaller student: encoderLayers, decoderLayers or ffnDim' },
       ],
     }),
-    headPruning: obj('Structured attention-head pruning of the encoder: head importance measured on training data (|gradient × head mask|), the least important fraction of the encoder\'s self-attention heads removed from the projection matrices (smaller q/k/v/out matrices, not masks), then the normal training pass as recovery fine-tune. Decoder and cross-attention heads are kept: the edge agent sizes its key/value cache from config.json.', {
-      fraction: num('Fraction of the encoder\'s self-attention heads (all layers together) removed; every layer keeps at least one head.', { minimum: 0, maximum: 0.9, exclusiveMinimum: true, default: 0.4 }),
+    headPruning: obj('Structured attention-head pruning of encoder self-attention, decoder self-attention and cross-attention: head importance measured on training data (|gradient × head mask|), the least important fraction of all heads removed from the projection matrices (smaller q/k/v/out matrices, not masks), then the normal training pass as recovery fine-tune. The per-layer layout is recorded in config.json (whisperops_attention_heads); the edge agent sizes each decoder layer\'s key/value cache from it.', {
+      fraction: num('Fraction of all attention heads (every layer of the three kinds together) removed; every attention block keeps at least one head.', { minimum: 0, maximum: 0.9, exclusiveMinimum: true, default: 0.4 }),
       importanceSamples: int('Training utterances the importance is measured on.', { minimum: 1, maximum: 100_000, default: 64 }),
     }),
     quantizationAware: obj('Quantization-aware training: fake quantization during fine-tuning, exported as a static INT8 ONNX model (QDQ, fixed scales) instead of post-training dynamic INT8.', {

@@ -420,11 +420,11 @@ export interface FineTuneJobSpec {
       ceWeight: number;
     };
     /**
-     * Structured attention-head pruning of the encoder: head importance measured on training data (|gradient × head mask|), the least important fraction of the encoder's self-attention heads removed from the projection matrices (smaller q/k/v/out matrices, not masks), then the normal training pass as recovery fine-tune. Decoder and cross-attention heads are kept: the edge agent sizes its key/value cache from config.json.
+     * Structured attention-head pruning of encoder self-attention, decoder self-attention and cross-attention: head importance measured on training data (|gradient × head mask|), the least important fraction of all heads removed from the projection matrices (smaller q/k/v/out matrices, not masks), then the normal training pass as recovery fine-tune. The per-layer layout is recorded in config.json (whisperops_attention_heads); the edge agent sizes each decoder layer's key/value cache from it.
      */
     headPruning?: {
       /**
-       * Fraction of the encoder's self-attention heads (all layers together) removed; every layer keeps at least one head.
+       * Fraction of all attention heads (every layer of the three kinds together) removed; every attention block keeps at least one head.
        */
       fraction: number;
       /**

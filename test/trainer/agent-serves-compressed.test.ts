@@ -1,18 +1,22 @@
 // The edge agent serves a compressed model unchanged: the real trainer (`python -m whisperops_trainer
 // run`) distils the embedded model into a student (encoder 2 of 4 layers, decoder 2 of 4, FFN 512 of
-// 1024) and prunes 40 % of the student's encoder heads, a few steps on synthesized speech; the agent's
-// own inference pool (the code path of every transcription request) loads the published artifact, fp32
-// and INT8, and transcribes real speech with it.
+// 1024) and prunes 40 % of the student's attention heads (encoder self, decoder self and cross-attention:
+// 10 of 24), a few steps on synthesized speech; the agent's own inference pool (the code path of every
+// transcription request) loads the published artifact, fp32 and INT8, whose decoder layers have their own
+// key/value cache shapes, and transcribes real speech with it; a copy whose config.json layout disagrees
+// with its graphs is refused at load and leaves the loaded model serving.
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
 import { decodeWav } from '../../edge-agent/src/audio/wav.js';
 import { InferencePool } from '../../edge-agent/src/inference/pool.js';
 import { EMBEDDED_MODEL, REPO_ROOT, speak, tempDir } from '../../edge-agent/src/testing/speech.js';
 
 jest.setTimeout(900_000);
 
+interface Layout { encoder_layers: number; decoder_layers: number; whisperops_attention_heads: { encoder: number[]; decoder: number[]; cross: number[] } }
 interface Result { compression?: { techniques: string[]; paramsBefore: number; paramsAfter: number; headsBefore: number; headsAfter: number } }
 
 describe('a distilled, head-pruned model from the trainer', () => {
@@ -58,10 +62,29 @@ describe('a distilled, head-pruned model from the trainer', () => {
     const c = result.compression;
     expect(c?.techniques).toEqual(['distillation', 'headPruning']);
     expect(c?.paramsAfter).toBeLessThanOrEqual(0.5 * (c?.paramsBefore ?? 0));
-    expect([c?.headsBefore, c?.headsAfter]).toEqual([8, 5]);
-    const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as { encoder_layers: number; decoder_layers: number; whisperops_encoder_heads: number[] };
+    expect([c?.headsBefore, c?.headsAfter]).toEqual([24, 14]);
+    const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as Layout;
     expect([config.encoder_layers, config.decoder_layers]).toEqual([2, 2]);
-    expect(config.whisperops_encoder_heads.reduce((a, b) => a + b, 0)).toBe(5);
+    const lay = config.whisperops_attention_heads;
+    expect([lay.encoder.length, lay.decoder.length, lay.cross.length]).toEqual([2, 2, 2]);
+    expect([...lay.encoder, ...lay.decoder, ...lay.cross].reduce((a, b) => a + b, 0)).toBe(14);
+    // at most 6 of the 10 can come from the encoder (every block keeps a head): the decoder is not uniform
+    expect(Math.min(...lay.decoder, ...lay.cross)).toBeLessThan(4);
+  });
+
+  it('publishes a merged decoder whose past key/value inputs have each layer\'s own head count', async () => {
+    const lay = (JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as Layout).whisperops_attention_heads;
+    for (const file of ['decoder_model_merged.onnx', 'decoder_model_merged_quantized.onnx']) {
+      const s = await ort.InferenceSession.create(join(out, 'onnx', file));
+      const shapes = new Map(s.inputMetadata.map((m) => [m.name, m.isTensor ? m.shape : []]));
+      for (let l = 0; l < 2; l++) {
+        for (const kv of ['key', 'value']) {
+          expect(shapes.get(`past_key_values.${l}.decoder.${kv}`)?.slice(1)).toEqual([lay.decoder[l], 'past_decoder_sequence_length', 64]);
+          expect(shapes.get(`past_key_values.${l}.encoder.${kv}`)?.slice(1)).toEqual([lay.cross[l], 'encoder_sequence_length', 64]);
+        }
+      }
+      await s.release();
+    }
   });
 
   it.each(['fp32', 'int8'] as const)('is loaded and transcribes speech in the agent\'s inference pool (%s)', async (dtype) => {
@@ -72,5 +95,24 @@ describe('a distilled, head-pruned model from the trainer', () => {
     const results = await Promise.all(jobs);
     for (const r of results) expect(typeof r.text).toBe('string');
     expect(results[0]?.text).toBe(results[1]?.text);
+  });
+
+  it('refuses a copy whose config.json layout disagrees with its graphs, and the loaded model keeps serving', async () => {
+    await pool.load({ key: 'good', dir: out, dtype: 'int8' });
+    const bad = join(work, 'mismatch');
+    cpSync(out, bad, { recursive: true });
+    const config = JSON.parse(readFileSync(join(bad, 'config.json'), 'utf8')) as Layout;
+    const lay = config.whisperops_attention_heads;
+    const l = lay.cross.findIndex((h) => h < 4) >= 0 ? lay.cross.findIndex((h) => h < 4) : 0;
+    const graphHeads = lay.cross[l] ?? 0;
+    lay.cross[l] = graphHeads < 4 ? graphHeads + 1 : graphHeads - 1;
+    writeFileSync(join(bad, 'config.json'), JSON.stringify(config));
+    await expect(pool.load({ key: 'bad', dir: bad, dtype: 'int8' })).rejects.toThrow(
+      `decoder_model_merged input past_key_values.${l}.encoder.key has ${graphHeads} heads but the layout gives layer ${l} ${lay.cross[l]}`,
+    );
+    const a = decodeWav(speak('your program is sick'));
+    const r = await pool.run('good', { audio: a.samples, sampleRate: a.sampleRate, language: 'en', prompt: '', temperature: 0 });
+    expect(typeof r.text).toBe('string');
+    await expect(pool.run('bad', { audio: a.samples, sampleRate: a.sampleRate, language: 'en', prompt: '', temperature: 0 })).rejects.toThrow('model bad is not loaded');
   });
 });

@@ -1,10 +1,13 @@
 """Compression side by side in one run: the embedded (uncompressed) model, a distilled student and a
-head-pruned model, each trained by the real `run` command (spec.compression) on synthesized general
-speech, then measured on the same held-out speech: parameters, ONNX size (fp32 / INT8), CPU latency per
-utterance at batch 1 with the agent's greedy decoding loop (onnx_infer; all models interleaved, so
-machine load hits them alike), WER per scenario.
+head-pruned model (40 % of all attention heads: encoder self, decoder self, cross), each trained by the
+real `run` command (spec.compression) on synthesized general speech, then measured on the same held-out
+speech: parameters, attention heads, ONNX size (fp32 / INT8), CPU latency per utterance at batch 1 with
+the agent's greedy decoding loop (onnx_infer; all models interleaved, so machine load hits them alike),
+WER per scenario. --only picks the compressed models (distilled, pruned); --work keeps the models for
+scripts/bench-compressed-agent.ts.
 
-  python bench/bench_compress.py [--utterances 320] [--epochs 2] [--n 30] [--out results/compress-cpu.json]
+  python bench/bench_compress.py [--only pruned] [--utterances 320] [--epochs 2] [--n 30] [--work DIR]
+                                 [--out results/compress-cpu.json]
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ sys.path.insert(0, str(HERE / "bench"))
 
 from jobrun import BASE, BASE_REF, run_job  # noqa: E402
 from whisperops_trainer import evaluate, suites  # noqa: E402
-from whisperops_trainer.compress import count_params  # noqa: E402
+from whisperops_trainer.compress import build_empty, count_params, head_layout  # noqa: E402
 from whisperops_trainer.onnx_infer import OnnxWhisper  # noqa: E402
 
 
@@ -49,18 +52,24 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=30)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--scenarios", default="general,finance,medical")
+    ap.add_argument("--only", default="distilled,pruned")
+    ap.add_argument("--prune-lr", type=float, default=1e-4)
+    ap.add_argument("--work", default=None)
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
     from transformers import AutoTokenizer
 
-    work = Path(tempfile.mkdtemp(prefix="bench-compress-"))
+    work = Path(a.work) if a.work else Path(tempfile.mkdtemp(prefix="bench-compress-"))
+    work.mkdir(parents=True, exist_ok=True)
+    print(f"work: {work}", flush=True)
     models: dict[str, Path] = {"uncompressed": BASE}
     res: dict = {"machine": "shared 2-core CPU, loaded by other engineers' tests", "utterances": a.utterances,
                  "epochs": a.epochs, "n": a.n, "threads": a.threads, "models": {}}
     runs = {
         "distilled": ({"distillation": {"encoderLayers": 2, "decoderLayers": 2, "ffnDim": 512}}, "full", 3e-4),
-        "pruned": ({"headPruning": {"fraction": 0.4, "importanceSamples": 64}}, "full", 5e-5),
+        "pruned": ({"headPruning": {"fraction": 0.4, "importanceSamples": 64}}, "full", a.prune_lr),
     }
+    runs = {k: v for k, v in runs.items() if k in a.only.split(",")}
     for name, (comp, method, lr) in runs.items():
         d, r, secs = train(name, comp, method, lr, a, work)
         models[name] = d
@@ -73,6 +82,7 @@ def main() -> int:
     for m, d in models.items():
         r = res["models"][m]
         r["params"] = count_params(d)
+        r["heads"] = head_layout(build_empty(d, meta=True))
         r["bytes"] = {v: sum((d / "onnx" / f"{f}{s}.onnx").stat().st_size for f in ("encoder_model", "decoder_model_merged"))
                       for v, s in variants.items()}
         r["seconds"] = {v: 0.0 for v in variants}
@@ -96,7 +106,7 @@ def main() -> int:
             res["models"][m]["wer"][v][scen] = round(evaluate.score([x.text for x in samples], h).wer, 4)
     for m, r in res["models"].items():
         r["msPerUtterance"] = {v: round(1000 * r["seconds"][v] / r["n"], 1) for v in variants}
-        print(f"{m}: {r['params']:,} params, fp32 {r['bytes']['fp32'] / 1e6:.1f} MB / INT8 {r['bytes']['int8'] / 1e6:.1f} MB, "
+        print(f"{m}: {r['params']:,} params, heads {r['heads']}, fp32 {r['bytes']['fp32'] / 1e6:.1f} MB / INT8 {r['bytes']['int8'] / 1e6:.1f} MB, "
               f"ms/utt {r['msPerUtterance']}, WER {r['wer']}", flush=True)
     if a.out:
         Path(a.out).write_text(json.dumps(res, indent=1))

@@ -249,53 +249,127 @@ def test_heads_to_keep_removes_the_least_important_fraction_and_leaves_every_lay
     assert sum(len(k) for k in keep) == 6
     assert keep[1] == [3]  # the weakest layer keeps its best head, nothing less
     assert keep[0] == [1, 3] and keep[2] == [1, 2, 3]
+    # a weight > 1 on a block makes its heads count more: block 0's heads stay, block 2 pays instead
+    keep = heads_to_keep(imp, 0.5, [10.0, 1.0, 1.0])
+    assert keep == [[0, 1, 2, 3], [3], [3]]
 
 
-def test_pruned_heads_are_gone_from_the_matrices_and_the_model_computes_what_masking_them_would(tiny_teacher, tmp_path):
+# (kind, heads removed per layer) — layer l of the kind loses the heads listed; every layer keeps one
+_CUTS = {
+    "encoder": [[0], [1, 2], [], [0, 1, 3]],
+    "decoder": [[3], [], [0, 2], [1, 2, 3]],
+    "cross": [[0, 1, 2], [2], [1], []],
+}
+
+
+def _block(m, kind, layer):
+    return (m.model.encoder.layers[layer].self_attn if kind == "encoder" else
+            m.model.decoder.layers[layer].self_attn if kind == "decoder" else m.model.decoder.layers[layer].encoder_attn)
+
+
+@pytest.mark.parametrize("kind", ["encoder", "decoder", "cross"])
+def test_pruned_heads_are_gone_from_the_matrices_and_the_model_computes_what_masking_them_would(tiny_teacher, kind):
     import copy
 
     import torch
 
     from whisperops_trainer import params
-    from whisperops_trainer.compress import (count_params, encoder_heads, head_importance, heads_to_keep, load_whisper,
-                                             prune_heads)
-    from whisperops_trainer.export import copy_hf_side_files
+    from whisperops_trainer.compress import HEADS_KEY, attention_blocks, head_layout, prune_heads
 
     m = copy.deepcopy(tiny_teacher)
     x, ids, labels = _toy_batch()
-    imp = head_importance(m, [(x, ids, labels)])
-    assert [len(s) for s in imp] == [4, 4, 4, 4] and all(float(s.min()) >= 0 for s in imp)
-    keep = heads_to_keep(imp, 0.4)
+    cuts = _CUTS[kind]
+    keep = [[h for h in range(4) if not (k == kind and h in cuts[li])] for k, li, _ in attention_blocks(m)]
     masked = copy.deepcopy(m)
-    with torch.no_grad():  # the reference: the removed heads' outputs zeroed (a mask)
-        for layer, k in zip(masked.model.encoder.layers, keep):
-            hd = layer.self_attn.head_dim
-            for h in set(range(4)) - set(k):
-                layer.self_attn.out_proj.weight[:, h * hd:(h + 1) * hd] = 0
+    with torch.no_grad():  # the reference: the removed heads' outputs zeroed (a mask before out_proj)
+        for li, cut in enumerate(cuts):
+            a = _block(masked, kind, li)
+            for h in cut:
+                a.out_proj.weight[:, h * a.head_dim:(h + 1) * a.head_dim] = 0
         want = masked(input_features=x, decoder_input_ids=ids).logits
+        assert not torch.allclose(want, m(input_features=x, decoder_input_ids=ids).logits, atol=1e-3)  # the cut matters
     n0 = params.count(m)[1]
     prune_heads(m, keep)
-    heads = encoder_heads(m)
-    assert sum(heads) == 16 - 6 and heads == [len(k) for k in keep]
-    d, hd = m.config.d_model, m.model.encoder.layers[0].self_attn.head_dim
-    for layer, k in zip(m.model.encoder.layers, keep):
-        a = layer.self_attn
-        assert a.q_proj.weight.shape == (len(k) * hd, d) and a.out_proj.weight.shape == (d, len(k) * hd)
-    # q, v (weights + biases), k (weights), out_proj (weights) of 6 heads
-    assert params.count(m)[1] == n0 - 6 * (4 * hd * d + 2 * hd)
+    lay = head_layout(m)
+    assert lay[kind] == [4 - len(c) for c in cuts]
+    assert all(lay[k] == [4] * 4 for k in lay if k != kind)
+    assert getattr(m.config, HEADS_KEY) == lay
+    d, hd = m.config.d_model, 64
+    for li, cut in enumerate(cuts):
+        a = _block(m, kind, li)
+        n = 4 - len(cut)
+        assert a.num_heads == n and a.q_proj.weight.shape == (n * hd, d) and a.k_proj.weight.shape == (n * hd, d)
+        assert a.v_proj.weight.shape == (n * hd, d) and a.out_proj.weight.shape == (d, n * hd)
+    # q, v (weights + biases), k (weights), out_proj (weights) of each removed head, nothing else
+    removed = sum(len(c) for c in cuts)
+    assert params.count(m)[1] == n0 - removed * (4 * hd * d + 2 * hd)
     with torch.no_grad():
         got = m(input_features=x, decoder_input_ids=ids).logits
     assert torch.allclose(got, want, atol=1e-5)
-    # saved and loaded again (from_pretrained cannot: load_whisper rebuilds the layout from config.json)
-    m.save_pretrained(str(tmp_path), safe_serialization=True)
-    copy_hf_side_files(Path(str(tiny_teacher.name_or_path)), tmp_path)
-    again = load_whisper(tmp_path)
-    assert encoder_heads(again) == heads and count_params(tmp_path) == params.count(m)[1]
+    # decoding step by step with the KV cache (the exported graphs' way) gives the same logits
     with torch.no_grad():
-        assert torch.allclose(again(input_features=x, decoder_input_ids=ids).logits, got, atol=1e-6)
+        first = m(input_features=x, decoder_input_ids=ids[:, :2], use_cache=True)
+        nxt = m(encoder_outputs=(first.encoder_last_hidden_state,), decoder_input_ids=ids[:, 2:3],
+                past_key_values=first.past_key_values, use_cache=True)
+    assert torch.allclose(nxt.logits[:, -1], want[:, 2], atol=1e-4)
 
 
-def test_a_head_pruning_job_publishes_a_smaller_encoder_graph(tmp_path, shared_data, model_dir):
+def test_importance_covers_every_head_of_every_kind_and_a_blocks_last_head_stays(tiny_teacher):
+    import copy
+
+    from whisperops_trainer.compress import attention_blocks, head_importance, heads_to_keep, prune_heads
+
+    m = copy.deepcopy(tiny_teacher)
+    imp = head_importance(m, [_toy_batch()])
+    assert [k for k, _, _ in attention_blocks(m)] == ["encoder"] * 4 + ["decoder"] * 4 + ["cross"] * 4
+    assert [len(s) for s in imp] == [4] * 12 and all(float(s.min()) >= 0 and float(s.max()) > 0 for s in imp)
+    keep = heads_to_keep(imp, 0.4)
+    assert sum(map(len, keep)) == 48 - 19 and min(map(len, keep)) >= 1
+    keep = heads_to_keep(imp, 0.9)  # more than the blocks can give: each keeps exactly one
+    assert [len(k) for k in keep] == [1] * 12
+    with pytest.raises(ValueError, match="at least one head"):
+        prune_heads(m, [[]] + [[0, 1, 2, 3]] * 11)
+
+
+def test_a_pruned_layout_survives_save_and_load_and_a_legacy_encoder_layout_still_loads(tiny_teacher, tmp_path):
+    import copy
+    import json
+
+    import torch
+
+    from whisperops_trainer import params
+    from whisperops_trainer.compress import (HEADS_KEY, LEGACY_HEADS_KEY, attention_blocks, count_params, head_layout,
+                                             load_whisper, make_student, prune_heads)
+    from whisperops_trainer.export import copy_hf_side_files
+
+    m = copy.deepcopy(tiny_teacher)
+    cuts = {k: v for k, v in _CUTS.items()}
+    prune_heads(m, [[h for h in range(4) if h not in cuts[k][li]] for k, li, _ in attention_blocks(m)])
+    x, ids, _ = _toy_batch()
+    with torch.no_grad():
+        want = m(input_features=x, decoder_input_ids=ids).logits
+    m.save_pretrained(str(tmp_path / "p"), safe_serialization=True)
+    copy_hf_side_files(Path(str(tiny_teacher.name_or_path)), tmp_path / "p")
+    cfg = json.loads((tmp_path / "p" / "config.json").read_text())
+    assert cfg[HEADS_KEY] == {k: [4 - len(c) for c in v] for k, v in _CUTS.items()} and LEGACY_HEADS_KEY not in cfg
+    again = load_whisper(tmp_path / "p")
+    assert head_layout(again) == head_layout(m) and count_params(tmp_path / "p") == params.count(m)[1]
+    with torch.no_grad():
+        assert torch.allclose(again(input_features=x, decoder_input_ids=ids).logits, want, atol=1e-6)
+    # a student cut from a pruned model takes its layers' layouts
+    student, plan = make_student(again, encoder_layers=2, decoder_layers=2)
+    assert head_layout(student) == {k: [4 - len(v[i]) for i in (0, 3)] for k, v in _CUTS.items()}
+    # a model pruned before (encoder heads only, the legacy key) loads with uniform decoder heads
+    legacy = copy.deepcopy(tiny_teacher)
+    prune_heads(legacy, [[h for h in range(4) if not (k == "encoder" and h in _CUTS["encoder"][li])]
+                         for k, li, _ in attention_blocks(legacy)])
+    delattr(legacy.config, HEADS_KEY)
+    setattr(legacy.config, LEGACY_HEADS_KEY, [3, 2, 4, 1])
+    legacy.save_pretrained(str(tmp_path / "l"), safe_serialization=True)
+    assert head_layout(load_whisper(tmp_path / "l")) == {"encoder": [3, 2, 4, 1], "decoder": [4] * 4, "cross": [4] * 4}
+
+
+def test_a_head_pruning_job_publishes_smaller_graphs_with_per_layer_decoder_caches(tmp_path, shared_data, model_dir):
     import json
 
     import onnx
@@ -310,23 +384,60 @@ def test_a_head_pruning_job_publishes_a_smaller_encoder_graph(tmp_path, shared_d
     p, res = _run(f, tmp_path)
     assert p.returncode == 0, p.stderr[-3000:] + p.stdout[-3000:]
     c = res["compression"]
-    assert c["techniques"] == ["headPruning"] and (c["headsBefore"], c["headsAfter"]) == (16, 10)
-    assert c["paramsAfter"] < c["paramsBefore"]
+    assert c["techniques"] == ["headPruning"] and (c["headsBefore"], c["headsAfter"]) == (48, 29)
+    assert c["paramsAfter"] == c["paramsBefore"] - 19 * (4 * 64 * 256 + 2 * 64)
     out = tmp_path / "out" / "student"
     cfg = json.loads((out / "config.json").read_text())
-    assert sum(cfg["whisperops_encoder_heads"]) == 10
+    lay = cfg["whisperops_attention_heads"]
+    assert sum(sum(v) for v in lay.values()) == 29 and min(min(v) for v in lay.values()) >= 1
     man = json.loads((out / manifest.MANIFEST).read_text())
-    assert [len(k) for k in man["training"]["compression"]["encoderHeadsKept"]] == cfg["whisperops_encoder_heads"]
-    enc = onnx.load(str(out / "onnx" / "encoder_model.onnx"))
-    base = onnx.load(str(model_dir / "onnx" / "encoder_model.onnx"))
+    comp = man["training"]["compression"]
+    assert comp["headLayout"] == lay and {k: [len(x) for x in v] for k, v in comp["headsKept"].items()} == lay
+    # the merged decoder (fp32 and INT8) declares each layer's own past/present head counts
+    for name in ("decoder_model_merged.onnx", "decoder_model_merged_quantized.onnx"):
+        dec = onnx.load(str(out / "onnx" / name), load_external_data=False)
+        dims = {v.name: [d.dim_value or d.dim_param for d in v.type.tensor_type.shape.dim]
+                for v in list(dec.graph.input) + list(dec.graph.output)}
+        for layer in range(4):
+            for kv in ("key", "value"):
+                assert dims[f"past_key_values.{layer}.decoder.{kv}"][1:] == [lay["decoder"][layer], "past_decoder_sequence_length", 64]
+                assert dims[f"past_key_values.{layer}.encoder.{kv}"][1:] == [lay["cross"][layer], "encoder_sequence_length", 64]
+                assert dims[f"present.{layer}.decoder.{kv}"][1] == lay["decoder"][layer]
+                assert dims[f"present.{layer}.encoder.{kv}"][1] == lay["cross"][layer]
     n = lambda g: sum(int(np.prod(t.dims)) for t in g.graph.initializer)  # noqa: E731
-    assert n(enc) < n(base) - 6 * 4 * 64 * 256 + 1
-    assert (out / "onnx" / "encoder_model_quantized.onnx").stat().st_size < (model_dir / "onnx" / "encoder_model_quantized.onnx").stat().st_size
+    for name in ("encoder_model.onnx", "decoder_model_merged.onnx"):
+        assert n(onnx.load(str(out / "onnx" / name))) < n(onnx.load(str(model_dir / "onnx" / name)))
+    for name in ("encoder_model_quantized.onnx", "decoder_model_merged_quantized.onnx"):
+        assert (out / "onnx" / name).stat().st_size < (model_dir / "onnx" / name).stat().st_size
+    # the graphs decode with the agent's greedy loop (onnx_infer sizes each layer's cache from the graph)
+    # and give what the PyTorch model gives
+    import torch
     from transformers import AutoTokenizer
 
     from whisperops_trainer import evaluate, suites
-    from whisperops_trainer.onnx_infer import transcribe
+    from whisperops_trainer.compress import load_whisper
+    from whisperops_trainer.onnx_infer import OnnxWhisper, transcribe
 
     samples = suites.eval_set("general", 2)
-    hyps = transcribe(out, evaluate.features_for(str(out), samples), AutoTokenizer.from_pretrained(str(out)), suffix="_quantized")
+    feats = evaluate.features_for(str(out), samples)
+    tok = AutoTokenizer.from_pretrained(str(out))
+    hyps = transcribe(out, feats, tok, suffix="_quantized")
     assert len(hyps) == 2 and all(isinstance(h, str) for h in hyps)
+    sess = OnnxWhisper(out)
+    assert {n: h for n, h in sess.pkv_heads.items() if ".decoder.key" in n} == {
+        f"past_key_values.{layer}.decoder.key": lay["decoder"][layer] for layer in range(4)}
+    onnx_tokens = sess.generate(feats)
+    model = load_whisper(out).eval()
+    with torch.no_grad():
+        prompt = torch.tensor([sess.prompt] * 2)
+        ids = prompt
+        for _ in range(max(len(t) for t in onnx_tokens) + 1):
+            logits = model(input_features=torch.from_numpy(feats), decoder_input_ids=ids).logits[:, -1]
+            logits[:, sess.suppress] = -float("inf")
+            if ids.shape[1] == prompt.shape[1] and sess.begin_suppress:
+                logits[:, sess.begin_suppress] = -float("inf")
+            ids = torch.cat([ids, logits.argmax(-1, keepdim=True)], 1)
+    for b in range(2):
+        gen = ids[b, prompt.shape[1]:].tolist()
+        gen = gen[:gen.index(sess.eos)] if sess.eos in gen else gen
+        assert gen[:len(onnx_tokens[b])] == onnx_tokens[b]

@@ -67,11 +67,17 @@ def make_student(model, encoder_layers: int | None = None, decoder_layers: int |
     scfg.encoder_layers, scfg.decoder_layers = len(plan.encoder_layers), len(plan.decoder_layers)
     if ffn_dim is not None:
         scfg.encoder_ffn_dim = scfg.decoder_ffn_dim = width
+    lay = layout_of_config(cfg)
+    if lay:  # a head-pruned teacher: the student's layers take their heads' shapes
+        slay = {"encoder": [lay["encoder"][i] for i in plan.encoder_layers],
+                "decoder": [lay["decoder"][i] for i in plan.decoder_layers],
+                "cross": [lay["cross"][i] for i in plan.decoder_layers]}
+        if hasattr(scfg, LEGACY_HEADS_KEY):
+            delattr(scfg, LEGACY_HEADS_KEY)
+        setattr(scfg, HEADS_KEY, slay)
     student = WhisperForConditionalGeneration(scfg).to(torch.float32)
-    heads = getattr(cfg, HEADS_KEY, None)
-    if heads:  # a head-pruned teacher: the student's encoder layers take their heads' shapes
-        setattr(scfg, HEADS_KEY, [heads[i] for i in plan.encoder_layers])
-        apply_head_layout(student, list(getattr(scfg, HEADS_KEY)))
+    if lay:
+        apply_head_layout(student, slay)
     src = model.state_dict()
     keep_cache: dict[str, Any] = {}
     out: dict[str, Any] = {}
@@ -133,16 +139,30 @@ def count_params(model_dir: Path | str) -> int:
     return params.count(build_empty(model_dir, meta=True))[1]
 
 
-# --- structured attention-head pruning (encoder self-attention) ---------------------------------
+# --- structured attention-head pruning (encoder self, decoder self and cross-attention) -----------
 #
-# Only encoder self-attention heads are removed: the edge agent sizes the decoder's key/value cache from
-# config.json (decoder_attention_heads × d_model/decoder_attention_heads), so decoder and cross-attention
-# heads stay until the agent reads those shapes from the graph. A pruned model records its heads per
-# encoder layer in config.json (HEADS_KEY); load_whisper() rebuilds the smaller projections before it
-# loads the weights, which from_pretrained() cannot do.
+# Heads are removed from all three kinds of attention: the encoder's self-attention ("encoder"), the
+# decoder's self-attention ("decoder") and its cross-attention over the encoder output ("cross"). Every
+# attention block keeps at least one head: a block with no head would be a zero-width projection
+# (out_proj adds only its bias), which the HF attention code, the ONNX export and the agent's cache
+# would all have to special-case, and the WER cost of emptying a block is large. A pruned model records
+# its heads per layer and kind in config.json (HEADS_KEY: {"encoder": [...], "decoder": [...],
+# "cross": [...]}); load_whisper() rebuilds the smaller projections before it loads the weights, which
+# from_pretrained() cannot do; the ONNX export gives each decoder layer's past/present key/value its own
+# head count (export.export_onnx), and the edge agent sizes its cache per layer from this key and checks
+# it against the decoder graph's input shapes. Models from before (encoder heads only) carry
+# LEGACY_HEADS_KEY, which is still read.
 
-HEADS_KEY = "whisperops_encoder_heads"
-
+HEADS_KEY = "whisperops_attention_heads"
+LEGACY_HEADS_KEY = "whisperops_encoder_heads"
+KINDS = ("encoder", "decoder", "cross")
+# Weights on each kind's (per-block normalised) importance in the global ranking. A decoder
+# self-attention head costs one 64-wide slice of four 256×256 products per generated token: removing it
+# saves no measurable time (a decoder step's time on CPU is per-node overhead, not FLOPs), while an
+# encoder head is 2 × 500 × 500 × 64 score MACs + its projections over 500 frames per window and a
+# cross-attention head its key/value projection over 500 frames at step 0 — so decoder self-attention
+# heads count double and go only when clearly unimportant (trainer-image/README.md, Compression).
+KIND_WEIGHTS = {"encoder": 1.0, "decoder": 2.0, "cross": 1.0}
 
 def _shrink_attention(attn, keep) -> None:
     """Keep the heads `keep` (sorted indices) of a WhisperAttention: q/k/v rows and out_proj columns."""
@@ -169,17 +189,57 @@ def _shrink_attention(attn, keep) -> None:
     attn.num_heads = len(keep)
 
 
+def attention_blocks(model) -> list[tuple[str, int, Any]]:
+    """(kind, layer, WhisperAttention) of every attention block: encoder self, decoder self, cross."""
+    enc = [("encoder", i, layer.self_attn) for i, layer in enumerate(model.model.encoder.layers)]
+    dec = [("decoder", i, layer.self_attn) for i, layer in enumerate(model.model.decoder.layers)]
+    cross = [("cross", i, layer.encoder_attn) for i, layer in enumerate(model.model.decoder.layers)]
+    return enc + dec + cross
+
+
+def head_layout(model) -> dict[str, list[int]]:
+    """Heads per layer of each kind: {"encoder": [...], "decoder": [...], "cross": [...]}."""
+    out: dict[str, list[int]] = {k: [] for k in KINDS}
+    for kind, _, attn in attention_blocks(model):
+        out[kind].append(int(attn.num_heads))
+    return out
+
+
 def encoder_heads(model) -> list[int]:
     """Heads of every encoder self-attention."""
-    return [int(layer.self_attn.num_heads) for layer in model.model.encoder.layers]
+    return head_layout(model)["encoder"]
 
 
-def apply_head_layout(model, heads: list[int]) -> None:
-    """Give the encoder layers of a freshly built model the head counts `heads` (weights follow from a
-    state dict)."""
-    for layer, n in zip(model.model.encoder.layers, heads):
-        if n != layer.self_attn.num_heads:
-            _shrink_attention(layer.self_attn, list(range(n)))
+def layout_of_config(cfg) -> dict[str, list[int]] | None:
+    """The pruned layout a config (WhisperConfig or config.json dict) records, None for an unpruned
+    model; a legacy encoder-only layout gets the config's uniform decoder and cross heads."""
+    get = cfg.get if isinstance(cfg, dict) else (lambda k, d=None: getattr(cfg, k, d))
+    lay = get(HEADS_KEY)
+    if lay:
+        missing = [k for k in KINDS if k not in lay]
+        if missing:
+            raise ValueError(f"config {HEADS_KEY} lacks {missing}")
+        return {k: [int(h) for h in lay[k]] for k in KINDS}
+    legacy = get(LEGACY_HEADS_KEY)
+    if legacy:
+        n_dec, h_dec = int(get("decoder_layers")), int(get("decoder_attention_heads"))
+        return {"encoder": [int(h) for h in legacy], "decoder": [h_dec] * n_dec, "cross": [h_dec] * n_dec}
+    return None
+
+
+def apply_head_layout(model, layout: dict[str, list[int]] | list[int]) -> None:
+    """Give the attention blocks of a freshly built model the head counts of `layout` (a list: encoder
+    heads only, the legacy form); weights follow from a state dict."""
+    if isinstance(layout, list):
+        layout = {"encoder": layout}
+    for kind, i, attn in attention_blocks(model):
+        heads = layout.get(kind)
+        if heads is None:
+            continue
+        if len(heads) != sum(1 for k, _, _ in attention_blocks(model) if k == kind):
+            raise ValueError(f"layout {kind} has {len(heads)} layers, the model {kind} has a different number")
+        if heads[i] != attn.num_heads:
+            _shrink_attention(attn, list(range(heads[i])))
 
 
 def build_empty(model_dir: Path | str, meta: bool = False):
@@ -192,9 +252,9 @@ def build_empty(model_dir: Path | str, meta: bool = False):
     cfg = WhisperConfig.from_pretrained(str(model_dir))
     with torch.device("meta") if meta else contextlib.nullcontext():
         m = WhisperForConditionalGeneration(cfg)
-        heads = getattr(cfg, HEADS_KEY, None)
-        if heads:
-            apply_head_layout(m, list(heads))
+        lay = layout_of_config(cfg)
+        if lay:
+            apply_head_layout(m, lay)
     return m
 
 
@@ -205,7 +265,7 @@ def load_whisper(model_dir: Path | str, dtype=None):
 
     dtype = dtype or torch.float32
     cfg = WhisperConfig.from_pretrained(str(model_dir))
-    if not getattr(cfg, HEADS_KEY, None):
+    if not layout_of_config(cfg):
         return WhisperForConditionalGeneration.from_pretrained(str(model_dir), dtype=dtype)
     from safetensors.torch import load_file
 
@@ -221,23 +281,24 @@ def load_whisper(model_dir: Path | str, dtype=None):
 
 
 def head_importance(model, batches, device="cpu"):
-    """|Σ ∂loss/∂m_h| per encoder head (Michel et al. 2019): a mask m = 1 multiplies each head's output
-    before out_proj; the gradient says how much the loss depends on the head. Each layer's scores are
-    normalised to unit L2 norm. batches: iterable of (input_features, decoder_input_ids, labels)."""
+    """|Σ ∂loss/∂m_h| per head of every attention block (attention_blocks order: encoder self, decoder
+    self, cross; Michel et al. 2019): a mask m = 1 multiplies each head's output before out_proj; the
+    gradient says how much the loss depends on the head. Each block's scores are normalised to unit L2
+    norm. batches: iterable of (input_features, decoder_input_ids, labels)."""
     import torch
 
-    layers = model.model.encoder.layers
-    masks = [torch.ones(layer.self_attn.num_heads, device=device, requires_grad=True) for layer in layers]
+    blocks = [attn for _, _, attn in attention_blocks(model)]
+    masks = [torch.ones(attn.num_heads, device=device, requires_grad=True) for attn in blocks]
     hooks = []
-    for layer, m in zip(layers, masks):
-        hd = layer.self_attn.head_dim
+    for attn, m in zip(blocks, masks):
+        hd = attn.head_dim
 
         def pre(mod, args, m=m, hd=hd):
             x = args[0]
             b, t, _ = x.shape
             return ((x.view(b, t, -1, hd) * m[None, None, :, None]).view(b, t, -1),)
 
-        hooks.append(layer.self_attn.out_proj.register_forward_pre_hook(pre))
+        hooks.append(attn.out_proj.register_forward_pre_hook(pre))
     model.eval()
     score = [torch.zeros(len(m), device=device) for m in masks]
     try:
@@ -252,10 +313,12 @@ def head_importance(model, batches, device="cpu"):
     return [s / (s.norm() + 1e-12) for s in score]
 
 
-def heads_to_keep(importance, fraction: float) -> list[list[int]]:
-    """Per layer, the sorted indices of the heads kept when the least important round(fraction × all
-    heads) are removed over all layers together; every layer keeps at least one head."""
-    flat = sorted(((float(v), li, h) for li, s in enumerate(importance) for h, v in enumerate(s.tolist())))
+def heads_to_keep(importance, fraction: float, weights=None) -> list[list[int]]:
+    """Per block, the sorted indices of the heads kept when the least important round(fraction × all
+    heads) are removed over all blocks together; every block keeps at least one head. weights (one per
+    block, default 1) scale a block's scores before the ranking (a weight < 1 makes its heads go first)."""
+    w = weights or [1.0] * len(importance)
+    flat = sorted(((float(v) * w[li], li, h) for li, s in enumerate(importance) for h, v in enumerate(s.tolist())))
     n_remove = int(round(fraction * len(flat)))
     left = [len(s) for s in importance]
     removed: set[tuple[int, int]] = set()
@@ -269,17 +332,26 @@ def heads_to_keep(importance, fraction: float) -> list[list[int]]:
 
 
 def prune_heads(model, keep: list[list[int]]) -> None:
-    """Remove every encoder head not in keep (structurally) and record the layout in the config."""
-    for layer, k in zip(model.model.encoder.layers, keep):
-        if len(k) != layer.self_attn.num_heads:
-            _shrink_attention(layer.self_attn, k)
-    setattr(model.config, HEADS_KEY, encoder_heads(model))
+    """Remove every head not in keep (one list per attention_blocks() entry) structurally and record
+    the layout in the config."""
+    blocks = attention_blocks(model)
+    if len(keep) != len(blocks):
+        raise ValueError(f"keep lists {len(keep)} blocks, the model has {len(blocks)}")
+    for (_, _, attn), k in zip(blocks, keep):
+        if not k:
+            raise ValueError("every attention block keeps at least one head")
+        if len(k) != attn.num_heads:
+            _shrink_attention(attn, k)
+    if hasattr(model.config, LEGACY_HEADS_KEY):
+        delattr(model.config, LEGACY_HEADS_KEY)
+    setattr(model.config, HEADS_KEY, head_layout(model))
 
 
 def prune_dir(model_dir: Path, out_dir: Path, samples, fraction: float, n_samples: int, batch_size: int = 8,
               seed: int = 42) -> dict[str, Any]:
     """Measure head importance on n_samples training utterances, remove the least important fraction of
-    encoder heads, save the smaller model to out_dir. Returns {headsBefore, headsAfter, kept}."""
+    all attention heads (encoder self, decoder self, cross), save the smaller model to out_dir. Returns
+    {headsBefore, headsAfter, layout, kept, importance} (kept/importance per kind and layer)."""
     import torch
     from transformers import AutoTokenizer
 
@@ -304,18 +376,21 @@ def prune_dir(model_dir: Path, out_dir: Path, samples, fraction: float, n_sample
                 feats = logmel(b["audio"].to(dev))
             yield feats, b["decoder_input_ids"], b["labels"]
 
-    before = encoder_heads(model)
+    before = head_layout(model)
+    blocks = attention_blocks(model)
     imp = head_importance(model, batches(), dev)
-    keep = heads_to_keep(imp, fraction)
+    keep = heads_to_keep(imp, fraction, [KIND_WEIGHTS[kind] for kind, _, _ in blocks])
     prune_heads(model, keep)
-    after = encoder_heads(model)
+    after = head_layout(model)
     model.config.apply_spec_augment = load_whisper_config_flag(model_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.to("cpu").save_pretrained(str(out_dir), safe_serialization=True)
     copy_hf_side_files(Path(model_dir), out_dir)
-    info = {"headsBefore": sum(before), "headsAfter": sum(after), "kept": keep,
-            "importance": [[round(float(v), 4) for v in s] for s in imp]}
-    log.info("Pruned encoder heads", heads_before=sum(before), heads_after=sum(after), per_layer=after,
+    total = lambda lay: sum(sum(v) for v in lay.values())  # noqa: E731
+    by_kind = lambda xs: {k: [x for (kind, _, _), x in zip(blocks, xs) if kind == k] for k in KINDS}  # noqa: E731
+    info = {"headsBefore": total(before), "headsAfter": total(after), "layout": after, "kept": by_kind(keep),
+            "importance": by_kind([[round(float(v), 4) for v in s] for s in imp])}
+    log.info("Pruned attention heads", heads_before=total(before), heads_after=total(after), per_layer=after,
              samples=min(n_samples, len(ds)))
     return info
 

@@ -37,15 +37,20 @@ def export_onnx(model_dir: Path, out_dir: Path) -> dict[str, float]:
     frames = 2 * int(cfg["max_source_positions"])
     t0 = time.time()
     with tempfile.TemporaryDirectory(prefix="onnx-export-") as tmp:
-        if cfg.get("whisperops_encoder_heads"):
+        from .compress import layout_of_config
+
+        if layout_of_config(cfg):
             # a head-pruned model: from_pretrained cannot rebuild its smaller projections, so the
-            # model is loaded here (compress.load_whisper) and exported from memory
+            # model is loaded here (compress.load_whisper) and exported from memory, with export
+            # configs whose dummy past key/values have each decoder layer's own head count
             from optimum.exporters.onnx import onnx_export_from_model
 
             from .compress import load_whisper
 
-            onnx_export_from_model(model=load_whisper(model_dir), output=tmp, task="automatic-speech-recognition-with-past",
-                                   opset=None, device="cpu", do_validation=False, nb_max_frames=frames)
+            model = load_whisper(model_dir)
+            onnx_export_from_model(model=model, output=tmp, task="automatic-speech-recognition-with-past",
+                                   opset=None, device="cpu", do_validation=False, nb_max_frames=frames,
+                                   custom_onnx_configs=pruned_onnx_configs(model))
         else:
             main_export(
                 model_name_or_path=str(model_dir),
@@ -63,6 +68,39 @@ def export_onnx(model_dir: Path, out_dir: Path) -> dict[str, float]:
     secs = time.time() - t0
     log.info("Exported ONNX", dir=str(out_dir / "onnx"), seconds=secs, frames=frames)
     return {"exportSeconds": secs}
+
+
+def pruned_onnx_configs(model) -> dict:
+    """optimum export configs (encoder_model, decoder_model, decoder_with_past_model) for a head-pruned
+    Whisper: optimum's WhisperOnnxConfig with a past-key/value dummy generator that gives decoder layer l
+    past tensors of [batch, heads_l, seq, head_dim] (self-attention: layout["decoder"][l], cross:
+    layout["cross"][l]) instead of one uniform shape. The graph's past_key_values.* inputs then declare
+    those head counts (dim 1 is not a dynamic axis) and the traced decoder runs on matching tensors."""
+    from optimum.exporters.onnx.model_configs import WhisperOnnxConfig
+    from optimum.utils.input_generators import DummySeq2SeqPastKeyValuesGenerator
+
+    from .compress import head_layout
+
+    lay = head_layout(model)
+    hd = int(model.config.d_model) // int(model.config.decoder_attention_heads)
+
+    class PerLayerPastGenerator(DummySeq2SeqPastKeyValuesGenerator):
+        def generate(self, input_name: str, framework: str = "pt", int_dtype: str = "int64", float_dtype: str = "fp32"):
+            if input_name != "past_key_values":
+                return super().generate(input_name, framework, int_dtype, float_dtype)
+            t = lambda h, n: self.random_float_tensor((self.batch_size, h, n, hd), framework=framework, dtype=float_dtype)  # noqa: E731
+            return [(t(d, self.sequence_length), t(d, self.sequence_length), t(c, self.encoder_sequence_length),
+                     t(c, self.encoder_sequence_length)) for d, c in zip(lay["decoder"], lay["cross"])]
+
+    class PrunedWhisperOnnxConfig(WhisperOnnxConfig):
+        DUMMY_INPUT_GENERATOR_CLASSES = tuple(PerLayerPastGenerator if c is DummySeq2SeqPastKeyValuesGenerator else c
+                                              for c in WhisperOnnxConfig.DUMMY_INPUT_GENERATOR_CLASSES)
+        DUMMY_PKV_GENERATOR_CLASS = PerLayerPastGenerator
+
+    base = PrunedWhisperOnnxConfig(model.config, task="automatic-speech-recognition", use_past=True)
+    return {"encoder_model": base.with_behavior("encoder"),
+            "decoder_model": base.with_behavior("decoder", use_past=True, use_past_in_inputs=False),
+            "decoder_with_past_model": base.with_behavior("decoder", use_past=True, use_past_in_inputs=True)}
 
 
 def _has_conv(path: Path) -> bool:

@@ -45,17 +45,20 @@ class OnnxWhisper:
         if gen.get("no_timestamps_token_id") is not None and not gen.get("return_timestamps"):
             prompt.append(int(gen["no_timestamps_token_id"]))
         self.prompt = prompt
-        self.pkv_names = [i.name for i in self.decoder.get_inputs() if i.name.startswith("past_key_values.")]
+        # heads of each past input from the graph (a head-pruned model has its own per layer and kind);
+        # a symbolic head dimension falls back to config.json's uniform decoder_attention_heads
+        self.pkv_heads = {i.name: (i.shape[1] if isinstance(i.shape[1], int) else self.n_heads)
+                          for i in self.decoder.get_inputs() if i.name.startswith("past_key_values.")}
+        self.pkv_names = list(self.pkv_heads)
 
     def generate(self, features: np.ndarray) -> list[list[int]]:
         """Token ids generated after the prompt (without EOS), one list per batch row."""
         b = features.shape[0]
         enc = self.encoder.run(None, {"input_features": features.astype(np.float32)})[0]
         ids = np.tile(np.array(self.prompt, dtype=np.int64), (b, 1))
-        empty = np.zeros((b, self.n_heads, 0, self.head_dim), dtype=np.float32)
         feeds = {"input_ids": ids, "encoder_hidden_states": enc, "use_cache_branch": np.array([False])}
-        for n in self.pkv_names:
-            feeds[n] = empty
+        for n, h in self.pkv_heads.items():
+            feeds[n] = np.zeros((b, h, 0, self.head_dim), dtype=np.float32)
         out_names = [o.name for o in self.decoder.get_outputs()]
         done = np.zeros(b, dtype=bool)
         tokens: list[list[int]] = [[] for _ in range(b)]

@@ -577,7 +577,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
                         "generation": meta.get("generation")}}
     if compression:
         training["compression"] = {**compression, **({"student": student_plan.to_json()} if student_plan else {}),
-                                   **({"encoderHeadsKept": prune_info["kept"]} if prune_info else {})}
+                                   **({"headsKept": prune_info["kept"], "headLayout": prune_info["layout"]} if prune_info else {})}
         if sr:
             training["compression"]["speakerRole"] = {"roles": roles.roles_of(model_dir), "head": roles.ONNX_FILE,
                                                       "weights": roles.HEAD_FILE, "configKey": roles.ROLES_KEY,
@@ -630,8 +630,9 @@ def role_info(spec: dict[str, Any], model_dir: Path, role_eval: list[Sample]) ->
 
 
 def prune_heads(spec: dict[str, Any], model_dir: Path, work: Path, stages: list[tuple[str, list[Sample]]], seed: int):
-    """(pruned model folder, info): the encoder heads of model_dir (the base, or the student) least
-    important on importanceSamples training utterances removed; training then recovers."""
+    """(pruned model folder, info): the attention heads (encoder self, decoder self, cross) of model_dir
+    (the base, or the student) least important on importanceSamples training utterances removed;
+    training then recovers."""
     from . import compress
 
     hp = spec["compression"]["headPruning"]

@@ -6,6 +6,11 @@
 // A model whose config.json names speaker roles (whisperops_speaker_roles, trainer-image roles.py) has a
 // role head, onnx/role_head.onnx: run on each batch's encoder output, it gives every window's role
 // probabilities. A model without one is decoded exactly as before.
+// A head-pruned model (trainer-image compress.py) has its own number of heads in every decoder layer's
+// self-attention and cross-attention: config.json's whisperops_attention_heads lists them ({decoder: [...],
+// cross: [...]} per layer) and the merged decoder's past_key_values.* inputs declare them; the cache of
+// each layer is sized from that layout (uniform decoder_attention_heads without the key), and a model
+// whose layout and graph disagree is refused at load.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -42,6 +47,62 @@ interface ModelConfig {
   vocab_size: number;
   /** Speaker roles of the model's role head, in the order of its logits (absent: no head). */
   whisperops_speaker_roles?: unknown;
+  /** Heads per layer of a head-pruned model: {encoder, decoder, cross} (absent: uniform). */
+  whisperops_attention_heads?: unknown;
+}
+
+/** Heads of each decoder layer's self-attention (decoder) and cross-attention (cross). */
+export interface DecoderHeadLayout {
+  decoder: number[];
+  cross: number[];
+}
+
+/**
+ * The decoder's head layout a config.json gives: whisperops_attention_heads' decoder and cross lists
+ * (one positive integer per decoder layer, at most decoder_attention_heads), or decoder_attention_heads
+ * in every layer when the key is absent. ModelLoadError when the entry is malformed.
+ */
+export function decoderHeadLayout(config: Pick<ModelConfig, 'decoder_layers' | 'decoder_attention_heads' | 'whisperops_attention_heads'>): DecoderHeadLayout {
+  const L = config.decoder_layers;
+  const H = config.decoder_attention_heads;
+  const value = config.whisperops_attention_heads;
+  if (value === undefined || value === null) return { decoder: new Array<number>(L).fill(H), cross: new Array<number>(L).fill(H) };
+  const out: Partial<DecoderHeadLayout> = {};
+  for (const kind of ['decoder', 'cross'] as const) {
+    const list = typeof value === 'object' ? (value as Record<string, unknown>)[kind] : undefined;
+    if (!Array.isArray(list) || list.length !== L || !list.every((h) => Number.isInteger(h) && (h as number) >= 1 && (h as number) <= H)) {
+      throw new ModelLoadError(`config.json whisperops_attention_heads.${kind} must list ${L} head counts (1..${H}), one per decoder layer, got ${JSON.stringify(list ?? null).slice(0, 200)}`);
+    }
+    out[kind] = list as number[];
+  }
+  return out as DecoderHeadLayout;
+}
+
+/**
+ * Checks the merged decoder's past_key_values.{l}.{decoder,encoder}.{key,value} inputs against the
+ * layout: present for every layer, and where the graph declares a fixed head count or head size, equal
+ * to the layout's and to d_model / decoder_attention_heads. Returns a description of the first
+ * disagreement, undefined when they agree.
+ */
+export function layoutMismatch(inputs: readonly ort.InferenceSession.ValueMetadata[], layout: DecoderHeadLayout, headDim: number): string | undefined {
+  const byName = new Map(inputs.map((m) => [m.name, m]));
+  for (let l = 0; l < layout.decoder.length; l++) {
+    for (const [kind, key] of [['decoder', 'decoder'], ['encoder', 'cross']] as const) {
+      const want = layout[key][l];
+      for (const kv of ['key', 'value']) {
+        const name = `past_key_values.${l}.${kind}.${kv}`;
+        const meta = byName.get(name);
+        if (!meta) return `decoder_model_merged has no input ${name} (config.json has ${layout.decoder.length} decoder layers)`;
+        if (!meta.isTensor || meta.shape.length === 0) continue; // no declared shape: nothing to check
+        const [, heads, , dim] = meta.shape;
+        if (typeof heads === 'number' && heads !== want) {
+          return `decoder_model_merged input ${name} has ${heads} heads but the layout gives layer ${l} ${want} (${key === 'cross' ? 'cross' : 'decoder'}[${l}] of config.json whisperops_attention_heads, or decoder_attention_heads when it is absent)`;
+        }
+        if (typeof dim === 'number' && dim !== headDim) return `decoder_model_merged input ${name} has head size ${dim}, config.json gives d_model / decoder_attention_heads = ${headDim}`;
+      }
+    }
+  }
+  return undefined;
 }
 
 interface GenerationConfig {
@@ -142,7 +203,8 @@ export class WhisperModel {
   private readonly beginSuppress: number[];
   private readonly suppress: number[];
   private readonly layers: number;
-  private readonly heads: number;
+  /** Heads of each decoder layer's self-attention and cross-attention cache (head-pruned models differ per layer). */
+  private readonly headLayout: DecoderHeadLayout;
   private readonly headDim: number;
   private readonly vocab: number;
   private readonly decoderHasCacheBranch: boolean;
@@ -189,8 +251,8 @@ export class WhisperModel {
     this.beginSuppress = gen.begin_suppress_tokens ?? [];
     this.suppress = gen.suppress_tokens ?? [];
     this.layers = config.decoder_layers;
-    this.heads = config.decoder_attention_heads;
     this.headDim = config.d_model / config.decoder_attention_heads;
+    this.headLayout = decoderHeadLayout(config);
     this.vocab = config.vocab_size;
     this.decoderHasCacheBranch = decoder.inputNames.includes('use_cache_branch');
     const stepOutputs = ['logits', ...Array.from({ length: this.layers }, (_, l) => [`present.${l}.decoder.key`, `present.${l}.decoder.value`]).flat()];
@@ -198,6 +260,8 @@ export class WhisperModel {
     for (const name of ['input_ids', 'encoder_hidden_states', 'past_key_values.0.decoder.key', 'past_key_values.0.encoder.key']) {
       if (!decoder.inputNames.includes(name)) throw new ModelLoadError(`decoder_model_merged has no input ${name} (not an optimum merged decoder with past)`);
     }
+    const mismatch = layoutMismatch(decoder.inputMetadata, this.headLayout, this.headDim);
+    if (mismatch) throw new ModelLoadError(`${mismatch} — the config.json and ONNX graphs in ${dir} are not the same model`);
   }
 
   static async load(dir: string, opts: SessionOptions): Promise<WhisperModel> {
@@ -349,10 +413,10 @@ export class WhisperModel {
     let inputIds = new BigInt64Array(B * promptLen);
     prompts.forEach((p, b) => p.forEach((id, j) => (inputIds[b * promptLen + j] = BigInt(id))));
     let stepLen = promptLen;
-    const empty = new ort.Tensor('float32', new Float32Array(0), [B, this.heads, 0, this.headDim]);
     const past: Record<string, ort.Tensor> = {};
     for (let l = 0; l < this.layers; l++) {
-      for (const kind of ['decoder', 'encoder']) {
+      for (const [kind, heads] of [['decoder', this.headLayout.decoder[l]], ['encoder', this.headLayout.cross[l]]] as const) {
+        const empty = new ort.Tensor('float32', new Float32Array(0), [B, heads ?? 0, 0, this.headDim]);
         past[`past_key_values.${l}.${kind}.key`] = empty;
         past[`past_key_values.${l}.${kind}.value`] = empty;
       }
