@@ -62,7 +62,7 @@ describe('a speaker-role model from the trainer, served by the agent', () => {
 
   beforeAll(async () => {
     const data = join(REPO_ROOT, 'data');
-    const voices = [['en-us+m1', 'clinician'], ['en-gb+m3', 'clinician'], ['en-us+f1', 'patient'], ['en-gb+f3', 'patient'], ['en-029+m2', 'clinician'], ['en-029+f2', 'patient']];
+    const voices = [['en-us+m1', 'clinician'], ['en+m3', 'clinician'], ['en-us+f1', 'patient'], ['en+f3', 'patient'], ['en-029+m2', 'clinician'], ['en-029+f2', 'patient']];
     const job = {
       apiVersion: 'whisperops.dev/v1alpha1', kind: 'FineTuneJob',
       metadata: { name: 'clinic-roles', namespace: 'speech', uid: '70e5a1e2-0000-0000-0000-000000000000' },

@@ -12,6 +12,7 @@ graphs are not changed, so older agents serve the model (without roles)."""
 from __future__ import annotations
 
 import json
+import math
 import random
 from pathlib import Path
 from typing import Any, Sequence
@@ -44,11 +45,16 @@ def _torch_head(d_model: int, n_roles: int, hidden: int = HIDDEN):
             self.fc1 = torch.nn.Linear(d_model, hidden)
             self.fc2 = torch.nn.Linear(hidden, n_roles)
 
-        def forward(self, last_hidden_state, valid_frames):
+        def pool(self, last_hidden_state, valid_frames):
             t = last_hidden_state.shape[1]
             mask = (torch.arange(t, device=last_hidden_state.device)[None, :] < valid_frames[:, None]).to(last_hidden_state.dtype)
-            pooled = (last_hidden_state * mask[:, :, None]).sum(1) / mask.sum(1).clamp(min=1.0)[:, None]
+            return (last_hidden_state * mask[:, :, None]).sum(1) / mask.sum(1).clamp(min=1.0)[:, None]
+
+        def classify(self, pooled):
             return self.fc2(torch.nn.functional.gelu(self.fc1(pooled)))
+
+        def forward(self, last_hidden_state, valid_frames):
+            return self.classify(self.pool(last_hidden_state, valid_frames))
 
     return RoleHead()
 
@@ -169,15 +175,54 @@ def _variants(voices: Sequence[str]) -> list[str]:
     return [""] if all("+" in v for v in voices) else []
 
 
+PROBE_TEXT = "the patient is resting"
+
+
+def ignored_variants(voices: Sequence[str]) -> list[str]:
+    """The voices whose espeak-ng variant (after the "+") changes nothing: espeak-ng silently speaks them as
+    the voice without it — an unknown variant name ("en-us+Adam"; the file is "adam"), or a voice that
+    ignores variants: "en-gb+f3" and "en-gb+m3" are both en-gb's one male voice, whereas "en+f3" (the same
+    British English) is female. Found by speaking one sentence both ways at the same rate and pitch."""
+    from . import synth
+
+    plain: dict[str, Any] = {}
+    out = []
+    for v in voices:
+        if "+" not in v:
+            continue
+        base = v.split("+", 1)[0]
+        if base not in plain:
+            plain[base] = synth.speak(PROBE_TEXT, synth.Voice(base, 160, 50))
+        a, b = synth.speak(PROBE_TEXT, synth.Voice(v, 160, 50)), plain[base]
+        if a.shape == b.shape and bool((a == b).all()):
+            out.append(v)
+    return out
+
+
+def same_length(voices: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Each role's voices repeated to one length, the least common multiple of the counts: synth draws a
+    sentence's voice, rate and pitch from one seeded stream, and only lists of one length consume it alike —
+    so roles with 3 and 4 voices would otherwise get different rates and pitches. Every voice of a role
+    stays equally likely."""
+    n = math.lcm(*(len(vs) for vs in voices.values())) if voices else 0
+    return {r: list(vs) * (n // len(vs)) for r, vs in voices.items()}
+
+
 def synthesize_by_role(texts: Sequence[str], scenario: str, out_dir: Path, voices: dict[str, list[str]], seed: int,
                        wpm: tuple[float, float], pitch: tuple[float, float], workers: int) -> list:
     """Every text once per role, each time by one of that role's voices (drawn at random), with the
     same speaking rate and pitch for every role (one seed): the roles differ by voice only, never by
     what is said or how fast or high it is said."""
     from . import synth
+    from .data import DatasetError
 
+    bad = ignored_variants(sorted({v for vs in voices.values() for v in vs}))
+    if bad:
+        raise DatasetError(f"spec.compression.speakerRole.voices: espeak-ng ignores the variant of {', '.join(bad)} (it speaks "
+                           "the voice without it, so the role would not be in the voice): name a variant espeak-ng has "
+                           "(espeak-ng --voices=variant) on a voice that takes variants (en+f3 for British English, not en-gb+f3)")
     out = []
-    for role, vs in voices.items():
+    for role, vs in same_length(voices).items():
         cfg = synth.SynthConfig(voices=list(vs), wpm=wpm, pitch=pitch, seed=seed)
         if _variants(vs):
             cfg.variants = [""]
@@ -205,33 +250,47 @@ def heldout_set(spec: dict[str, Any], evals: dict[str, list], work: Path, seed: 
     return out
 
 
-def accuracy(model_dir: Path, samples: Sequence, batch_size: int = 16) -> dict[str, Any]:
-    """Role accuracy of the model's head (PyTorch) on role-labelled samples: {accuracy, n, perRole}."""
-    import numpy as np
+def pooled_features(model_dir: Path, samples: Sequence, batch_size: int = 16):
+    """The head's input for each sample, as the head pools it: (pooled [N, d_model], valid frames [N]) from
+    the model's own encoder (PyTorch, the first window of each file)."""
     import torch
 
     from . import audio
     from .compress import load_whisper
 
-    roles = roles_of(model_dir)
-    head = load_head(model_dir)
-    if head is None or not roles:
-        raise ValueError(f"{model_dir} has no role head")
     model = load_whisper(model_dir).eval()
-    pre = json.loads((model_dir / "preprocessor_config.json").read_text())
+    pre = json.loads((Path(model_dir) / "preprocessor_config.json").read_text())
     hop, t = int(pre.get("hop_length", 160)), int(model.config.max_source_positions)
     n_win = int(pre.get("n_samples", 2 * t * hop))
-    idx = {r: i for i, r in enumerate(roles)}
-    labelled = [s for s in samples if getattr(s, "role", None) in idx]
-    preds: list[int] = []
-    for i in range(0, len(labelled), batch_size):
-        chunk = labelled[i:i + batch_size]
+    head = _torch_head(int(model.config.d_model), 1)
+    pooled, valid_all = [], []
+    for i in range(0, len(samples), batch_size):
+        chunk = samples[i:i + batch_size]
         waves = [audio.read_audio(s.audio)[:n_win] for s in chunk]
         feats = torch.from_numpy(audio.log_mel(str(model_dir), waves))
         valid = torch.tensor([encoder_valid_frames(len(w), hop, t) for w in waves], dtype=torch.int64)
         with torch.no_grad():
-            h = model.model.encoder(feats).last_hidden_state
-            preds += head(h, valid).argmax(-1).tolist()
+            pooled.append(head.pool(model.model.encoder(feats).last_hidden_state, valid))
+        valid_all.append(valid)
+    if not pooled:
+        return torch.zeros(0, int(model.config.d_model)), torch.zeros(0, dtype=torch.int64)
+    return torch.cat(pooled), torch.cat(valid_all)
+
+
+def accuracy(model_dir: Path, samples: Sequence, batch_size: int = 16) -> dict[str, Any]:
+    """Role accuracy of the model's head (PyTorch) on role-labelled samples: {accuracy, n, perRole}."""
+    import numpy as np
+    import torch
+
+    roles = roles_of(model_dir)
+    head = load_head(model_dir)
+    if head is None or not roles:
+        raise ValueError(f"{model_dir} has no role head")
+    idx = {r: i for i, r in enumerate(roles)}
+    labelled = [s for s in samples if getattr(s, "role", None) in idx]
+    x, _ = pooled_features(model_dir, labelled, batch_size)
+    with torch.no_grad():
+        preds = head.classify(x).argmax(-1).tolist() if len(labelled) else []
     gold = [idx[s.role] for s in labelled]
     ok = np.array(preds) == np.array(gold)
     per = {r: round(float(ok[np.array(gold) == i].mean()), 4) for r, i in idx.items() if (np.array(gold) == i).any()}
