@@ -153,7 +153,7 @@ function exportSpec(): Schema {
 function compression(): Schema {
   const layers = (what: string) => int(`${what} layers of the student; each is initialised from a teacher layer, spread evenly from first to last (e.g. 2 of 4: layers 0 and 3). Default: the teacher's count.`, { minimum: 1, maximum: 64 });
   return obj('Model compression beyond post-training quantization (export.quantization): a distilled student, structured attention-head pruning, quantization-aware training, a speaker-role head. Each is measured (parameters before and after, WER) in status.result.compression and gated like INT8: a compressed model whose WER exceeds the uncompressed model\'s by more than export.maxWerIncrease in any scenario is not published.', {
-    distillation: obj('Knowledge distillation: a smaller student, initialised from the teacher\'s layers, trained on loss = klWeight · T² · KL(teacher ‖ student) on logits softened at temperature T + ceWeight · cross-entropy on the labels. The student is the published model (ONNX fp32/INT8 + manifest, served by the agent unchanged).', {
+    distillation: obj('Knowledge distillation: a smaller student, initialised from the teacher\'s layers, trained on loss = klWeight · T² · KL(teacher ‖ student) on logits softened at temperature T + ceWeight · cross-entropy on the labels. The student is the published model (ONNX fp32/INT8 + manifest, served by the agent unchanged). With headPruning and no layer or width change, the student is the head-pruned model and distillation is its recovery fine-tune.', {
       teacherUri: uri(`URI of the teacher model artifact (same layout as baseModel.uri): ${SCHEMES}. Default: the base model. The student is always initialised from the base model.`),
       encoderLayers: layers('Encoder'),
       decoderLayers: layers('Decoder'),
@@ -164,7 +164,6 @@ function compression(): Schema {
     }, {
       rules: [
         { rule: 'self.klWeight + self.ceWeight > 0.0', message: 'compression.distillation needs klWeight or ceWeight above 0' },
-        { rule: 'has(self.encoderLayers) || has(self.decoderLayers) || has(self.ffnDim)', message: 'compression.distillation needs a smaller student: encoderLayers, decoderLayers or ffnDim' },
       ],
     }),
     headPruning: obj('Structured attention-head pruning of encoder self-attention, decoder self-attention and cross-attention: head importance measured on training data (|gradient × head mask|), the least important fraction of all heads removed from the projection matrices (smaller q/k/v/out matrices, not masks), then the normal training pass as recovery fine-tune. The per-layer layout is recorded in config.json (whisperops_attention_heads); the edge agent sizes each decoder layer\'s key/value cache from it.', {
@@ -185,7 +184,15 @@ function compression(): Schema {
       required: ['roles'],
       rules: [{ rule: '!has(self.voices) || self.voices.all(v, v.role in self.roles)', message: 'compression.speakerRole.voices: every role must be one of roles', fieldPath: '.voices' }],
     }),
-  }, { 'x-kubernetes-validations': immutable('compression') });
+  }, {
+    'x-kubernetes-validations': [
+      ...immutable('compression'),
+      {
+        rule: '!has(self.distillation) || has(self.distillation.encoderLayers) || has(self.distillation.decoderLayers) || has(self.distillation.ffnDim) || has(self.headPruning)',
+        message: 'compression.distillation needs a smaller student: encoderLayers, decoderLayers, ffnDim or headPruning',
+      },
+    ],
+  });
 }
 
 /** CEL rules that tie compression to method and export (on a spec or a retraining template). */

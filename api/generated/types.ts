@@ -387,7 +387,7 @@ export interface FineTuneJobSpec {
    */
   compression?: {
     /**
-     * Knowledge distillation: a smaller student, initialised from the teacher's layers, trained on loss = klWeight · T² · KL(teacher ‖ student) on logits softened at temperature T + ceWeight · cross-entropy on the labels. The student is the published model (ONNX fp32/INT8 + manifest, served by the agent unchanged).
+     * Knowledge distillation: a smaller student, initialised from the teacher's layers, trained on loss = klWeight · T² · KL(teacher ‖ student) on logits softened at temperature T + ceWeight · cross-entropy on the labels. The student is the published model (ONNX fp32/INT8 + manifest, served by the agent unchanged). With headPruning and no layer or width change, the student is the head-pruned model and distillation is its recovery fine-tune.
      */
     distillation?: {
       /**

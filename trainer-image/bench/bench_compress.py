@@ -68,6 +68,9 @@ def main() -> int:
     runs = {
         "distilled": ({"distillation": {"encoderLayers": 2, "decoderLayers": 2, "ffnDim": 512}}, "full", 3e-4),
         "pruned": ({"headPruning": {"fraction": 0.4, "importanceSamples": 64}}, "full", a.prune_lr),
+        # the same pruning, recovered by distillation from the unpruned model (KL on soft logits + CE)
+        "pruned-kd": ({"headPruning": {"fraction": 0.4, "importanceSamples": 64},
+                       "distillation": {"temperature": 2.0, "klWeight": 0.5, "ceWeight": 0.5}}, "full", a.prune_lr),
     }
     runs = {k: v for k, v in runs.items() if k in a.only.split(",")}
     for name, (comp, method, lr) in runs.items():

@@ -41,6 +41,13 @@ def test_impossible_combinations_are_invalid(over, msg):
         jobspec.validate_spec(_spec(**over))
 
 
+def test_distillation_without_a_smaller_student_is_the_recovery_of_a_head_pruned_model():
+    spec = jobspec.validate_spec(_spec(method={"type": "full"}, compression={"distillation": {"temperature": 2},
+                                                                             "headPruning": {"fraction": 0.4}}))
+    assert spec["compression"]["distillation"]["klWeight"] == 0.5
+    assert "encoderLayers" not in spec["compression"]["distillation"]
+
+
 def test_a_technique_this_trainer_lacks_is_refused_not_skipped(monkeypatch):
     monkeypatch.setattr(pipeline, "IMPLEMENTED_COMPRESSION", ())
     spec = jobspec.validate_spec(_spec(compression={"headPruning": {}}))

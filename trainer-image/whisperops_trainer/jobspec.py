@@ -112,8 +112,8 @@ def cross_field_errors(spec: dict[str, Any]) -> list[str]:
     if dist is not None:
         if m.get("type", "lora") == "lora":
             errs.append("spec.compression.distillation: trains the whole student: method.type must be full or freezeEncoder, not lora")
-        if not any(k in dist for k in ("encoderLayers", "decoderLayers", "ffnDim")):
-            errs.append("spec.compression.distillation: needs a smaller student: encoderLayers, decoderLayers or ffnDim")
+        if not any(k in dist for k in ("encoderLayers", "decoderLayers", "ffnDim")) and "headPruning" not in comp:
+            errs.append("spec.compression.distillation: needs a smaller student: encoderLayers, decoderLayers, ffnDim or headPruning")
         if float(spec.get("training", {}).get("baseInterpolation", 1)) != 1:
             errs.append("spec.compression.distillation: changes the architecture: training.baseInterpolation (WiSE-FT with the base) must be 1")
         if dist.get("klWeight", 0.5) + dist.get("ceWeight", 0.5) <= 0:
