@@ -448,3 +448,29 @@ def test_a_head_pruning_job_publishes_smaller_graphs_with_per_layer_decoder_cach
         gen = ids[b, prompt.shape[1]:].tolist()
         gen = gen[:gen.index(sess.eos)] if sess.eos in gen else gen
         assert gen[:len(onnx_tokens[b])] == onnx_tokens[b]
+
+
+def test_a_head_pruning_job_can_recover_by_distillation_from_the_unpruned_model(tmp_path, shared_data, model_dir):
+    import json
+
+    from whisperops_trainer import manifest
+
+    f = _distill_job(tmp_path, shared_data, model_dir, 1.0)
+    job = json.loads(f.read_text())
+    job["spec"]["compression"] = {"headPruning": {"fraction": 0.4, "importanceSamples": 8},
+                                  "distillation": {"temperature": 2.0, "klWeight": 0.5, "ceWeight": 0.5}}
+    f.write_text(json.dumps(job))
+    p, res = _run(f, tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:] + p.stdout[-3000:]
+    c = res["compression"]
+    assert c["techniques"] == ["distillation", "headPruning"] and (c["headsBefore"], c["headsAfter"]) == (48, 29)
+    # the student is the whole model (no layer or width cut), pruned; the teacher the unpruned base
+    assert c["paramsAfter"] == c["paramsBefore"] - 19 * (4 * 64 * 256 + 2 * 64)
+    out = tmp_path / "out" / "student"
+    man = json.loads((out / manifest.MANIFEST).read_text())
+    assert man["training"]["compression"]["student"] == {"encoderLayers": [0, 1, 2, 3], "decoderLayers": [0, 1, 2, 3], "ffnDim": 1024}
+    assert sum(sum(v) for v in json.loads((out / "config.json").read_text())["whisperops_attention_heads"].values()) == 29
+    # trained against the unpruned base as teacher (the KL term in the loss)
+    log = p.stdout + p.stderr
+    distilling = [json.loads(line) for line in log.splitlines() if '"msg": "Distilling"' in line]
+    assert len(distilling) == 1 and distilling[0]["teacher_params"] == c["paramsBefore"] and distilling[0]["kl_weight"] == 0.5
