@@ -280,13 +280,14 @@ export class WhisperModel {
       logSeverityLevel: 3,
     };
     let encoder: ort.InferenceSession | undefined;
+    let logMel: OnnxLogMel | undefined;
     let decoder: ort.InferenceSession | undefined;
     let roleHead: ort.InferenceSession | undefined;
     try {
       encoder = await ort.InferenceSession.create(join(dir, files.encoder), sessionOptions);
       decoder = await ort.InferenceSession.create(join(dir, files.decoder), sessionOptions);
       // The front end is a few matrix products: the CPU provider, whatever the model runs on.
-      const logMel = await OnnxLogMel.create(pre, { ...sessionOptions, executionProviders: ['cpu'] });
+      logMel = await OnnxLogMel.create(pre, { ...sessionOptions, executionProviders: ['cpu'] });
       // The role head is a few thousand weights: the CPU provider, one thread.
       if (roles) roleHead = await WhisperModel.loadRoleHead(dir, roles, config, { ...sessionOptions, executionProviders: ['cpu'], intraOpNumThreads: 1 });
       return new WhisperModel(dir, encoder, decoder, logMel, config, gen, pre, tokenizer, roleHead, roles ?? []);
@@ -294,6 +295,7 @@ export class WhisperModel {
       await encoder?.release();
       await decoder?.release();
       await roleHead?.release();
+      await logMel?.release(); // also when the constructor refuses the model (e.g. a head layout the graph does not have)
       if (err instanceof ModelLoadError) throw err;
       throw new ModelLoadError(`cannot load ONNX sessions from ${dir}: ${(err as Error).message}`, { cause: err });
     }
