@@ -54,6 +54,7 @@ def main() -> int:
     ap.add_argument("--scenarios", default="general,finance,medical")
     ap.add_argument("--only", default="distilled,pruned")
     ap.add_argument("--prune-lr", type=float, default=1e-4)
+    ap.add_argument("--importance-samples", type=int, default=64)
     ap.add_argument("--work", default=None)
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
@@ -67,9 +68,9 @@ def main() -> int:
                  "epochs": a.epochs, "n": a.n, "threads": a.threads, "models": {}}
     runs = {
         "distilled": ({"distillation": {"encoderLayers": 2, "decoderLayers": 2, "ffnDim": 512}}, "full", 3e-4),
-        "pruned": ({"headPruning": {"fraction": 0.4, "importanceSamples": 64}}, "full", a.prune_lr),
+        "pruned": ({"headPruning": {"fraction": 0.4, "importanceSamples": a.importance_samples}}, "full", a.prune_lr),
         # the same pruning, recovered by distillation from the unpruned model (KL on soft logits + CE)
-        "pruned-kd": ({"headPruning": {"fraction": 0.4, "importanceSamples": 64},
+        "pruned-kd": ({"headPruning": {"fraction": 0.4, "importanceSamples": a.importance_samples},
                        "distillation": {"temperature": 2.0, "klWeight": 0.5, "ceWeight": 0.5}}, "full", a.prune_lr),
     }
     runs = {k: v for k, v in runs.items() if k in a.only.split(",")}
