@@ -1,13 +1,11 @@
 // A batched decode drops the windows that have ended: compactRows says which rows move where so the
 // live ones fill the first positions, copying only the rows that must move.
 import { describe, expect, it } from '@jest/globals';
-import { compactRows } from './whisper-model.js';
+import { compactRows, moveRows } from './whisper-model.js';
 
 /** Applies the moves to a batch of row labels and keeps the first live.length rows. */
 function apply(n: number, live: number[]): number[] {
-  const rows = Array.from({ length: n }, (_, p) => p);
-  for (const [from, to] of compactRows(live)) rows[to] = rows[from] ?? -1;
-  return rows.slice(0, live.length);
+  return moveRows(Array.from({ length: n }, (_, p) => p), compactRows(live), live.length);
 }
 
 describe('compactRows', () => {

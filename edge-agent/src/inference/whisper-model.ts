@@ -177,6 +177,13 @@ export function compactRows(live: number[]): [number, number][] {
   return tail.map((from, i) => [from, holes[i] ?? 0] as [number, number]);
 }
 
+/** The first k entries of a per-row list after `moves` (compactRows), as dropRows leaves the tensors. */
+export function moveRows<T>(xs: readonly T[], moves: [number, number][], k: number): T[] {
+  const out = [...xs];
+  for (const [from, to] of moves) out[to] = xs[from];
+  return out.slice(0, k);
+}
+
 /**
  * A batch-major tensor [n, …] cut to its first k rows after `moves` (compactRows): rows copied in place
  * (the tensor is this decode's own: a session output), the result a view of the same buffer.
@@ -471,12 +478,8 @@ export class WhisperModel {
           const t = past[name];
           if (t) past[name] = dropRows(t, n, moves, live.length);
         }
-        const ids = [...next];
-        for (const [from, to] of moves) ids[to] = ids[from] ?? 0n;
-        const pos = [...rows];
-        for (const [from, to] of moves) pos[to] = pos[from] ?? 0;
-        rows = pos.slice(0, live.length);
-        inputIds = BigInt64Array.from(ids.slice(0, live.length));
+        rows = moveRows(rows, moves, live.length);
+        inputIds = BigInt64Array.from(moveRows(next, moves, live.length));
       } else {
         inputIds = BigInt64Array.from(next);
       }
