@@ -10,7 +10,7 @@
 //   - qat-static (BENCH_QAT_DIR): a model trained with spec.compression.quantizationAware (its own weights)
 // Env: BENCH_DYNAMIC_DIR (default the embedded model), BENCH_STATIC_DIR (default the static fixture of the
 // embedded model: edge-agent/src/testing/static-int8.ts), BENCH_ROUNDS=3, BENCH_REQUESTS=96,
-// BENCH_WORKERS=2, BENCH_OUT (JSON file).
+// BENCH_WORKERS=2, BENCH_STATIC_BATCHES (comma-separated --max-batch values the static model also runs at), BENCH_OUT (JSON file).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { resample } from '../src/audio/resample.js';
@@ -73,6 +73,8 @@ async function main(): Promise<void> {
     { name: 'static', dir: staticDir, args: [] },
     ...(process.env.BENCH_FORCED === '1' ? [{ name: 'dynamic-batched', dir: dynamicDir, args: ['--max-batch', '4'] }] : []),
     ...(process.env.BENCH_QAT_DIR ? [{ name: 'qat-static', dir: process.env.BENCH_QAT_DIR, args: [] }] : []),
+    // the static model at other batch limits, e.g. BENCH_STATIC_BATCHES=8,16
+    ...(process.env.BENCH_STATIC_BATCHES ?? '').split(',').filter(Boolean).map((b) => ({ name: `static-batch-${b}`, dir: staticDir, args: ['--max-batch', b] })),
   ];
   const res: Record<string, { throughput: number[]; p50: number[]; p99: number[]; changed: number; compared: number; alone: string[]; aloneMs: number[]; cpuMsPerClip: number[] }> = {};
   for (const v of variants) res[v.name] = { throughput: [], p50: [], p99: [], changed: 0, compared: 0, alone: [], aloneMs: [], cpuMsPerClip: [] };
