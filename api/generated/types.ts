@@ -420,7 +420,7 @@ export interface FineTuneJobSpec {
       ceWeight: number;
     };
     /**
-     * Structured attention-head pruning of encoder self-attention, decoder self-attention and cross-attention: head importance measured on training data (|gradient × head mask|), the least important fraction of all heads removed from the projection matrices (smaller q/k/v/out matrices, not masks), then the normal training pass as recovery fine-tune. The per-layer layout is recorded in config.json (whisperops_attention_heads); the edge agent sizes each decoder layer's key/value cache from it.
+     * Structured attention-head pruning of encoder self-attention, decoder self-attention and cross-attention: head importance measured on training data (|gradient × head mask|, or greedy ablation by the loss), the least important fraction of all heads removed from the projection matrices (smaller q/k/v/out matrices, not masks), then the normal training pass as recovery fine-tune. The per-layer layout is recorded in config.json (whisperops_attention_heads); the edge agent sizes each decoder layer's key/value cache from it.
      */
     headPruning?: {
       /**
@@ -431,6 +431,10 @@ export interface FineTuneJobSpec {
        * Training utterances the importance is measured on.
        */
       importanceSamples: number;
+      /**
+       * How the heads to remove are chosen on those utterances. gradient: one backward pass, |gradient × head mask| per head normalised per layer, the lowest removed together (cheap). ablation: greedy elimination — each round masks every remaining head alone, measures the loss without it and removes the 4 whose absence raises the loss least, until the fraction is reached (about (heads − removed/2) × removed / 4 loss evaluations of the utterances; it sees what earlier removals did, which the one-pass estimate cannot).
+       */
+      selection: "gradient" | "ablation";
     };
     /**
      * Quantization-aware training: fake quantization during fine-tuning, exported as a static INT8 ONNX model (QDQ, fixed scales) instead of post-training dynamic INT8.

@@ -7,7 +7,7 @@ WER per scenario. --only picks the compressed models (distilled, pruned); --work
 scripts/bench-compressed-agent.ts.
 
   python bench/bench_compress.py [--only pruned] [--utterances 320] [--epochs 2] [--n 30] [--work DIR]
-                                 [--out results/compress-cpu.json]
+                                 [--selection gradient|ablation] [--out results/compress-cpu.json]
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ def main() -> int:
     ap.add_argument("--only", default="distilled,pruned")
     ap.add_argument("--prune-lr", type=float, default=1e-4)
     ap.add_argument("--importance-samples", type=int, default=64)
+    ap.add_argument("--selection", default="gradient", help="headPruning.selection: gradient | ablation")
     ap.add_argument("--work", default=None)
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
@@ -66,11 +67,12 @@ def main() -> int:
     models: dict[str, Path] = {"uncompressed": BASE}
     res: dict = {"machine": "shared 2-core CPU, loaded by other engineers' tests", "utterances": a.utterances,
                  "epochs": a.epochs, "n": a.n, "threads": a.threads, "models": {}}
+    prune = {"fraction": 0.4, "importanceSamples": a.importance_samples, "selection": a.selection}
     runs = {
         "distilled": ({"distillation": {"encoderLayers": 2, "decoderLayers": 2, "ffnDim": 512}}, "full", 3e-4),
-        "pruned": ({"headPruning": {"fraction": 0.4, "importanceSamples": a.importance_samples}}, "full", a.prune_lr),
+        "pruned": ({"headPruning": prune}, "full", a.prune_lr),
         # the same pruning, recovered by distillation from the unpruned model (KL on soft logits + CE)
-        "pruned-kd": ({"headPruning": {"fraction": 0.4, "importanceSamples": a.importance_samples},
+        "pruned-kd": ({"headPruning": prune,
                        "distillation": {"temperature": 2.0, "klWeight": 0.5, "ceWeight": 0.5}}, "full", a.prune_lr),
     }
     runs = {k: v for k, v in runs.items() if k in a.only.split(",")}

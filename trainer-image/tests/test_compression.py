@@ -19,7 +19,7 @@ def test_compression_defaults_follow_the_crd():
         "speakerRole": {"roles": ["clinician", "patient"]}}))
     c = spec["compression"]
     assert c["distillation"] == {"decoderLayers": 2, "temperature": 2, "klWeight": 0.5, "ceWeight": 0.5}
-    assert c["headPruning"] == {"fraction": 0.4, "importanceSamples": 64}
+    assert c["headPruning"] == {"fraction": 0.4, "importanceSamples": 64, "selection": "gradient"}
     assert c["quantizationAware"] == {"calibrationSamples": 32}
     assert c["speakerRole"]["lossWeight"] == 0.3
 
@@ -338,6 +338,38 @@ def test_importance_covers_every_head_of_every_kind_and_a_blocks_last_head_stays
         prune_heads(m, [[]] + [[0, 1, 2, 3]] * 11)
 
 
+def test_ablation_removes_the_heads_whose_structural_removal_costs_least_round_by_round(tiny_teacher):
+    """heads_by_ablation masks heads (and reuses the encoder output for decoder-side candidates); its
+    choices must be those a brute force over structurally pruned copies makes: round 1 the head whose
+    removal gives the lowest loss, round 2 the best second head with the first one gone."""
+    import copy
+
+    import torch
+
+    from whisperops_trainer.compress import attention_blocks, heads_by_ablation, prune_heads
+
+    batch = _toy_batch()
+    blocks = attention_blocks(tiny_teacher)
+
+    def loss_without(gone: set[tuple[int, int]]) -> float:
+        m = copy.deepcopy(tiny_teacher)
+        prune_heads(m, [[h for h in range(4) if (bi, h) not in gone] for bi in range(len(blocks))])
+        with torch.no_grad():
+            return float(m(input_features=batch[0], decoder_input_ids=batch[1], labels=batch[2]).loss)
+
+    gone: set[tuple[int, int]] = set()
+    for _ in range(2):
+        now = loss_without(gone)
+        rise = {(bi, h): loss_without(gone | {(bi, h)}) - now for bi in range(len(blocks)) for h in range(4) if (bi, h) not in gone}
+        gone.add(min(rise, key=rise.get))
+    keep = heads_by_ablation(copy.deepcopy(tiny_teacher), [batch], 2 / 48, round_size=1)
+    assert {(bi, h) for bi, k in enumerate(keep) for h in range(4) if h not in k} == gone
+    # a fraction above what the blocks can give leaves each block exactly one head
+    rounds = []
+    keep = heads_by_ablation(copy.deepcopy(tiny_teacher), [batch], 0.9, round_size=16, on_round=lambda n, loss: rounds.append(n))
+    assert [len(k) for k in keep] == [1] * 12 and rounds == [16, 32, 36]
+
+
 def test_a_pruned_layout_survives_save_and_load_and_a_legacy_encoder_layout_still_loads(tiny_teacher, tmp_path):
     import copy
     import json
@@ -385,7 +417,7 @@ def test_a_head_pruning_job_publishes_smaller_graphs_with_per_layer_decoder_cach
 
     f = _distill_job(tmp_path, shared_data, model_dir, 1.0)
     job = json.loads(f.read_text())
-    job["spec"]["compression"] = {"headPruning": {"fraction": 0.4, "importanceSamples": 8}}
+    job["spec"]["compression"] = {"headPruning": {"fraction": 0.4, "importanceSamples": 8, "selection": "ablation"}}
     job["spec"]["method"] = {"type": "freezeEncoder"}
     f.write_text(json.dumps(job))
     p, res = _run(f, tmp_path)
@@ -400,6 +432,9 @@ def test_a_head_pruning_job_publishes_smaller_graphs_with_per_layer_decoder_cach
     man = json.loads((out / manifest.MANIFEST).read_text())
     comp = man["training"]["compression"]
     assert comp["headLayout"] == lay and {k: [len(x) for x in v] for k, v in comp["headsKept"].items()} == lay
+    # chosen by greedy ablation: 19 heads in rounds of 4 (4, 8, 12, 16, 19), the loss measured before each
+    sel = comp["headSelection"]
+    assert sel["selection"] == "ablation" and len(sel["lossByRound"]) == 5 and all(x > 0 for x in sel["lossByRound"])
     # the merged decoder (fp32 and INT8) declares each layer's own past/present head counts
     for name in ("decoder_model_merged.onnx", "decoder_model_merged_quantized.onnx"):
         dec = onnx.load(str(out / "onnx" / name), load_external_data=False)

@@ -5,6 +5,7 @@ unchanged."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import re
 from dataclasses import dataclass
@@ -280,17 +281,12 @@ def load_whisper(model_dir: Path | str, dtype=None):
     return m.to(dtype).eval()
 
 
-def head_importance(model, batches, device="cpu"):
-    """|Σ ∂loss/∂m_h| per head of every attention block (attention_blocks order: encoder self, decoder
-    self, cross; Michel et al. 2019): a mask m = 1 multiplies each head's output before out_proj; the
-    gradient says how much the loss depends on the head. Each block's scores are normalised to unit L2
-    norm. batches: iterable of (input_features, decoder_input_ids, labels)."""
-    import torch
-
-    blocks = [attn for _, _, attn in attention_blocks(model)]
-    masks = [torch.ones(attn.num_heads, device=device, requires_grad=True) for attn in blocks]
+@contextlib.contextmanager
+def head_masks(model, masks):
+    """Multiply each head's output by its mask entry before its block's out_proj while inside (one mask
+    tensor of num_heads per attention_blocks() entry)."""
     hooks = []
-    for attn, m in zip(blocks, masks):
+    for (_, _, attn), m in zip(attention_blocks(model), masks):
         hd = attn.head_dim
 
         def pre(mod, args, m=m, hd=hd):
@@ -299,18 +295,91 @@ def head_importance(model, batches, device="cpu"):
             return ((x.view(b, t, -1, hd) * m[None, None, :, None]).view(b, t, -1),)
 
         hooks.append(attn.out_proj.register_forward_pre_hook(pre))
+    try:
+        yield
+    finally:
+        for h in hooks:
+            h.remove()
+
+
+def head_importance(model, batches, device="cpu"):
+    """|Σ ∂loss/∂m_h| per head of every attention block (attention_blocks order: encoder self, decoder
+    self, cross; Michel et al. 2019): a mask m = 1 multiplies each head's output before out_proj; the
+    gradient says how much the loss depends on the head. Each block's scores are normalised to unit L2
+    norm. batches: iterable of (input_features, decoder_input_ids, labels)."""
+    import torch
+
+    masks = [torch.ones(attn.num_heads, device=device, requires_grad=True) for _, _, attn in attention_blocks(model)]
     model.eval()
     score = [torch.zeros(len(m), device=device) for m in masks]
-    try:
+    with head_masks(model, masks):
         for feats, dec, labels in batches:
             loss = model(input_features=feats.to(device), decoder_input_ids=dec.to(device), labels=labels.to(device)).loss
             grads = torch.autograd.grad(loss, masks)
             for s, g in zip(score, grads):
                 s += g.detach().abs()
-    finally:
-        for h in hooks:
-            h.remove()
     return [s / (s.norm() + 1e-12) for s in score]
+
+
+ABLATION_ROUND = 4  # heads removed per round of the greedy ablation
+
+
+def heads_by_ablation(model, batches, fraction: float, weights=None, device="cpu", round_size: int = ABLATION_ROUND,
+                      on_round=None) -> list[list[int]]:
+    """Per block, the sorted indices of the heads kept after greedy backward elimination on data: each
+    round masks every remaining head alone (a block's last head is never a candidate), measures the
+    loss on `batches` (a list of (input_features, decoder_input_ids, labels)) without it, and removes the
+    round_size heads whose absence raises the loss least — with the heads already removed still masked,
+    so each round sees what the earlier removals did (the one-pass gradient estimate cannot). weights
+    (one per block) scale a rise in loss (÷ for a fall), as in heads_to_keep. Decoder-side candidates
+    reuse the round's encoder output. Cost: about (heads − removed/2) · removed / round_size loss
+    evaluations of `batches`."""
+    import torch
+
+    blocks = attention_blocks(model)
+    w = weights or [1.0] * len(blocks)
+    masks = [torch.ones(attn.num_heads, device=device) for _, _, attn in blocks]
+    n_remove = int(round(fraction * sum(len(m) for m in masks)))
+    batches = [(f.to(device), d.to(device), lab.to(device)) for f, d, lab in batches]
+    model.eval()
+
+    def loss(enc=None) -> float:
+        tot, n = 0.0, 0
+        for i, (f, d, lab) in enumerate(batches):
+            kw = {"encoder_outputs": (enc[i],)} if enc is not None else {"input_features": f}
+            tot += float(model(decoder_input_ids=d, labels=lab, **kw).loss) * len(d)
+            n += len(d)
+        return tot / max(n, 1)
+
+    removed = 0
+    with torch.no_grad(), head_masks(model, masks):
+        while removed < n_remove:
+            enc = [model.model.encoder(f).last_hidden_state for f, _, _ in batches]
+            now = loss(enc)
+            cands = []
+            for bi, ((kind, _, _), m) in enumerate(zip(blocks, masks)):
+                if int(m.sum()) <= 1:
+                    continue
+                for h in range(len(m)):
+                    if m[h] == 0:
+                        continue
+                    m[h] = 0
+                    rise = loss(None if kind == "encoder" else enc) - now
+                    m[h] = 1
+                    cands.append((rise * w[bi] if rise > 0 else rise / w[bi], bi, h))
+            if not cands:
+                break
+            taken = 0
+            for _, bi, h in sorted(cands):
+                if taken >= min(round_size, n_remove - removed):
+                    break
+                if int(masks[bi].sum()) > 1:
+                    masks[bi][h] = 0
+                    taken += 1
+            removed += taken
+            if on_round:
+                on_round(removed, now)
+    return [[h for h in range(len(m)) if m[h] == 1] for m in masks]
 
 
 def heads_to_keep(importance, fraction: float, weights=None) -> list[list[int]]:
@@ -348,10 +417,12 @@ def prune_heads(model, keep: list[list[int]]) -> None:
 
 
 def prune_dir(model_dir: Path, out_dir: Path, samples, fraction: float, n_samples: int, batch_size: int = 8,
-              seed: int = 42) -> dict[str, Any]:
-    """Measure head importance on n_samples training utterances, remove the least important fraction of
-    all attention heads (encoder self, decoder self, cross), save the smaller model to out_dir. Returns
-    {headsBefore, headsAfter, layout, kept, importance} (kept/importance per kind and layer)."""
+              seed: int = 42, selection: str = "gradient") -> dict[str, Any]:
+    """Choose on n_samples training utterances the fraction of all attention heads (encoder self, decoder
+    self, cross) to remove — selection "gradient": the least important by head_importance, in one pass;
+    "ablation": greedy elimination by the loss (heads_by_ablation) — remove them, save the smaller model
+    to out_dir. Returns {headsBefore, headsAfter, layout, kept, selection} and importance (gradient,
+    per kind and layer) or lossByRound (ablation: the loss before each round)."""
     import torch
     from transformers import AutoTokenizer
 
@@ -378,8 +449,22 @@ def prune_dir(model_dir: Path, out_dir: Path, samples, fraction: float, n_sample
 
     before = head_layout(model)
     blocks = attention_blocks(model)
-    imp = head_importance(model, batches(), dev)
-    keep = heads_to_keep(imp, fraction, [KIND_WEIGHTS[kind] for kind, _, _ in blocks])
+    weights = [KIND_WEIGHTS[kind] for kind, _, _ in blocks]
+    extra: dict[str, Any] = {}
+    if selection == "ablation":
+        rounds: list[float] = []
+
+        def on_round(removed: int, loss: float) -> None:
+            rounds.append(round(loss, 4))
+            log.info("Head ablation round", removed=removed, loss_before=loss)
+
+        keep = heads_by_ablation(model, list(batches()), fraction, weights, dev, on_round=on_round)
+        extra["lossByRound"] = rounds
+    elif selection == "gradient":
+        imp = head_importance(model, batches(), dev)
+        keep = heads_to_keep(imp, fraction, weights)
+    else:
+        raise ValueError(f"unknown head selection {selection!r}")
     prune_heads(model, keep)
     after = head_layout(model)
     model.config.apply_spec_augment = load_whisper_config_flag(model_dir)
@@ -389,9 +474,11 @@ def prune_dir(model_dir: Path, out_dir: Path, samples, fraction: float, n_sample
     total = lambda lay: sum(sum(v) for v in lay.values())  # noqa: E731
     by_kind = lambda xs: {k: [x for (kind, _, _), x in zip(blocks, xs) if kind == k] for k in KINDS}  # noqa: E731
     info = {"headsBefore": total(before), "headsAfter": total(after), "layout": after, "kept": by_kind(keep),
-            "importance": by_kind([[round(float(v), 4) for v in s] for s in imp])}
+            "selection": selection, **extra}
+    if selection == "gradient":
+        info["importance"] = by_kind([[round(float(v), 4) for v in s] for s in imp])
     log.info("Pruned attention heads", heads_before=total(before), heads_after=total(after), per_layer=after,
-             samples=min(n_samples, len(ds)))
+             samples=min(n_samples, len(ds)), selection=selection)
     return info
 
 

@@ -577,7 +577,9 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
                         "generation": meta.get("generation")}}
     if compression:
         training["compression"] = {**compression, **({"student": student_plan.to_json()} if student_plan else {}),
-                                   **({"headsKept": prune_info["kept"], "headLayout": prune_info["layout"]} if prune_info else {})}
+                                   **({"headsKept": prune_info["kept"], "headLayout": prune_info["layout"],
+                                       "headSelection": {k: prune_info[k] for k in ("selection", "lossByRound") if k in prune_info}}
+                                      if prune_info else {})}
         if sr:
             training["compression"]["speakerRole"] = {"roles": roles.roles_of(model_dir), "head": roles.ONNX_FILE,
                                                       "weights": roles.HEAD_FILE, "configKey": roles.ROLES_KEY,
@@ -643,7 +645,8 @@ def prune_heads(spec: dict[str, Any], model_dir: Path, work: Path, stages: list[
     picked = random.Random(seed + 5).sample(pool, n)
     log.set_stage("prune")
     out = work / "pruned"
-    info = compress.prune_dir(model_dir, out, picked, float(hp.get("fraction", 0.4)), n, seed=seed)
+    info = compress.prune_dir(model_dir, out, picked, float(hp.get("fraction", 0.4)), n, seed=seed,
+                              selection=str(hp.get("selection", "gradient")))
     return out, info
 
 
