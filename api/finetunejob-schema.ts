@@ -170,6 +170,11 @@ function compression(): Schema {
       fraction: num('Fraction of all attention heads (every layer of the three kinds together) removed; every attention block keeps at least one head.', { minimum: 0, maximum: 0.9, exclusiveMinimum: true, default: 0.4 }),
       importanceSamples: int('Training utterances the importance is measured on.', { minimum: 1, maximum: 100_000, default: 64 }),
       selection: enumOf('How the heads to remove are chosen on those utterances. gradient: one backward pass, |gradient × head mask| per head normalised per layer, the lowest removed together (cheap). ablation: greedy elimination — each round masks every remaining head alone, measures the loss without it and removes the 4 whose absence raises the loss least, until the fraction is reached (about (heads − removed/2) × removed / 4 loss evaluations of the utterances; it sees what earlier removals did, which the one-pass estimate cannot).', ['gradient', 'ablation'], 'gradient'),
+      kindWeights: obj('Weight of each kind of attention in the choice: a head\'s score (normalised importance, or its loss rise under ablation) is multiplied by its kind\'s weight, so a larger weight keeps that kind\'s heads unless they matter clearly less. Removing a decoder self-attention head saves almost no time (a decoder step costs per-node overhead, not FLOPs); an encoder head saves its share of 500 × 500 attention scores and 500-frame projections per window, a cross-attention head its 500-frame key/value projection.', {
+        encoder: num('Encoder self-attention.', { minimum: 0.01, maximum: 100, default: 1 }),
+        decoder: num('Decoder self-attention.', { minimum: 0.01, maximum: 100, default: 2 }),
+        cross: num('Decoder cross-attention.', { minimum: 0.01, maximum: 100, default: 1 }),
+      }),
     }),
     quantizationAware: obj('Quantization-aware training: fake quantization during fine-tuning, exported as a static INT8 ONNX model (QDQ, fixed scales) instead of post-training dynamic INT8.', {
       calibrationSamples: int('Training utterances used to calibrate the activation ranges before training.', { minimum: 1, maximum: 100_000, default: 32 }),

@@ -435,6 +435,23 @@ export interface FineTuneJobSpec {
        * How the heads to remove are chosen on those utterances. gradient: one backward pass, |gradient × head mask| per head normalised per layer, the lowest removed together (cheap). ablation: greedy elimination — each round masks every remaining head alone, measures the loss without it and removes the 4 whose absence raises the loss least, until the fraction is reached (about (heads − removed/2) × removed / 4 loss evaluations of the utterances; it sees what earlier removals did, which the one-pass estimate cannot).
        */
       selection: "gradient" | "ablation";
+      /**
+       * Weight of each kind of attention in the choice: a head's score (normalised importance, or its loss rise under ablation) is multiplied by its kind's weight, so a larger weight keeps that kind's heads unless they matter clearly less. Removing a decoder self-attention head saves almost no time (a decoder step costs per-node overhead, not FLOPs); an encoder head saves its share of 500 × 500 attention scores and 500-frame projections per window, a cross-attention head its 500-frame key/value projection.
+       */
+      kindWeights?: {
+        /**
+         * Encoder self-attention.
+         */
+        encoder: number;
+        /**
+         * Decoder self-attention.
+         */
+        decoder: number;
+        /**
+         * Decoder cross-attention.
+         */
+        cross: number;
+      };
     };
     /**
      * Quantization-aware training: fake quantization during fine-tuning, exported as a static INT8 ONNX model (QDQ, fixed scales) instead of post-training dynamic INT8.

@@ -7,7 +7,7 @@ WER per scenario. --only picks the compressed models (distilled, pruned); --work
 scripts/bench-compressed-agent.ts.
 
   python bench/bench_compress.py [--only pruned] [--utterances 320] [--epochs 2] [--n 30] [--work DIR]
-                                 [--selection gradient|ablation] [--out results/compress-cpu.json]
+                                 [--selection gradient|ablation] [--kind-weights encoder=1,decoder=8,cross=1] [--out results/compress-cpu.json]
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ def main() -> int:
     ap.add_argument("--prune-lr", type=float, default=1e-4)
     ap.add_argument("--importance-samples", type=int, default=64)
     ap.add_argument("--selection", default="gradient", help="headPruning.selection: gradient | ablation")
+    ap.add_argument("--kind-weights", default=None, help="headPruning.kindWeights, e.g. encoder=1,decoder=8,cross=1")
     ap.add_argument("--work", default=None)
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
@@ -68,6 +69,8 @@ def main() -> int:
     res: dict = {"machine": "shared 2-core CPU, loaded by other engineers' tests", "utterances": a.utterances,
                  "epochs": a.epochs, "n": a.n, "threads": a.threads, "models": {}}
     prune = {"fraction": 0.4, "importanceSamples": a.importance_samples, "selection": a.selection}
+    if a.kind_weights:
+        prune["kindWeights"] = {k: float(v) for k, v in (kv.split("=") for kv in a.kind_weights.split(","))}
     runs = {
         "distilled": ({"distillation": {"encoderLayers": 2, "decoderLayers": 2, "ffnDim": 512}}, "full", 3e-4),
         "pruned": ({"headPruning": prune}, "full", a.prune_lr),

@@ -358,12 +358,19 @@ def test_ablation_removes_the_heads_whose_structural_removal_costs_least_round_b
             return float(m(input_features=batch[0], decoder_input_ids=batch[1], labels=batch[2]).loss)
 
     gone: set[tuple[int, int]] = set()
+    rises = []
     for _ in range(2):
         now = loss_without(gone)
         rise = {(bi, h): loss_without(gone | {(bi, h)}) - now for bi in range(len(blocks)) for h in range(4) if (bi, h) not in gone}
+        rises.append(rise)
         gone.add(min(rise, key=rise.get))
-    keep = heads_by_ablation(copy.deepcopy(tiny_teacher), [batch], 2 / 48, round_size=1)
-    assert {(bi, h) for bi, k in enumerate(keep) for h in range(4) if h not in k} == gone
+    removed = lambda keep: {(bi, h) for bi, k in enumerate(keep) for h in range(4) if h not in k}  # noqa: E731
+    assert removed(heads_by_ablation(copy.deepcopy(tiny_teacher), [batch], 2 / 48, round_size=1)) == gone
+    # a kind's weight scales its heads' rises (÷ for a fall): weighting the first choice's block 100× moves the choice
+    w = [100.0 if bi == min(rises[0], key=rises[0].get)[0] else 1.0 for bi in range(len(blocks))]
+    weighted = {k: r * w[k[0]] if r > 0 else r / w[k[0]] for k, r in rises[0].items()}
+    assert min(weighted, key=weighted.get) != min(rises[0], key=rises[0].get)
+    assert removed(heads_by_ablation(copy.deepcopy(tiny_teacher), [batch], 1 / 48, w, round_size=1)) == {min(weighted, key=weighted.get)}
     # a fraction above what the blocks can give leaves each block exactly one head
     rounds = []
     keep = heads_by_ablation(copy.deepcopy(tiny_teacher), [batch], 0.9, round_size=16, on_round=lambda n, loss: rounds.append(n))
@@ -417,7 +424,8 @@ def test_a_head_pruning_job_publishes_smaller_graphs_with_per_layer_decoder_cach
 
     f = _distill_job(tmp_path, shared_data, model_dir, 1.0)
     job = json.loads(f.read_text())
-    job["spec"]["compression"] = {"headPruning": {"fraction": 0.4, "importanceSamples": 8, "selection": "ablation"}}
+    job["spec"]["compression"] = {"headPruning": {"fraction": 0.4, "importanceSamples": 8, "selection": "ablation",
+                                                  "kindWeights": {"decoder": 8}}}
     job["spec"]["method"] = {"type": "freezeEncoder"}
     f.write_text(json.dumps(job))
     p, res = _run(f, tmp_path)
@@ -435,6 +443,7 @@ def test_a_head_pruning_job_publishes_smaller_graphs_with_per_layer_decoder_cach
     # chosen by greedy ablation: 19 heads in rounds of 4 (4, 8, 12, 16, 19), the loss measured before each
     sel = comp["headSelection"]
     assert sel["selection"] == "ablation" and len(sel["lossByRound"]) == 5 and all(x > 0 for x in sel["lossByRound"])
+    assert sel["kindWeights"] == {"encoder": 1, "decoder": 8, "cross": 1}  # the CRD's defaults fill the others
     # the merged decoder (fp32 and INT8) declares each layer's own past/present head counts
     for name in ("decoder_model_merged.onnx", "decoder_model_merged_quantized.onnx"):
         dec = onnx.load(str(out / "onnx" / name), load_external_data=False)

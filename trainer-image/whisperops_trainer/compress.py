@@ -417,10 +417,11 @@ def prune_heads(model, keep: list[list[int]]) -> None:
 
 
 def prune_dir(model_dir: Path, out_dir: Path, samples, fraction: float, n_samples: int, batch_size: int = 8,
-              seed: int = 42, selection: str = "gradient") -> dict[str, Any]:
+              seed: int = 42, selection: str = "gradient", kind_weights: dict[str, float] | None = None) -> dict[str, Any]:
     """Choose on n_samples training utterances the fraction of all attention heads (encoder self, decoder
     self, cross) to remove — selection "gradient": the least important by head_importance, in one pass;
-    "ablation": greedy elimination by the loss (heads_by_ablation) — remove them, save the smaller model
+    "ablation": greedy elimination by the loss (heads_by_ablation); kind_weights (per kind, default
+    KIND_WEIGHTS) scale each kind's scores — remove them, save the smaller model
     to out_dir. Returns {headsBefore, headsAfter, layout, kept, selection} and importance (gradient,
     per kind and layer) or lossByRound (ablation: the loss before each round)."""
     import torch
@@ -449,7 +450,8 @@ def prune_dir(model_dir: Path, out_dir: Path, samples, fraction: float, n_sample
 
     before = head_layout(model)
     blocks = attention_blocks(model)
-    weights = [KIND_WEIGHTS[kind] for kind, _, _ in blocks]
+    kw = {**KIND_WEIGHTS, **(kind_weights or {})}
+    weights = [float(kw[kind]) for kind, _, _ in blocks]
     extra: dict[str, Any] = {}
     if selection == "ablation":
         rounds: list[float] = []
@@ -474,7 +476,7 @@ def prune_dir(model_dir: Path, out_dir: Path, samples, fraction: float, n_sample
     total = lambda lay: sum(sum(v) for v in lay.values())  # noqa: E731
     by_kind = lambda xs: {k: [x for (kind, _, _), x in zip(blocks, xs) if kind == k] for k in KINDS}  # noqa: E731
     info = {"headsBefore": total(before), "headsAfter": total(after), "layout": after, "kept": by_kind(keep),
-            "selection": selection, **extra}
+            "selection": selection, "kindWeights": kw, **extra}
     if selection == "gradient":
         info["importance"] = by_kind([[round(float(v), 4) for v in s] for s in imp])
     log.info("Pruned attention heads", heads_before=total(before), heads_after=total(after), per_layer=after,

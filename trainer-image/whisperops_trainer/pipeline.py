@@ -578,7 +578,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     if compression:
         training["compression"] = {**compression, **({"student": student_plan.to_json()} if student_plan else {}),
                                    **({"headsKept": prune_info["kept"], "headLayout": prune_info["layout"],
-                                       "headSelection": {k: prune_info[k] for k in ("selection", "lossByRound") if k in prune_info}}
+                                       "headSelection": {k: prune_info[k] for k in ("selection", "kindWeights", "lossByRound") if k in prune_info}}
                                       if prune_info else {})}
         if sr:
             training["compression"]["speakerRole"] = {"roles": roles.roles_of(model_dir), "head": roles.ONNX_FILE,
@@ -646,7 +646,7 @@ def prune_heads(spec: dict[str, Any], model_dir: Path, work: Path, stages: list[
     log.set_stage("prune")
     out = work / "pruned"
     info = compress.prune_dir(model_dir, out, picked, float(hp.get("fraction", 0.4)), n, seed=seed,
-                              selection=str(hp.get("selection", "gradient")))
+                              selection=str(hp.get("selection", "gradient")), kind_weights=hp.get("kindWeights"))
     return out, info
 
 
