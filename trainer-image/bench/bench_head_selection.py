@@ -34,20 +34,12 @@ def main() -> int:
     import torch
     from transformers import AutoTokenizer
 
-    from whisperops_trainer.features import LogMel
-    from whisperops_trainer.train import SpeechDataset, collate, prompt_ids
-
     torch.set_num_threads(a.threads)
     pool, _ = suites.general_split()  # general sentences outside the held-out set
     texts = random.Random(5).sample(pool, a.samples)
     samples = synth.synthesize(texts, "general", suites.cache_dir() / "head-selection-train", synth.SynthConfig(seed=11))
     tok = AutoTokenizer.from_pretrained(str(BASE))
-    max_label = int(compress.load_whisper(BASE).config.max_target_positions) - len(prompt_ids(str(BASE))) - 1
-    ds = SpeechDataset(samples, str(BASE), tok, None, 42, max_label)
-    dl = torch.utils.data.DataLoader(ds, batch_size=16, shuffle=False, collate_fn=lambda b: collate(b, int(tok.eos_token_id)))
-    logmel = LogMel(str(BASE), "cpu")
-    with torch.no_grad():
-        batches = [(logmel(b["audio"]), b["decoder_input_ids"], b["labels"]) for b in dl]
+    batches = list(compress.utterance_batches(BASE, samples, 16))
 
     def fresh():
         m = compress.load_whisper(BASE)

@@ -416,6 +416,27 @@ def prune_heads(model, keep: list[list[int]]) -> None:
     setattr(model.config, HEADS_KEY, head_layout(model))
 
 
+def utterance_batches(model_dir: Path | str, samples, batch_size: int, seed: int = 42, device="cpu"):
+    """(input_features, decoder_input_ids, labels) batches of `samples` as training sees them, without
+    augmentation: the data head selection measures the loss on."""
+    import torch
+    from transformers import AutoTokenizer, WhisperConfig
+
+    from .features import LogMel
+    from .train import SpeechDataset, collate, prompt_ids
+
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    max_label = int(WhisperConfig.from_pretrained(str(model_dir)).max_target_positions) - len(prompt_ids(str(model_dir))) - 1
+    ds = SpeechDataset(list(samples), str(model_dir), tok, None, seed, max_label)
+    dl = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False,
+                                     collate_fn=lambda b: collate(b, int(tok.eos_token_id)))
+    logmel = LogMel(str(model_dir), device)
+    for b in dl:
+        with torch.no_grad():
+            feats = logmel(b["audio"].to(device))
+        yield feats, b["decoder_input_ids"], b["labels"]
+
+
 def prune_dir(model_dir: Path, out_dir: Path, samples, fraction: float, n_samples: int, batch_size: int = 8,
               seed: int = 42, selection: str = "gradient", kind_weights: dict[str, float] | None = None) -> dict[str, Any]:
     """Choose on n_samples training utterances the fraction of all attention heads (encoder self, decoder
@@ -425,28 +446,14 @@ def prune_dir(model_dir: Path, out_dir: Path, samples, fraction: float, n_sample
     to out_dir. Returns {headsBefore, headsAfter, layout, kept, selection} and importance (gradient,
     per kind and layer) or lossByRound (ablation: the loss before each round)."""
     import torch
-    from transformers import AutoTokenizer
 
     from . import log
     from .export import copy_hf_side_files
-    from .features import LogMel
-    from .train import SpeechDataset, collate, prompt_ids
 
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     model = load_whisper(model_dir).to(dev)
     model.config.apply_spec_augment = False
-    tok = AutoTokenizer.from_pretrained(str(model_dir))
-    max_label = int(model.config.max_target_positions) - len(prompt_ids(str(model_dir))) - 1
-    ds = SpeechDataset(list(samples)[:n_samples], str(model_dir), tok, None, seed, max_label)
-    dl = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False,
-                                     collate_fn=lambda b: collate(b, int(tok.eos_token_id)))
-    logmel = LogMel(str(model_dir), dev)
-
-    def batches():
-        for b in dl:
-            with torch.no_grad():
-                feats = logmel(b["audio"].to(dev))
-            yield feats, b["decoder_input_ids"], b["labels"]
+    picked = list(samples)[:n_samples]
 
     before = head_layout(model)
     blocks = attention_blocks(model)
@@ -460,10 +467,11 @@ def prune_dir(model_dir: Path, out_dir: Path, samples, fraction: float, n_sample
             rounds.append(round(loss, 4))
             log.info("Head ablation round", removed=removed, loss_before=loss)
 
-        keep = heads_by_ablation(model, list(batches()), fraction, weights, dev, on_round=on_round)
+        keep = heads_by_ablation(model, list(utterance_batches(model_dir, picked, batch_size, seed, dev)), fraction, weights,
+                                 dev, on_round=on_round)
         extra["lossByRound"] = rounds
     elif selection == "gradient":
-        imp = head_importance(model, batches(), dev)
+        imp = head_importance(model, utterance_batches(model_dir, picked, batch_size, seed, dev), dev)
         keep = heads_to_keep(imp, fraction, weights)
     else:
         raise ValueError(f"unknown head selection {selection!r}")
@@ -480,7 +488,7 @@ def prune_dir(model_dir: Path, out_dir: Path, samples, fraction: float, n_sample
     if selection == "gradient":
         info["importance"] = by_kind([[round(float(v), 4) for v in s] for s in imp])
     log.info("Pruned attention heads", heads_before=total(before), heads_after=total(after), per_layer=after,
-             samples=min(n_samples, len(ds)), selection=selection)
+             samples=len(picked), selection=selection)
     return info
 
 
