@@ -153,7 +153,7 @@ function exportSpec(): Schema {
 function compression(): Schema {
   const layers = (what: string) => int(`${what} layers of the student; each is initialised from a teacher layer, spread evenly from first to last (e.g. 2 of 4: layers 0 and 3). Default: the teacher's count.`, { minimum: 1, maximum: 64 });
   return obj('Model compression beyond post-training quantization (export.quantization): a distilled student, structured attention-head pruning, quantization-aware training, a speaker-role head. Each is measured (parameters before and after, WER) in status.result.compression and gated like INT8: a compressed model whose WER exceeds the uncompressed model\'s by more than export.maxWerIncrease in any scenario is not published.', {
-    distillation: obj('Knowledge distillation: a smaller student, initialised from the teacher\'s layers, trained on loss = klWeight · T² · KL(teacher ‖ student) on logits softened at temperature T + ceWeight · cross-entropy on the labels. The student is the published model (ONNX fp32/INT8 + manifest, served by the agent unchanged). With headPruning and no layer or width change, the student is the head-pruned model and distillation is its recovery fine-tune.', {
+    distillation: obj('Knowledge distillation: a smaller student, initialised from the teacher\'s layers, trained on loss = klWeight · T² · KL(teacher ‖ student) on logits softened at temperature T + ceWeight · cross-entropy on the labels (+ hiddenWeight · the hidden-state term). The student is the published model (ONNX fp32/INT8 + manifest, served by the agent unchanged). With headPruning and no layer or width change, the student is the head-pruned model and distillation is its recovery fine-tune.', {
       teacherUri: uri(`URI of the teacher model artifact (same layout as baseModel.uri): ${SCHEMES}. Default: the base model. The student is always initialised from the base model.`),
       encoderLayers: layers('Encoder'),
       decoderLayers: layers('Decoder'),
@@ -161,6 +161,7 @@ function compression(): Schema {
       temperature: num('Softmax temperature T of the soft targets.', { minimum: 0.5, maximum: 20, default: 2 }),
       klWeight: num('Weight of the KL term (soft targets).', { minimum: 0, maximum: 1, default: 0.5 }),
       ceWeight: num('Weight of the cross-entropy term (labels).', { minimum: 0, maximum: 1, default: 0.5 }),
+      hiddenWeight: num('Weight of an intermediate-layer term added to the loss: each student layer\'s output (encoder and decoder) against the teacher\'s hidden state that the next student layer\'s teacher layer takes as input (so a student layer learns the work of the teacher layers it replaces; the last against the teacher\'s final output), as squared error over the teacher\'s energy (encoder: every frame; decoder: label positions), averaged over the layers. Needs a teacher of the student\'s width (d_model). 0: logits only.', { minimum: 0, maximum: 10, default: 0 }),
     }, {
       rules: [
         { rule: 'self.klWeight + self.ceWeight > 0.0', message: 'compression.distillation needs klWeight or ceWeight above 0' },

@@ -387,7 +387,7 @@ export interface FineTuneJobSpec {
    */
   compression?: {
     /**
-     * Knowledge distillation: a smaller student, initialised from the teacher's layers, trained on loss = klWeight · T² · KL(teacher ‖ student) on logits softened at temperature T + ceWeight · cross-entropy on the labels. The student is the published model (ONNX fp32/INT8 + manifest, served by the agent unchanged). With headPruning and no layer or width change, the student is the head-pruned model and distillation is its recovery fine-tune.
+     * Knowledge distillation: a smaller student, initialised from the teacher's layers, trained on loss = klWeight · T² · KL(teacher ‖ student) on logits softened at temperature T + ceWeight · cross-entropy on the labels (+ hiddenWeight · the hidden-state term). The student is the published model (ONNX fp32/INT8 + manifest, served by the agent unchanged). With headPruning and no layer or width change, the student is the head-pruned model and distillation is its recovery fine-tune.
      */
     distillation?: {
       /**
@@ -418,6 +418,10 @@ export interface FineTuneJobSpec {
        * Weight of the cross-entropy term (labels).
        */
       ceWeight: number;
+      /**
+       * Weight of an intermediate-layer term added to the loss: each student layer's output (encoder and decoder) against the teacher's hidden state that the next student layer's teacher layer takes as input (so a student layer learns the work of the teacher layers it replaces; the last against the teacher's final output), as squared error over the teacher's energy (encoder: every frame; decoder: label positions), averaged over the layers. Needs a teacher of the student's width (d_model). 0: logits only.
+       */
+      hiddenWeight: number;
     };
     /**
      * Structured attention-head pruning of encoder self-attention, decoder self-attention and cross-attention: head importance measured on training data (|gradient × head mask|, or greedy ablation by the loss), the least important fraction of all heads removed from the projection matrices (smaller q/k/v/out matrices, not masks), then the normal training pass as recovery fine-tune. The per-layer layout is recorded in config.json (whisperops_attention_heads); the edge agent sizes each decoder layer's key/value cache from it.

@@ -3,11 +3,12 @@ head-pruned model (40 % of all attention heads: encoder self, decoder self, cros
 real `run` command (spec.compression) on synthesized general speech, then measured on the same held-out
 speech: parameters, attention heads, ONNX size (fp32 / INT8), CPU latency per utterance at batch 1 with
 the agent's greedy decoding loop (onnx_infer; all models interleaved, so machine load hits them alike),
-WER per scenario. --only picks the compressed models (distilled, pruned); --work keeps the models for
+WER per scenario. --only picks the compressed models (distilled, distilled-hidden, pruned, pruned-kd); --work keeps the models for
 scripts/bench-compressed-agent.ts.
 
   python bench/bench_compress.py [--only pruned] [--utterances 320] [--epochs 2] [--n 30] [--work DIR]
-                                 [--selection gradient|ablation] [--kind-weights encoder=1,decoder=8,cross=1] [--out results/compress-cpu.json]
+                                 [--selection gradient|ablation] [--kind-weights encoder=1,decoder=8,cross=1]
+                                 [--hidden-weight 1.0] [--out results/compress-cpu.json]
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ def main() -> int:
     ap.add_argument("--importance-samples", type=int, default=64)
     ap.add_argument("--selection", default="gradient", help="headPruning.selection: gradient | ablation")
     ap.add_argument("--kind-weights", default=None, help="headPruning.kindWeights, e.g. encoder=1,decoder=8,cross=1")
+    ap.add_argument("--hidden-weight", type=float, default=1.0, help="distillation.hiddenWeight of the distilled-hidden run")
+    ap.add_argument("--prune-hidden-weight", type=float, default=0.0, help="distillation.hiddenWeight of the pruned-kd run")
     ap.add_argument("--work", default=None)
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
@@ -73,10 +76,14 @@ def main() -> int:
         prune["kindWeights"] = {k: float(v) for k, v in (kv.split("=") for kv in a.kind_weights.split(","))}
     runs = {
         "distilled": ({"distillation": {"encoderLayers": 2, "decoderLayers": 2, "ffnDim": 512}}, "full", 3e-4),
+        # the same student with the hidden-state term (each student layer against the teacher state it replaces)
+        "distilled-hidden": ({"distillation": {"encoderLayers": 2, "decoderLayers": 2, "ffnDim": 512,
+                                               "hiddenWeight": a.hidden_weight}}, "full", 3e-4),
         "pruned": ({"headPruning": prune}, "full", a.prune_lr),
         # the same pruning, recovered by distillation from the unpruned model (KL on soft logits + CE)
         "pruned-kd": ({"headPruning": prune,
-                       "distillation": {"temperature": 2.0, "klWeight": 0.5, "ceWeight": 0.5}}, "full", a.prune_lr),
+                       "distillation": {"temperature": 2.0, "klWeight": 0.5, "ceWeight": 0.5,
+                                        "hiddenWeight": a.prune_hidden_weight}}, "full", a.prune_lr),
     }
     runs = {k: v for k, v in runs.items() if k in a.only.split(",")}
     for name, (comp, method, lr) in runs.items():

@@ -18,7 +18,7 @@ def test_compression_defaults_follow_the_crd():
         "distillation": {"decoderLayers": 2}, "headPruning": {}, "quantizationAware": {},
         "speakerRole": {"roles": ["clinician", "patient"]}}))
     c = spec["compression"]
-    assert c["distillation"] == {"decoderLayers": 2, "temperature": 2, "klWeight": 0.5, "ceWeight": 0.5}
+    assert c["distillation"] == {"decoderLayers": 2, "temperature": 2, "klWeight": 0.5, "ceWeight": 0.5, "hiddenWeight": 0}
     assert c["headPruning"] == {"fraction": 0.4, "importanceSamples": 64, "selection": "gradient"}
     assert c["quantizationAware"] == {"calibrationSamples": 32}
     assert c["speakerRole"]["lossWeight"] == 0.3
@@ -147,6 +147,55 @@ def test_distillation_loss_is_ce_when_the_student_matches_the_teacher_and_grows_
     assert distillation_loss(s2, t, labels, ce, 2.0, 0.5, 0.5)[1].item() == pytest.approx(kl2.item(), rel=1e-6)
 
 
+def test_hidden_state_pairs_match_each_student_layer_with_the_teacher_layer_it_came_from():
+    from whisperops_trainer.compress import layer_pairs
+
+    # hidden_states index k is layer k's input; the last index is the final (layer-normed) output. Student
+    # layer 0 (teacher layer 0) stands in for teacher layers 0-2, so it should hand student layer 1
+    # (teacher layer 3) what teacher layer 3 gets: teacher index 3
+    assert layer_pairs(4, 2) == [(1, 3), (2, 4)]
+    assert layer_pairs(4, 4) == [(1, 1), (2, 2), (3, 3), (4, 4)]
+    assert layer_pairs(4, 1) == [(1, 4)]
+    assert layer_pairs(12, 3) == [(1, 6), (2, 11), (3, 12)]
+
+
+def test_hidden_state_loss_is_zero_for_the_teacher_itself_and_counts_the_cut_layers(tiny_teacher):
+    import torch
+
+    from whisperops_trainer.compress import hidden_state_loss, make_student
+
+    x, ids, labels = _toy_batch()
+    with torch.no_grad():
+        t_out = tiny_teacher(input_features=x, decoder_input_ids=ids, output_hidden_states=True)
+        same, _ = make_student(tiny_teacher, encoder_layers=4, decoder_layers=4)
+        s_out = same.eval()(input_features=x, decoder_input_ids=ids, output_hidden_states=True)
+        assert hidden_state_loss(s_out, t_out, labels).item() == pytest.approx(0.0, abs=1e-8)
+        # a 2 / 2 student: its layer 0 (the teacher's layer 0) does not yet compute what layers 0-2 do
+        small, _ = make_student(tiny_teacher, encoder_layers=2, decoder_layers=2)
+        small_out = small.eval()(input_features=x, decoder_input_ids=ids, output_hidden_states=True)
+        cut = hidden_state_loss(small_out, t_out, labels).item()
+        assert cut > 0.01
+        # only the decoder's label positions count: a change at a masked position (labels -100) changes nothing
+        dec = list(small_out.decoder_hidden_states)
+        dec[-1] = dec[-1].clone()
+        dec[-1][:, 0] += 100.0
+        moved = type(small_out)(decoder_hidden_states=tuple(dec), encoder_hidden_states=small_out.encoder_hidden_states)
+        assert hidden_state_loss(moved, t_out, labels).item() == pytest.approx(cut, rel=1e-6)
+        dec[-1][:, 1] += 1.0
+        moved = type(small_out)(decoder_hidden_states=tuple(dec), encoder_hidden_states=small_out.encoder_hidden_states)
+        assert hidden_state_loss(moved, t_out, labels).item() > cut
+    # and it is differentiable towards the teacher: one SGD step on it lowers it
+    small.train()
+    opt = torch.optim.SGD(small.parameters(), lr=0.05)
+    loss = hidden_state_loss(small(input_features=x, decoder_input_ids=ids, output_hidden_states=True), t_out, labels)
+    loss.backward()
+    opt.step()
+    with torch.no_grad():
+        small.eval()
+        after = hidden_state_loss(small(input_features=x, decoder_input_ids=ids, output_hidden_states=True), t_out, labels)
+    assert after.item() < loss.item()
+
+
 def _distill_job(tmp_path, shared_data, model_dir, max_wer_increase):
     spec = {
         "baseModel": {"uri": f"file://{model_dir}", "version": "tiny-whisper-synth-1.0.0"},
@@ -196,10 +245,19 @@ def test_a_distillation_job_publishes_a_smaller_student_the_onnx_decoder_serves(
     from whisperops_trainer import manifest
     from whisperops_trainer.compress import count_params
 
-    p, res = _run(_distill_job(tmp_path, shared_data, model_dir, 1.0), tmp_path)
+    f = _distill_job(tmp_path, shared_data, model_dir, 1.0)
+    job = json.loads(f.read_text())
+    job["spec"]["compression"]["distillation"]["hiddenWeight"] = 1.0
+    f.write_text(json.dumps(job))
+    p, res = _run(f, tmp_path)
     assert p.returncode == 0, p.stderr[-3000:] + p.stdout[-3000:]
     c = res["compression"]
     assert c["techniques"] == ["distillation"]
+    # the hidden-state term is in the loss: logged beside it, above 0 for a student with cut layers
+    lines = [json.loads(x) for x in (p.stdout + p.stderr).splitlines() if x.startswith("{")]
+    assert [x["hidden_weight"] for x in lines if x.get("msg") == "Distilling"] == [1.0]
+    hidden = [x["hidden_loss"] for x in lines if x.get("msg") == "Training"]
+    assert hidden and all(h > 0 for h in hidden)
     assert c["paramsBefore"] == count_params(model_dir) and c["paramsAfter"] == res["totalParams"]
     assert c["paramsAfter"] <= 0.5 * c["paramsBefore"]
     assert set(c["referenceWer"]) == set(res["wer"]) == {"general"} and c["referenceWer"] == res["baseWer"]

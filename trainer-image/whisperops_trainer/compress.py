@@ -133,6 +133,45 @@ def distillation_loss(student_logits, teacher_logits, labels, ce_loss, temperatu
     return ce_weight * ce_loss + kl_weight * temperature * temperature * kl, kl
 
 
+def layer_pairs(n_teacher: int, n_student: int) -> list[tuple[int, int]]:
+    """(student hidden-state index, teacher hidden-state index) pairs the hidden-state term matches. In
+    HF's hidden_states tuples index k is the input of layer k (index 0 the embeddings' output) and the
+    last index the final layer's output after the stack's layer norm. Student layer i takes over the
+    teacher's layers from spread()[i] up to the next kept one, so its output is matched with the input of
+    the teacher layer student layer i + 1 is initialised from — the input that layer was trained on —
+    and the last student layer with the teacher's final output (2 of 4, layers 0 and 3: student layer 0
+    against the output of teacher layer 2, layer 1 against the final output)."""
+    kept = spread(n_teacher, n_student)
+    return [(i + 1, kept[i + 1]) for i in range(n_student - 1)] + [(n_student, n_teacher)]
+
+
+def hidden_state_loss(student_out, teacher_out, labels):
+    """Mean over the matched hidden states (encoder and decoder, layer_pairs()) of the normalised squared error
+    ||h_student - h_teacher||² / ||h_teacher||², over every encoder frame and over the decoder's label
+    positions (labels != -100); both outputs from forward(..., output_hidden_states=True). Normalising by
+    the teacher's energy keeps deep residual streams (larger norms) from dominating the mean
+    (intermediate-layer distillation in the manner of TinyBERT, Jiao et al. 2020)."""
+    mask = (labels != -100).unsqueeze(-1)
+    terms = []
+    for side, m in (("encoder", None), ("decoder", mask)):
+        hs_s = getattr(student_out, f"{side}_hidden_states")
+        hs_t = getattr(teacher_out, f"{side}_hidden_states")
+        if hs_s is None or hs_t is None:
+            raise ValueError("hidden_state_loss needs forward(..., output_hidden_states=True) on both models")
+        if hs_s[-1].shape[-1] != hs_t[-1].shape[-1]:
+            raise ValueError(f"hidden-state distillation needs the teacher's width ({hs_t[-1].shape[-1]}) to be "
+                             f"the student's ({hs_s[-1].shape[-1]})")
+        for si, ti in layer_pairs(len(hs_t) - 1, len(hs_s) - 1):
+            s, t = hs_s[si].float(), hs_t[ti].float()
+            w = m.to(s.dtype) if m is not None else None
+            err = (s - t).pow(2) if w is None else (s - t).pow(2) * w
+            ref = t.pow(2) if w is None else t.pow(2) * w
+            terms.append(err.sum() / ref.sum().clamp_min(1e-12))
+    import torch
+
+    return torch.stack(terms).mean()
+
+
 def count_params(model_dir: Path | str) -> int:
     """Parameters of the model in a folder (its config built on the meta device: no weights read)."""
     from . import params

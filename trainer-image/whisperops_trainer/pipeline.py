@@ -662,11 +662,14 @@ def prepare_distillation(spec: dict[str, Any], base_dir: Path, work: Path, cfg: 
     if dist.get("teacherUri"):
         teacher_dir, _ = fetch_model({"uri": dist["teacherUri"]}, work / "teacher", "teacher model",
                                      "spec.compression.distillation.teacherUri")
-        tv = json.loads((teacher_dir / "config.json").read_text()).get("vocab_size")
-        bv = json.loads((base_dir / "config.json").read_text()).get("vocab_size")
-        if tv != bv:
-            raise InvalidJob(f"spec.compression.distillation.teacherUri: the teacher's vocabulary ({tv}) is not the base "
-                             f"model's ({bv})")
+        tc = json.loads((teacher_dir / "config.json").read_text())
+        bc = json.loads((base_dir / "config.json").read_text())
+        if tc.get("vocab_size") != bc.get("vocab_size"):
+            raise InvalidJob(f"spec.compression.distillation.teacherUri: the teacher's vocabulary ({tc.get('vocab_size')}) "
+                             f"is not the base model's ({bc.get('vocab_size')})")
+        if float(dist.get("hiddenWeight", 0)) > 0 and tc.get("d_model") != bc.get("d_model"):
+            raise InvalidJob(f"spec.compression.distillation.hiddenWeight: matches hidden states, so the teacher's width "
+                             f"(d_model {tc.get('d_model')}) must be the base model's ({bc.get('d_model')})")
     student_dir = work / "student"
     try:
         plan = compress.save_student(base_dir, student_dir, dist.get("encoderLayers"), dist.get("decoderLayers"),
@@ -677,6 +680,7 @@ def prepare_distillation(spec: dict[str, Any], base_dir: Path, work: Path, cfg: 
     cfg.distill_temperature = float(dist.get("temperature", 2.0))
     cfg.distill_kl_weight = float(dist.get("klWeight", 0.5))
     cfg.distill_ce_weight = float(dist.get("ceWeight", 0.5))
+    cfg.distill_hidden_weight = float(dist.get("hiddenWeight", 0.0))
     log.info("Student", **plan.to_json(), params=compress.count_params(student_dir),
              teacher_params=compress.count_params(teacher_dir))
     return student_dir, teacher_dir, plan

@@ -44,6 +44,9 @@ class TrainConfig:
     distill_temperature: float = 2.0
     distill_kl_weight: float = 0.5
     distill_ce_weight: float = 0.5
+    # weight of the hidden-state term (compress.hidden_state_loss): each student layer's output against its
+    # teacher layer's; 0 = logits only
+    distill_hidden_weight: float = 0.0
     # quantization-aware training (spec.compression.quantizationAware): training utterances the
     # activation ranges are calibrated on before training; 0 = off (qat.py)
     qat_calibration_samples: int = 0
@@ -251,7 +254,8 @@ def train(model_dir: str, stages: Sequence[tuple[str, Sequence[Sample]]], cfg: T
         if teacher.config.vocab_size != acc.unwrap_model(model).config.vocab_size:
             raise ValueError("the teacher's vocabulary differs from the student's")
         log.info("Distilling", teacher=cfg.teacher_dir, teacher_params=params.count(teacher)[1],
-                 temperature=cfg.distill_temperature, kl_weight=cfg.distill_kl_weight, ce_weight=cfg.distill_ce_weight)
+                 temperature=cfg.distill_temperature, kl_weight=cfg.distill_kl_weight, ce_weight=cfg.distill_ce_weight,
+                 hidden_weight=cfg.distill_hidden_weight)
 
     logmel = LogMel(model_dir, acc.device)
     mask_gen = torch.Generator()
@@ -263,6 +267,7 @@ def train(model_dir: str, stages: Sequence[tuple[str, Sequence[Sample]]], cfg: T
     seen = 0
     losses: list[float] = []
     role_losses: list[float] = []
+    hidden_losses: list[float] = []
     t0 = time.time()
     pad = int(tok.eos_token_id)
     for si, (name, samples) in enumerate(stages):
@@ -284,15 +289,22 @@ def train(model_dir: str, stages: Sequence[tuple[str, Sequence[Sample]]], cfg: T
                 feats = spec_augment(feats, batch["frames"].tolist(), mask_gen, a.mask_time_prob, a.mask_time_length,
                                      a.mask_feature_prob, a.mask_feature_length)
             with acc.accumulate(model):
-                out = model(input_features=feats, decoder_input_ids=batch["decoder_input_ids"], labels=batch["labels"])
+                hidden = teacher is not None and cfg.distill_hidden_weight > 0
+                out = model(input_features=feats, decoder_input_ids=batch["decoder_input_ids"], labels=batch["labels"],
+                            output_hidden_states=hidden)
                 loss = out.loss
                 if teacher is not None:
-                    from .compress import distillation_loss
+                    from .compress import distillation_loss, hidden_state_loss
 
                     with torch.no_grad(), acc.autocast():
-                        t_logits = teacher(input_features=feats, decoder_input_ids=batch["decoder_input_ids"]).logits
-                    loss, _ = distillation_loss(out.logits, t_logits, batch["labels"], out.loss, cfg.distill_temperature,
+                        t_out = teacher(input_features=feats, decoder_input_ids=batch["decoder_input_ids"],
+                                        output_hidden_states=hidden)
+                    loss, _ = distillation_loss(out.logits, t_out.logits, batch["labels"], out.loss, cfg.distill_temperature,
                                                 cfg.distill_kl_weight, cfg.distill_ce_weight)
+                    if hidden:
+                        h_loss = hidden_state_loss(out, t_out, batch["labels"])
+                        loss = loss + cfg.distill_hidden_weight * h_loss
+                        hidden_losses.append(float(h_loss.detach().float().item()))
                 if role_head is not None:
                     from .roles import encoder_valid_frames, joint_loss
 
@@ -317,7 +329,8 @@ def train(model_dir: str, stages: Sequence[tuple[str, Sequence[Sample]]], cfg: T
                     el = time.time() - t0
                     log.info("Training", step=step, steps=total_steps, loss=float(np.mean(losses[-cfg.log_every:])),
                              lr=float(sched.get_last_lr()[0]), utt_per_sec=seen / el if el else 0.0,
-                             **({"role_loss": float(np.mean(role_losses[-cfg.log_every * cfg.grad_accum:]))} if role_losses else {}))
+                             **({"role_loss": float(np.mean(role_losses[-cfg.log_every * cfg.grad_accum:]))} if role_losses else {}),
+                             **({"hidden_loss": float(np.mean(hidden_losses[-cfg.log_every * cfg.grad_accum:]))} if hidden_losses else {}))
                 if step >= total_steps:
                     break
     acc.wait_for_everyone()

@@ -134,7 +134,7 @@ describe('desiredJob', () => {
         selection: { referenceUri: 's3://b/terms.txt', topK: 5 },
       },
       augmentation: { ...defaultSpec().augmentation, noise: { ...defaultSpec().augmentation.noise, sourceUri: 's3://b/noise/' } },
-      compression: { distillation: { teacherUri: 'pvc://teachers/large/', decoderLayers: 2, temperature: 2, klWeight: 0.5, ceWeight: 0.5 } },
+      compression: { distillation: { teacherUri: 'pvc://teachers/large/', decoderLayers: 2, temperature: 2, klWeight: 0.5, ceWeight: 0.5, hiddenWeight: 0 } },
     };
     const fields = specUris(spec).map((u) => u.field);
     expect(fields[0]).toBe('spec.baseModel.uri');
