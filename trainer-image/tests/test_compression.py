@@ -196,6 +196,32 @@ def test_hidden_state_loss_is_zero_for_the_teacher_itself_and_counts_the_cut_lay
     assert after.item() < loss.item()
 
 
+@pytest.mark.parametrize("change,hidden,msg", [
+    ({"vocab_size": 2000}, 0.0, "teacher's vocabulary \\(2000\\) is not the base model's \\(1008\\)"),
+    ({"d_model": 384}, 1.0, "hiddenWeight: matches hidden states, so the teacher's width \\(d_model 384\\)"),
+])
+def test_a_teacher_the_student_cannot_learn_from_is_refused(tmp_path, model_dir, change, hidden, msg):
+    import json
+    import shutil
+
+    from whisperops_trainer.train import TrainConfig
+
+    teacher = tmp_path / "teacher"
+    shutil.copytree(model_dir, teacher, ignore=shutil.ignore_patterns("onnx"))
+    cfg = json.loads((teacher / "config.json").read_text())
+    (teacher / "config.json").write_text(json.dumps({**cfg, **change}))
+    spec = jobspec.validate_spec(_spec(method={"type": "full"}, compression={"distillation": {
+        "teacherUri": f"file://{teacher}", "decoderLayers": 2, "hiddenWeight": hidden}}))
+    with pytest.raises(jobspec.InvalidJob, match=msg):
+        pipeline.prepare_distillation(spec, model_dir, tmp_path / "work", TrainConfig())
+    # the same teacher width with hidden states matched is fine (the student is cut, cfg points at the teacher)
+    if "d_model" in change:
+        (teacher / "config.json").write_text(json.dumps(cfg))
+        c = TrainConfig()
+        pipeline.prepare_distillation(spec, model_dir, tmp_path / "work", c)
+        assert c.distill_hidden_weight == 1.0 and c.teacher_dir.endswith("teacher")
+
+
 def _distill_job(tmp_path, shared_data, model_dir, max_wer_increase):
     spec = {
         "baseModel": {"uri": f"file://{model_dir}", "version": "tiny-whisper-synth-1.0.0"},
