@@ -8,7 +8,7 @@ scripts/bench-compressed-agent.ts.
 
   python bench/bench_compress.py [--only pruned] [--utterances 320] [--epochs 2] [--n 30] [--work DIR]
                                  [--selection gradient|ablation] [--kind-weights encoder=1,decoder=8,cross=1]
-                                 [--hidden-weight 1.0] [--out results/compress-cpu.json]
+                                 [--hidden-weight 1.0] [--models NAME=DIR,...] [--out results/compress-cpu.json]
 """
 
 from __future__ import annotations
@@ -60,6 +60,8 @@ def main() -> int:
     ap.add_argument("--kind-weights", default=None, help="headPruning.kindWeights, e.g. encoder=1,decoder=8,cross=1")
     ap.add_argument("--hidden-weight", type=float, default=1.0, help="distillation.hiddenWeight of the distilled-hidden run")
     ap.add_argument("--prune-hidden-weight", type=float, default=0.0, help="distillation.hiddenWeight of the pruned-kd run")
+    ap.add_argument("--models", default=None,
+                    help="NAME=DIR,...: measure these already trained models beside the uncompressed one instead of training (--only is ignored)")
     ap.add_argument("--work", default=None)
     ap.add_argument("--out", default=None)
     a = ap.parse_args()
@@ -85,7 +87,10 @@ def main() -> int:
                        "distillation": {"temperature": 2.0, "klWeight": 0.5, "ceWeight": 0.5,
                                         "hiddenWeight": a.prune_hidden_weight}}, "full", a.prune_lr),
     }
-    runs = {k: v for k, v in runs.items() if k in a.only.split(",")}
+    runs = {k: v for k, v in runs.items() if k in a.only.split(",")} if not a.models else {}
+    for name, d in (kv.split("=", 1) for kv in (a.models.split(",") if a.models else [])):
+        models[name] = Path(d)
+        res["models"][name] = {"dir": d}
     for name, (comp, method, lr) in runs.items():
         d, r, secs = train(name, comp, method, lr, a, work)
         models[name] = d
