@@ -11,7 +11,7 @@ trained on): WER per scenario of
 plus ONNX sizes, CPU ms per utterance at batch 1 (greedy ONNX loop, interleaved), and whether transcripts
 depend on the batch (each set decoded at batch 1 and at batch 8, transcripts compared).
 
-  python bench/bench_qat.py [--utterances 240] [--epochs 2] [--n 40] [--out results/qat-cpu.json]
+  python bench/bench_qat.py [--utterances 240] [--epochs 2] [--n 40] [--seed 42] [--out results/qat-cpu.json]
   python bench/bench_qat.py --reuse /tmp/bench-qat-XXXX --n 200   # the same six models, more held-out speech
 
 --reuse takes an earlier run's work directory (printed at its start) and measures its models again, without
@@ -46,7 +46,7 @@ def train(name: str, compression: dict, lr: float, a, work: Path, corpus: Path) 
         "dataset": {"scenario": "general",
                     "synthesize": {"corpusUri": f"file://{corpus}", "scenario": "general", "maxUtterances": a.utterances}},
         "method": {"type": "full"},
-        "training": {"learningRate": lr, "batchSize": 16, "epochs": a.epochs, "seed": 42},
+        "training": {"learningRate": lr, "batchSize": 16, "epochs": a.epochs, "seed": a.seed},
         "compression": compression,
         "export": {"onnx": True, "quantization": "int8", "maxWerIncrease": 1.0},
         "output": {"uri": f"file://{work}/out/{name}"},
@@ -87,6 +87,7 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=40)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--scenarios", default="general,finance,medical")
+    ap.add_argument("--seed", type=int, default=42, help="the jobs' training.seed (data draw, order, augmentation)")
     ap.add_argument("--out", default=None)
     ap.add_argument("--reuse", default=None, help="an earlier run's work directory: measure its models again")
     a = ap.parse_args()
@@ -95,7 +96,7 @@ def main() -> int:
     work = Path(a.reuse) if a.reuse else Path(tempfile.mkdtemp(prefix="bench-qat-"))
     print(f"work directory {work}", flush=True)
     res: dict = {"machine": "shared 2-core CPU, loaded by other engineers' tests", "utterances": a.utterances,
-                 "epochs": a.epochs, "lr": a.lr, "n": a.n, "threads": a.threads, "runs": {}}
+                 "epochs": a.epochs, "lr": a.lr, "n": a.n, "threads": a.threads, "seed": a.seed, "runs": {}}
     dirs: dict[str, Path] = {}
     if a.reuse:
         for name in ("plain", "qat"):
