@@ -30,19 +30,22 @@ from whisperops_trainer.compress import build_empty, count_params, head_layout  
 from whisperops_trainer.onnx_infer import OnnxWhisper  # noqa: E402
 
 
-def train(name: str, compression: dict, method: str, lr: float, a, work: Path) -> tuple[Path, dict, float]:
+def train(name: str, compression: dict, method: str, lr: float, a, work: Path, base: dict | None = None,
+          epochs: float | None = None, uid: str = "bench0000-0000") -> tuple[Path, dict, float]:
+    """One `run` job on a.utterances synthesized general utterances; base (default: the embedded model) and
+    epochs (default: a.epochs) for callers that chain jobs."""
     spec = {
-        "baseModel": BASE_REF,
+        "baseModel": base or BASE_REF,
         "dataset": {"scenario": "general",
                     "synthesize": {"corpusUri": f"file://{suites.shared_data()}/general/general_corpus.txt",
                                    "scenario": "general", "maxUtterances": a.utterances}},
         "method": {"type": method},
-        "training": {"learningRate": lr, "batchSize": 16, "epochs": a.epochs, "seed": 42},
+        "training": {"learningRate": lr, "batchSize": 16, "epochs": a.epochs if epochs is None else epochs, "seed": 42},
         "compression": compression,
         "export": {"onnx": True, "quantization": "int8", "maxWerIncrease": 1.0},  # the bench measures the loss itself
         "output": {"uri": f"file://{work}/out/{name}"},
     }
-    result, secs = run_job(name, spec, work, eval_max=16)
+    result, secs = run_job(name, spec, work, eval_max=16, uid=uid)
     return work / "out" / name, result, secs
 
 

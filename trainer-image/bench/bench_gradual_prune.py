@@ -20,8 +20,8 @@ HERE = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE / "bench"))
 
-from jobrun import BASE, BASE_REF, run_job  # noqa: E402
-from whisperops_trainer import suites  # noqa: E402
+from bench_compress import train  # noqa: E402
+from jobrun import BASE, BASE_REF  # noqa: E402
 from whisperops_trainer.compress import build_empty, head_layout  # noqa: E402
 
 
@@ -44,21 +44,10 @@ def main() -> int:
     model_ref, heads = dict(BASE_REF), sum(sum(v) for v in head_layout(build_empty(BASE, meta=True)).values())
     for i, cut in enumerate(cuts, 1):
         name = f"step{i}"
-        spec = {
-            "baseModel": model_ref,
-            "dataset": {"scenario": "general",
-                        "synthesize": {"corpusUri": f"file://{suites.shared_data()}/general/general_corpus.txt",
-                                       "scenario": "general", "maxUtterances": a.utterances}},
-            "method": {"type": "full"},
-            "training": {"learningRate": a.lr, "batchSize": 16, "epochs": a.epochs / len(cuts), "seed": 42},
-            "compression": {"headPruning": {"fraction": cut / heads, "importanceSamples": 64, "selection": "ablation",
-                                            "kindWeights": kw},
-                            "distillation": {"teacherUri": f"file://{BASE}", "temperature": 2.0, "klWeight": 0.5,
-                                             "ceWeight": 0.5}},
-            "export": {"onnx": True, "quantization": "int8", "maxWerIncrease": 1.0},
-            "output": {"uri": f"file://{work}/out/{name}"},
-        }
-        r, secs = run_job(name, spec, work, eval_max=16, uid=f"bench-gradual-{i}")
+        comp = {"headPruning": {"fraction": cut / heads, "importanceSamples": 64, "selection": "ablation", "kindWeights": kw},
+                "distillation": {"teacherUri": f"file://{BASE}", "temperature": 2.0, "klWeight": 0.5, "ceWeight": 0.5}}
+        _, r, secs = train(name, comp, "full", a.lr, a, work, base=model_ref, epochs=a.epochs / len(cuts),
+                           uid=f"bench-gradual-{i}")
         c = r["compression"]
         print(f"{name}: {c['headsBefore']} → {c['headsAfter']} heads in {secs:.0f} s", flush=True)
         res["runs"].append({"name": name, "result": r, "seconds": round(secs, 1)})

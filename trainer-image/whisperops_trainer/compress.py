@@ -151,9 +151,11 @@ def hidden_state_loss(student_out, teacher_out, labels):
     positions (labels != -100); both outputs from forward(..., output_hidden_states=True). Normalising by
     the teacher's energy keeps deep residual streams (larger norms) from dominating the mean
     (intermediate-layer distillation in the manner of TinyBERT, Jiao et al. 2020)."""
+    import torch
+
     mask = (labels != -100).unsqueeze(-1)
     terms = []
-    for side, m in (("encoder", None), ("decoder", mask)):
+    for side, w in (("encoder", 1.0), ("decoder", mask.float())):
         hs_s = getattr(student_out, f"{side}_hidden_states")
         hs_t = getattr(teacher_out, f"{side}_hidden_states")
         if hs_s is None or hs_t is None:
@@ -163,12 +165,7 @@ def hidden_state_loss(student_out, teacher_out, labels):
                              f"the student's ({hs_s[-1].shape[-1]})")
         for si, ti in layer_pairs(len(hs_t) - 1, len(hs_s) - 1):
             s, t = hs_s[si].float(), hs_t[ti].float()
-            w = m.to(s.dtype) if m is not None else None
-            err = (s - t).pow(2) if w is None else (s - t).pow(2) * w
-            ref = t.pow(2) if w is None else t.pow(2) * w
-            terms.append(err.sum() / ref.sum().clamp_min(1e-12))
-    import torch
-
+            terms.append(((s - t).pow(2) * w).sum() / (t.pow(2) * w).sum().clamp_min(1e-12))
     return torch.stack(terms).mean()
 
 

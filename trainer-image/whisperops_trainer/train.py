@@ -44,8 +44,7 @@ class TrainConfig:
     distill_temperature: float = 2.0
     distill_kl_weight: float = 0.5
     distill_ce_weight: float = 0.5
-    # weight of the hidden-state term (compress.hidden_state_loss): each student layer's output against its
-    # teacher layer's; 0 = logits only
+    # weight of the hidden-state term (compress.hidden_state_loss, pairs by compress.layer_pairs); 0 = logits only
     distill_hidden_weight: float = 0.0
     # quantization-aware training (spec.compression.quantizationAware): training utterances the
     # activation ranges are calibrated on before training; 0 = off (qat.py)
@@ -268,6 +267,7 @@ def train(model_dir: str, stages: Sequence[tuple[str, Sequence[Sample]]], cfg: T
     losses: list[float] = []
     role_losses: list[float] = []
     hidden_losses: list[float] = []
+    hidden = teacher is not None and cfg.distill_hidden_weight > 0  # forward passes return hidden states
     t0 = time.time()
     pad = int(tok.eos_token_id)
     for si, (name, samples) in enumerate(stages):
@@ -289,7 +289,6 @@ def train(model_dir: str, stages: Sequence[tuple[str, Sequence[Sample]]], cfg: T
                 feats = spec_augment(feats, batch["frames"].tolist(), mask_gen, a.mask_time_prob, a.mask_time_length,
                                      a.mask_feature_prob, a.mask_feature_length)
             with acc.accumulate(model):
-                hidden = teacher is not None and cfg.distill_hidden_weight > 0
                 out = model(input_features=feats, decoder_input_ids=batch["decoder_input_ids"], labels=batch["labels"],
                             output_hidden_states=hidden)
                 loss = out.loss
