@@ -18,7 +18,7 @@ import { DEPLOYMENT_LABEL } from '../../operator/src/inferencedeployment/retrain
 import type { OperatorProcess } from '../../operator/testing/operator-process.js';
 import { adminClient, operatorServiceAccount, startOperator } from '../../operator/testing/operator-process.js';
 import { applyCrds, createTestNamespace, deleteTestNamespace, edgeTaint, eventually, kubectl, objectStore, prometheusUrl, s3Client } from '../cluster/index.js';
-import { eventTimeline, readyAgentUrls, startTraffic } from '../fixtures/loop.js';
+import { allAgentsList, eventTimeline, failuresOf, readyAgentUrls, startTraffic } from '../fixtures/loop.js';
 import { generalReplayCorpus, heldOutGeneralSentences, heldOutMedicalSentences, MEDICAL_VOICES, medicalSynthesisCorpus, trafficMedicalSentences } from '../fixtures/medical.js';
 import { embeddedModelRef } from '../fixtures/models.js';
 
@@ -196,7 +196,7 @@ describe('the closed loop (real agents, Prometheus, S3 store, trainer pod)', () 
       }, 240_000, 1000);
     } finally {
       const report = await traffic.stop();
-      expect(report.failures).toBe(0);
+      expect(failuresOf(report)).toEqual({ failures: 0, statuses: {}, firstErrors: [] });
       process.stdout.write(`closed loop: ${report.requests} requests, ${report.failures} failed; per version ${JSON.stringify(report.perVersion)}\n`);
     }
     expect(d.status?.stable).toMatchObject({ version: expect.stringMatching(/.+/) as unknown as string, source: `FineTuneJob/${NAME}-retrain-1` });
@@ -215,6 +215,8 @@ describe('the closed loop (real agents, Prometheus, S3 store, trainer pod)', () 
     // Full fine-tuning at a learning rate 100× too high for 6 steps: a genuinely worse model.
     await applyDeployment('harmful', { learningRate: 0.01, maxSteps: 6, method: 'full' }, 2);
     await eventually('harmful served', async () => (cond(await get('harmful'), 'Ready')?.status === 'True' ? true : undefined), 120_000, 1000);
+    // Ready says one agent serves it; the traffic below goes to both.
+    await eventually('both agents list harmful', async () => ((await allAgentsList(await agentUrls(), 'harmful')) ? true : undefined), 60_000, 500);
     const general = generalReplayCorpus().filter((x) => x.split(' ').length >= 5 && x.split(' ').length <= 10).slice(40, 80);
     const traffic = startTraffic({ urls: agentUrls, model: 'harmful', streams: [{ sentences: trafficMedicalSentences(40), scenario: 'medical', voices: MEDICAL_VOICES }, { sentences: general, scenario: 'general', voices: MEDICAL_VOICES }], concurrency: 2, deadlineMs: 540_000 });
     let d: InferenceDeployment;
@@ -238,7 +240,7 @@ describe('the closed loop (real agents, Prometheus, S3 store, trainer pod)', () 
       }, 240_000, 1000);
     } finally {
       const report = await traffic.stop();
-      expect(report.failures).toBe(0);
+      expect(failuresOf(report)).toEqual({ failures: 0, statuses: {}, firstErrors: [] });
     }
     expect(d.status?.stable).toMatchObject({ version: 'tiny-whisper-synth-1.0.0', source: 'spec' });
     expect(d.status?.candidate).toMatchObject({ weight: 0, lastVerdict: 'Failed', source: `FineTuneJob/harmful-retrain-1` });
