@@ -11,8 +11,10 @@
 // Env: BENCH_DYNAMIC_DIR (default the embedded model), BENCH_STATIC_DIR (default the static fixture of the
 // embedded model: edge-agent/src/testing/static-int8.ts), BENCH_ROUNDS=3, BENCH_REQUESTS=96,
 // BENCH_WORKERS=2, BENCH_STATIC_BATCHES (comma-separated --max-batch values the static model also runs at), BENCH_OUT (JSON file).
+import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { availableParallelism, loadavg } from 'node:os';
+import { availableParallelism, cpus, loadavg } from 'node:os';
+import { join } from 'node:path';
 import { resample } from '../src/audio/resample.js';
 import { decodeWav, encodeWav16 } from '../src/audio/wav.js';
 import { ensureStaticInt8Model } from '../src/testing/static-int8.js';
@@ -50,6 +52,21 @@ async function transcribe(url: string, wav: Uint8Array): Promise<{ ms: number; t
   const body = (await r.json()) as { text?: string };
   if (r.status !== 200) throw new Error(`HTTP ${r.status}: ${JSON.stringify(body)}`);
   return { ms: performance.now() - t0, text: body.text ?? '' };
+}
+
+/**
+ * The CPU model and the vector extensions int8 kernels use: the static / dynamic ratio depends on them
+ * (ORT's int8 GEMMs use VNNI where the CPU has it), so a figure is only comparable on a like machine.
+ */
+function cpuDescription(): string {
+  let flags: string[] = [];
+  try {
+    flags = (/^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '').trim().split(/\s+/);
+  } catch {
+    // not Linux: the model name alone
+  }
+  const isa = ['avx2', 'avx512f', 'avx512_vnni', 'avx_vnni', 'amx_int8'].filter((f) => flags.includes(f));
+  return `${cpus()[0]?.model ?? 'cpu'}${isa.length ? ` (${isa.join(' ')})` : ''}`;
 }
 
 /** CPU seconds (user + system) of a process so far, all its threads (the agent's workers included). */
@@ -138,9 +155,14 @@ async function main(): Promise<void> {
   }]));
   const dyn = summary.dynamic?.clipsPerSecondMedian ?? NaN;
   const out = {
-    when: new Date().toISOString(), cores: availableParallelism(), workers: Number(workers), threads: 1, streams: STREAMS, clipSeconds: CLIP_SECONDS,
-    requestsPerRound: requests, rounds, clips: cs.length, staticDir, dynamicDir, summary,
+    when: new Date().toISOString(), cpu: cpuDescription(), cores: availableParallelism(), workers: Number(workers), threads: 1, streams: STREAMS, clipSeconds: CLIP_SECONDS,
+    requestsPerRound: requests, rounds, clips: cs.length, staticDir, dynamicDir,
+    // the static graphs' digests: a fixture built on another machine calibrates slightly other ranges
+    staticOnnxSha256: Object.fromEntries(['encoder_model_quantized.onnx', 'decoder_model_merged_quantized.onnx'].map((f) => [f, createHash('sha256').update(readFileSync(join(staticDir, 'onnx', f))).digest('hex').slice(0, 16)])),
+    summary,
     staticOverDynamic: +((summary.static?.clipsPerSecondMedian ?? NaN) / dyn).toFixed(3),
+    // each round's ratio (the variants of a round ran back to back, so they saw the same load)
+    staticOverDynamicByRound: (summary.static?.clipsPerSecond ?? []).map((s, i) => +(s / (summary.dynamic?.clipsPerSecond[i] ?? NaN)).toFixed(3)),
     // CPU time per clip is what bounds throughput on a machine of its own; on a shared one it is steadier than wall time
     staticOverDynamicByCpu: +((summary.dynamic?.agentCpuMsPerClipMedian ?? NaN) / (summary.static?.agentCpuMsPerClipMedian ?? NaN)).toFixed(3),
     ...(summary['qat-static'] ? { qatStaticOverDynamicByCpu: +((summary.dynamic?.agentCpuMsPerClipMedian ?? NaN) / summary['qat-static'].agentCpuMsPerClipMedian).toFixed(3) } : {}),
