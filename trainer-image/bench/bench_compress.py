@@ -3,7 +3,7 @@ head-pruned model (40 % of all attention heads: encoder self, decoder self, cros
 real `run` command (spec.compression) on synthesized general speech, then measured on the same held-out
 speech: parameters, attention heads, ONNX size (fp32 / INT8), CPU latency per utterance at batch 1 with
 the agent's greedy decoding loop (onnx_infer; all models interleaved, so machine load hits them alike),
-WER per scenario. --only picks the compressed models (distilled, distilled-hidden, pruned, pruned-kd); --work keeps the models for
+WER per scenario. --only picks the compressed models (distilled, distilled-hidden, pruned, pruned-kd; kd-self: pruned-kd's recovery without pruning); --work keeps the models for
 scripts/bench-compressed-agent.ts.
 
   python bench/bench_compress.py [--only pruned] [--utterances 320] [--epochs 2] [--n 30] [--work DIR]
@@ -63,6 +63,8 @@ def main() -> int:
     ap.add_argument("--kind-weights", default=None, help="headPruning.kindWeights, e.g. encoder=1,decoder=8,cross=1")
     ap.add_argument("--hidden-weight", type=float, default=1.0, help="distillation.hiddenWeight of the distilled-hidden run")
     ap.add_argument("--prune-hidden-weight", type=float, default=0.0, help="distillation.hiddenWeight of the pruned-kd run")
+    ap.add_argument("--prune-kl-weight", type=float, default=0.5, help="distillation.klWeight of the pruned-kd run")
+    ap.add_argument("--prune-ce-weight", type=float, default=0.5, help="distillation.ceWeight of the pruned-kd run")
     ap.add_argument("--models", default=None,
                     help="NAME=DIR,...: measure these already trained models beside the uncompressed one instead of training (--only is ignored)")
     ap.add_argument("--work", default=None)
@@ -87,8 +89,12 @@ def main() -> int:
         "pruned": ({"headPruning": prune}, "full", a.prune_lr),
         # the same pruning, recovered by distillation from the unpruned model (KL on soft logits + CE)
         "pruned-kd": ({"headPruning": prune,
-                       "distillation": {"temperature": 2.0, "klWeight": 0.5, "ceWeight": 0.5,
+                       "distillation": {"temperature": 2.0, "klWeight": a.prune_kl_weight, "ceWeight": a.prune_ce_weight,
                                         "hiddenWeight": a.prune_hidden_weight}}, "full", a.prune_lr),
+        # pruned-kd's recovery without the pruning: a "student" with all 4 of the embedded model's encoder
+        # layers is the teacher itself, so this measures what the recovery fine-tune alone does to WER
+        "kd-self": ({"distillation": {"encoderLayers": 4, "temperature": 2.0, "klWeight": a.prune_kl_weight,
+                                      "ceWeight": a.prune_ce_weight}}, "full", a.prune_lr),
     }
     runs = {k: v for k, v in runs.items() if k in a.only.split(",")} if not a.models else {}
     for name, d in (kv.split("=", 1) for kv in (a.models.split(",") if a.models else [])):
