@@ -91,9 +91,10 @@ def main() -> int:
         "pruned-kd": ({"headPruning": prune,
                        "distillation": {"temperature": 2.0, "klWeight": a.prune_kl_weight, "ceWeight": a.prune_ce_weight,
                                         "hiddenWeight": a.prune_hidden_weight}}, "full", a.prune_lr),
-        # pruned-kd's recovery without the pruning: a "student" with all 4 of the embedded model's encoder
-        # layers is the teacher itself, so this measures what the recovery fine-tune alone does to WER
-        "kd-self": ({"distillation": {"encoderLayers": 4, "temperature": 2.0, "klWeight": a.prune_kl_weight,
+        # pruned-kd's recovery without the pruning: a "student" with all of the model's encoder layers is
+        # the teacher itself, so this measures what the recovery fine-tune alone does to WER
+        "kd-self": ({"distillation": {"encoderLayers": int(build_empty(BASE, meta=True).config.encoder_layers),
+                                      "temperature": 2.0, "klWeight": a.prune_kl_weight,
                                       "ceWeight": a.prune_ce_weight}}, "full", a.prune_lr),
     }
     runs = {k: v for k, v in runs.items() if k in a.only.split(",")} if not a.models else {}

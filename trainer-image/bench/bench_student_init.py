@@ -1,6 +1,6 @@
 """How far from the teacher a distillation student starts: students of the embedded model cut by
 compress.make_student (layers by spread(), FFN neurons by weight norm) and the same shapes with the FFN
-neurons chosen by activation instead (mean |fc2 input| over 64 training utterances × ||fc2 column||, as
+neurons chosen by activation instead (make_student's ffn_activation) (mean |fc2 input| over 64 training utterances × ||fc2 column||, as
 Minitron ranks width), each measured before any training: teacher-forced loss on those 64 utterances
 and greedy WER on held-out general speech.
 
@@ -62,30 +62,14 @@ def main() -> int:
     teacher_loss = tf_loss(teacher)
     for h in hooks:
         h.remove()
-    src = teacher.state_dict()
-
-    def by_activation(student, plan) -> None:
-        """Replace the student's FFN rows/columns with the teacher neurons of largest activation × norm."""
-        sd = student.state_dict()
-        for side, layers in (("encoder", plan.encoder_layers), ("decoder", plan.decoder_layers)):
-            for i, t in enumerate(layers):
-                pre, spre = f"model.{side}.layers.{t}.", f"model.{side}.layers.{i}."
-                s, n = sums[pre]
-                score = (s / n) * src[pre + "fc2.weight"].norm(dim=0)
-                idx = torch.sort(torch.topk(score, plan.ffn_dim).indices).values
-                sd[spre + "fc1.weight"] = src[pre + "fc1.weight"].index_select(0, idx)
-                sd[spre + "fc1.bias"] = src[pre + "fc1.bias"].index_select(0, idx)
-                sd[spre + "fc2.weight"] = src[pre + "fc2.weight"].index_select(1, idx)
-        student.load_state_dict(sd, strict=True)
+    activation = {k: v / n for k, (v, n) in sums.items()}
 
     total = sum(p.numel() for p in teacher.parameters())
     res: dict = {"utterancesLoss": len(cal), "nWer": a.n, "teacher": {"params": total, "loss": round(teacher_loss, 3), "wer": round(wer(teacher), 4)}, "students": []}
     print("teacher", res["teacher"], flush=True)
     for e, d, f in SHAPES:
         for sel in ("weight-norm", "activation") if f is not None else ("weight-norm",):
-            student, plan = compress.make_student(teacher, e, d, f)
-            if sel == "activation":
-                by_activation(student, plan)
+            student, plan = compress.make_student(teacher, e, d, f, activation if sel == "activation" else None)
             n = sum(p.numel() for p in student.parameters())
             row = {"shape": plan.to_json(), "ffnSelection": sel, "params": n, "fraction": round(n / total, 3),
                    "loss": round(tf_loss(student), 3), "wer": round(wer(student), 4)}

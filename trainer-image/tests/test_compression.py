@@ -111,6 +111,31 @@ def test_student_is_smaller_and_initialised_from_the_teachers_layers(tiny_teache
     assert student.proj_out.weight.data_ptr() == student.model.decoder.embed_tokens.weight.data_ptr()
 
 
+def test_student_ffn_neurons_follow_the_given_activations(tiny_teacher):
+    """With ffn_activation the neurons kept are those of largest activation × ||fc2 column||, not weight norm."""
+    import torch
+
+    from whisperops_trainer.compress import ffn_keep, make_student
+
+    t = tiny_teacher
+    width = t.config.encoder_ffn_dim
+    # the neurons weight norm would drop, made the most active: exactly they must be kept
+    act = {}
+    for side in ("encoder", "decoder"):
+        for i, layer in enumerate(getattr(t.model, side).layers):
+            by_norm = set(ffn_keep(layer.fc1.weight, layer.fc2.weight, width // 2).tolist())
+            a = torch.full((width,), 1e-6)
+            a[[j for j in range(width) if j not in by_norm]] = 1e6
+            act[f"model.{side}.layers.{i}."] = a
+    student, plan = make_student(t, encoder_layers=2, decoder_layers=2, ffn_dim=width // 2, ffn_activation=act)
+    for si, ti in enumerate(plan.decoder_layers):
+        t_l, s_l = t.model.decoder.layers[ti], student.model.decoder.layers[si]
+        dropped = [j for j in range(width) if act[f"model.decoder.layers.{ti}."][j] > 1]
+        assert torch.equal(s_l.fc1.weight, t_l.fc1.weight[dropped])
+        assert torch.equal(s_l.fc1.bias, t_l.fc1.bias[dropped])
+        assert torch.equal(s_l.fc2.weight, t_l.fc2.weight[:, dropped])
+
+
 def test_a_layer_only_student_computes_what_the_teachers_layers_compute(tiny_teacher):
     """A student with every layer (nothing cut) is the teacher: same logits."""
     import torch

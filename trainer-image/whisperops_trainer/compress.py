@@ -27,11 +27,12 @@ def spread(n_teacher: int, n_student: int) -> list[int]:
     return [round(i * (n_teacher - 1) / (n_student - 1)) for i in range(n_student)]
 
 
-def ffn_keep(fc1_w, fc2_w, k: int):
-    """Indices (sorted) of the k feed-forward neurons with the largest ||fc1 row|| · ||fc2 column||."""
+def ffn_keep(fc1_w, fc2_w, k: int, activation=None):
+    """Indices (sorted) of the k feed-forward neurons with the largest ||fc1 row|| · ||fc2 column||, or,
+    given each neuron's mean |activation| on data (the input of fc2), activation · ||fc2 column||."""
     import torch
 
-    score = fc1_w.norm(dim=1) * fc2_w.norm(dim=0)
+    score = (fc1_w.norm(dim=1) if activation is None else activation) * fc2_w.norm(dim=0)
     return torch.sort(torch.topk(score, k).indices).values
 
 
@@ -49,10 +50,12 @@ _LAYER = re.compile(r"^model\.(encoder|decoder)\.layers\.(\d+)\.(.*)$")
 
 
 def make_student(model, encoder_layers: int | None = None, decoder_layers: int | None = None,
-                 ffn_dim: int | None = None):
+                 ffn_dim: int | None = None, ffn_activation: dict[str, Any] | None = None):
     """(student, plan): a copy of `model` (a WhisperForConditionalGeneration) with the given numbers
     of layers and FFN width, every weight taken from the model — layers by spread(), FFN neurons by
-    ffn_keep() per layer; embeddings, convolutions, positions and final norms as they are."""
+    ffn_keep() per layer (by weight norm, or by `ffn_activation`: mean |fc2 input| per neuron, keyed by
+    the model's layer prefix "model.{encoder|decoder}.layers.{i}."); embeddings, convolutions, positions
+    and final norms as they are."""
     import torch
     from transformers import WhisperForConditionalGeneration
 
@@ -93,7 +96,8 @@ def make_student(model, encoder_layers: int | None = None, decoder_layers: int |
         w = src[prefix + rest]
         if rest.startswith(("fc1.", "fc2.")) and w.shape != p.shape:
             if prefix not in keep_cache:
-                keep_cache[prefix] = ffn_keep(src[prefix + "fc1.weight"], src[prefix + "fc2.weight"], width)
+                keep_cache[prefix] = ffn_keep(src[prefix + "fc1.weight"], src[prefix + "fc2.weight"], width,
+                                              (ffn_activation or {}).get(prefix))
             idx = keep_cache[prefix]
             w = w.index_select(1, idx) if rest == "fc2.weight" else w.index_select(0, idx)
         out[name] = w.detach().clone()
